@@ -1,0 +1,74 @@
+"""The one error hierarchy of hanlab (DESIGN.md, Conventions: Errors).
+
+Every error a user can cause carries the thing it is about (file, field, byte offset,
+device) and, where there is one, what to do about it. The CLI prints ``str(error)`` as
+one line and exits with status 2 for bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HanlabError(Exception):
+    """Base of every error hanlab raises on purpose.
+
+    Args:
+        message: what went wrong, naming the file, field or offset.
+        hint: what the user can do about it, or ``None``.
+    """
+
+    exit_status = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class BadInputError(HanlabError):
+    """The user gave input that cannot be used: the CLI exits with status 2."""
+
+    exit_status = 2
+
+
+class ConfigError(BadInputError):
+    """A lab, rig or secrets file is invalid.
+
+    Args:
+        problems: one line per problem, each ``file:line: field: message``.
+    """
+
+    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        head = self.problems[0] if len(self.problems) == 1 else (
+            f"{len(self.problems)} problems: " + "; ".join(self.problems)
+        )
+        super().__init__(head, hint=hint)
+
+
+class CaptureFormatError(BadInputError):
+    """A capture file cannot be read (from a given byte offset on).
+
+    Args:
+        path: the capture file.
+        offset: byte offset in the file where reading stopped.
+        reason: the cause, e.g. ``"truncated block"`` or ``"unknown link type 1"``.
+    """
+
+    def __init__(self, path: Path | str, offset: int, reason: str, *, hint: str | None = None):
+        self.path = Path(path)
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"{self.path}: at byte {offset}: {reason}", hint=hint)
+
+
+class SourceError(HanlabError):
+    """A frame source failed (device gone, file unreadable); the supervisor may retry it."""
+
+
+class BrokerError(HanlabError):
+    """The MQTT broker cannot be reached or refused the connection."""

@@ -1,0 +1,123 @@
+"""The interface every frame source (sniffer driver) implements.
+
+A source turns one sniffer, radio, file or emulated medium into batches of
+:class:`~hanlab.frames.Frame`. The daemon's supervisor owns restarts: a source raises
+:class:`~hanlab.errors.SourceError` when its device fails and the supervisor decides what
+to do (STYLE.md §8: reconnection is explicit supervision, not buried in drivers).
+
+Contract:
+
+* ``async with source:`` opens it (``start``) and always closes it (``stop``); ``stop`` is
+  safe to call twice.
+* ``async for batch in source.batches():`` yields non-empty lists of frames in arrival
+  order; iteration ends when the source is exhausted (end of a replayed file), and raises
+  :class:`~hanlab.errors.SourceError` when the device fails.
+* ``report`` receives :class:`SourceEvent` notices (gap, counters) while it runs.
+* ``counters`` holds the source's own counts (e.g. ``out_of_order``, ``bad_lines``).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict
+
+from hanlab.frames import Band, FrameBatch
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """A notice from a source or about it (MQTT kind ``source``).
+
+    Attributes:
+        kind: ``started``, ``stopped``, ``finished``, ``failed``, ``gap`` or ``info``.
+        sniffer_id: the sniffer it is about.
+        ts_ns: when it happened, ns since the UNIX epoch.
+        detail: JSON-serialisable facts (reason, ``gap_start_ns``, ``gap_end_ns``, counts).
+    """
+
+    kind: str
+    sniffer_id: str
+    ts_ns: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+EventReporter = Callable[[SourceEvent], None]
+
+
+def now_ns() -> int:
+    """Host UTC time in ns since the UNIX epoch."""
+    return time.time_ns()
+
+
+class DriverSettings(BaseModel):
+    """Base of every driver's ``settings`` model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What a source needs to know about the sniffer it serves.
+
+    Attributes:
+        sniffer_id: the configured id.
+        band, page, channel: the configured band, channel page and channel.
+        settings: the driver's validated settings model.
+        rig: the rig the sniffer belongs to.
+    """
+
+    sniffer_id: str
+    band: Band
+    page: int
+    channel: int
+    settings: DriverSettings
+    rig: str = ""
+
+
+class FrameSource(abc.ABC):
+    """Base class of every sniffer driver. See the module docstring for the contract."""
+
+    #: the driver's settings model, used to validate ``settings`` in rig files.
+    Settings: ClassVar[type[DriverSettings]] = DriverSettings
+
+    def __init__(self, spec: SourceSpec, report: EventReporter | None = None) -> None:
+        self.spec = spec
+        self.report: EventReporter = report or (lambda _event: None)
+        self.counters: dict[str, int] = {}
+
+    @property
+    def sniffer_id(self) -> str:
+        """The configured id of the sniffer this source serves."""
+        return self.spec.sniffer_id
+
+    def emit(self, kind: str, **detail: Any) -> None:
+        """Report a :class:`SourceEvent` of ``kind`` with ``detail``, stamped now."""
+        self.report(SourceEvent(kind, self.spec.sniffer_id, now_ns(), detail))
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open the device or file. Raises :class:`~hanlab.errors.SourceError`."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close the device or file; safe to call twice."""
+
+    @abc.abstractmethod
+    def batches(self) -> AsyncIterator[FrameBatch]:
+        """Yield non-empty frame batches until exhausted; see the module docstring."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
