@@ -1,0 +1,109 @@
+"""The capture sink: one rig's frames to pcapng, one rotating file set per band.
+
+It flushes whenever its queue is empty, when 256 KiB are pending, and at least every
+``flush_interval_s`` of wall time, so frames received more than that long before a
+``kill -9`` are on disk (the page cache survives the process).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hanlab.capture.rotation import BandCaptureFiles
+from hanlab.events.bus import CLOSED, BusEvent, Subscription
+from hanlab.frames import Band, Frame
+from hanlab.sources.base import SourceEvent
+
+FLUSH_PENDING_BYTES = 256 * 1024
+
+
+class CaptureSink:
+    """Writes the frames of one rig's bus to per-band pcapng files.
+
+    Args:
+        subscription: the sink's bus subscription.
+        folder: output folder.
+        rig: rig name.
+        descriptions: sniffer id -> interface description.
+        rotate_size_bytes, rotate_duration_s: rotation limits (``None``: never).
+        flush_interval_s: longest time assembled blocks stay in memory.
+    """
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        folder: Path,
+        rig: str,
+        descriptions: dict[str, str],
+        rotate_size_bytes: int | None = None,
+        rotate_duration_s: float | None = None,
+        flush_interval_s: float = 0.25,
+    ) -> None:
+        self.subscription = subscription
+        self.flush_interval_s = flush_interval_s
+        self.bands: dict[Band, BandCaptureFiles] = {
+            band: BandCaptureFiles(
+                folder, rig, band, descriptions, rotate_size_bytes, rotate_duration_s
+            )
+            for band in Band
+        }
+        self._sniffer_band: dict[str, Band] = {}
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written so far, per band in order of creation."""
+        return [p for files in self.bands.values() for p in files.files]
+
+    def _write(self, batch: list[Frame]) -> None:
+        band = batch[0].band
+        if all(f.band is band for f in batch):
+            self.bands[band].write(batch)
+        else:
+            for b in Band:
+                part = [f for f in batch if f.band is b]
+                if part:
+                    self.bands[b].write(part)
+        self._sniffer_band[batch[0].sniffer_id] = batch[-1].band
+
+    def _event(self, event: SourceEvent | BusEvent) -> None:
+        if isinstance(event, SourceEvent) and event.kind == "gap":
+            band = self._sniffer_band.get(event.sniffer_id)
+            if band is None:
+                return
+            d = event.detail
+            self.bands[band].write_gap(
+                event.sniffer_id, int(d.get("gap_start_ns", event.ts_ns)),
+                int(d.get("gap_end_ns", event.ts_ns)), str(d.get("reason", "")),
+            )
+
+    def flush(self) -> None:
+        """Write every pending block of every band."""
+        for files in self.bands.values():
+            files.flush()
+
+    async def run(self) -> None:
+        """Consume the subscription until the bus closes; always closes the files."""
+        queue = self.subscription.queue
+        last_flush = time.monotonic()
+        try:
+            while True:
+                if queue.empty():
+                    self.flush()
+                    last_flush = time.monotonic()
+                item = await queue.get()
+                if item is CLOSED:
+                    break
+                if isinstance(item, list):
+                    self._write(item)
+                elif isinstance(item, SourceEvent | BusEvent):
+                    self._event(item)
+                now = time.monotonic()
+                if now - last_flush >= self.flush_interval_s or any(
+                    f.pending_bytes >= FLUSH_PENDING_BYTES for f in self.bands.values()
+                ):
+                    self.flush()
+                    last_flush = now
+        finally:
+            for files in self.bands.values():
+                files.close()

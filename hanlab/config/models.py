@@ -1,0 +1,219 @@
+"""Configuration models (pydantic v2): lab, rig, device, sniffer, broker, capture.
+
+A lab file lists rig files; each rig file describes one meter set: its Communications Hub
+variant, devices, sniffers, broker and capture settings. Keys and install codes live in a
+separate secrets file referenced by ``secrets:`` (see :mod:`hanlab.config.loader`).
+Relative paths are relative to the file that names them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from hanlab.errors import BadInputError
+from hanlab.frames import Band, band_of
+
+_SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+def normalise_eui64(value: str) -> str:
+    """An EUI-64 in DUIS form ``00-DB-12-34-56-78-90-A0`` (upper case, hyphens).
+
+    Accepts hyphens, colons or no separators. Raises ValueError otherwise.
+    """
+    digits = re.sub(r"[-:\s]", "", str(value))
+    if not re.fullmatch(r"[0-9A-Fa-f]{16}", digits):
+        raise ValueError(f"{value!r} is not an EUI-64 (16 hex digits, e.g. 00-DB-12-34-56-78-90-A0)")
+    digits = digits.upper()
+    return "-".join(digits[i : i + 2] for i in range(0, 16, 2))
+
+
+EUI64 = Annotated[str, AfterValidator(normalise_eui64)]
+Slug = Annotated[str, Field(pattern=_SLUG)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceRole(str, Enum):
+    """GB smart metering HAN device roles (SMETS2 / GBCS device types)."""
+
+    CHF = "CHF"
+    GPF = "GPF"
+    ESME = "ESME"
+    GSME = "GSME"
+    IHD = "IHD"
+    PPMID = "PPMID"
+    HCALCS = "HCALCS"
+    HHT = "HHT"
+
+
+class ChVariant(str, Enum):
+    """Communications Hub variant: 2.4 GHz only, or 2.4 GHz plus GB sub-GHz."""
+
+    SINGLE_BAND = "single_band"
+    DUAL_BAND = "dual_band"
+
+
+class DeviceConfig(_Model):
+    """One device of a rig."""
+
+    role: DeviceRole
+    eui64: EUI64
+    band: Band = Band.GHZ_2_4
+    name: str | None = None
+    model: str = ""
+    firmware_version: str = ""
+
+
+class SnifferConfig(_Model):
+    """One sniffer (or radio) of a rig.
+
+    Attributes:
+        id: unique within the rig; becomes the pcapng interface name.
+        driver: a name from :data:`hanlab.sources.DRIVERS`.
+        page, channel: channel page and channel (page 0: 11-26; pages 28-31: GB sub-GHz).
+        settings: driver-specific settings, validated against the driver's model.
+    """
+
+    id: Slug
+    driver: str
+    page: int = 0
+    channel: int = 11
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _channel_on_page(self) -> SnifferConfig:
+        try:
+            band_of(self.page, self.channel)
+        except BadInputError as exc:
+            raise ValueError(exc.message) from exc
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def band(self) -> Band:
+        """The band of this sniffer's page and channel."""
+        return band_of(self.page, self.channel)
+
+    def description(self) -> str:
+        """``<band> page <p> channel <c>`` for the pcapng interface description."""
+        return f"{self.band.value} page {self.page} channel {self.channel}"
+
+
+class BrokerConfig(_Model):
+    """MQTT broker. With no ``host``, hanlab starts its embedded broker on 127.0.0.1.
+
+    Attributes:
+        host: broker host name; ``None`` for the embedded broker.
+        port: TCP port (embedded broker listens here too).
+        username: optional user name; the password comes from the secrets file.
+        keepalive_s: MQTT keep-alive in seconds.
+        buffer_events: events kept while the broker is away (oldest dropped, counted).
+        reconnect_max_s: longest wait between reconnection attempts.
+    """
+
+    host: str | None = None
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    keepalive_s: int = Field(30, ge=5)
+    buffer_events: int = Field(100_000, ge=1)
+    reconnect_max_s: float = Field(10.0, gt=0)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether hanlab runs its own broker."""
+        return self.host is None
+
+
+class CaptureConfig(_Model):
+    """Where and how pcapng files are written.
+
+    Attributes:
+        folder: output folder.
+        rotate_size_mb: start a new file at this size (MiB); ``None`` never.
+        rotate_duration_s: start a new file after this much time; ``None`` never.
+        flush_interval_s: longest time frames stay in memory before reaching the file.
+    """
+
+    folder: Path = Path("captures")
+    rotate_size_mb: float | None = Field(100.0, gt=0)
+    rotate_duration_s: float | None = Field(3600.0, gt=0)
+    flush_interval_s: float = Field(0.25, gt=0, le=1.0)
+
+
+class RigConfig(_Model):
+    """One rig (meter set). Loaded from ``rigs/<name>.yaml``."""
+
+    name: Slug
+    ch_variant: ChVariant = ChVariant.SINGLE_BAND
+    description: str = ""
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    sniffers: list[SnifferConfig] = Field(min_length=1)
+    broker: BrokerConfig | None = None
+    capture: CaptureConfig = CaptureConfig()
+    secrets: Path | None = None
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_devices(cls, devices: list[DeviceConfig]) -> list[DeviceConfig]:
+        seen: set[str] = set()
+        for d in devices:
+            if d.eui64 in seen:
+                raise ValueError(f"EUI-64 {d.eui64} appears twice")
+            seen.add(d.eui64)
+        return devices
+
+    @field_validator("sniffers")
+    @classmethod
+    def _unique_sniffers(cls, sniffers: list[SnifferConfig]) -> list[SnifferConfig]:
+        seen: set[str] = set()
+        for s in sniffers:
+            if s.id in seen:
+                raise ValueError(f"sniffer id {s.id!r} appears twice")
+            seen.add(s.id)
+        return sniffers
+
+    @model_validator(mode="after")
+    def _bands_fit_variant(self) -> RigConfig:
+        if self.ch_variant is ChVariant.SINGLE_BAND:
+            for d in self.devices:
+                if d.band is Band.SUB_GHZ:
+                    raise ValueError(
+                        f"device {d.eui64} is on sub-GHz but the rig's CH is single band"
+                    )
+        return self
+
+
+class LabConfig(_Model):
+    """A lab: its rigs (rig files) and the broker they publish to."""
+
+    name: Slug = "lab"
+    rigs: list[Path] = Field(min_length=1)
+    broker: BrokerConfig = BrokerConfig()
+    capture_folder: Path | None = None
+
+
+class Lab(BaseModel):
+    """A loaded lab: the lab settings and every rig, each with the file it came from."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: LabConfig
+    rigs: list[RigConfig]
+    rig_files: list[Path]
+    driver_settings: dict[tuple[str, str], Any] = Field(default_factory=dict)

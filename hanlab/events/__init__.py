@@ -1,0 +1,1 @@
+"""Event bus, live statistics, MQTT publishing and the embedded broker."""

@@ -1,0 +1,171 @@
+"""MQTT publishing of one rig's events (aiomqtt), with buffering and reconnection.
+
+Topics are ``hanlab/v1/<lab>/<rig>/<kind>`` (DESIGN.md, Conventions). Every payload is a
+JSON object with the envelope ``schema`` (1), ``kind``, ``lab``, ``rig``, ``seq`` (per rig,
+strictly increasing from 1: a consumer detects loss by a gap and duplicates by a repeat)
+and ``ts_ns``, plus the event's own fields. ``status`` is retained; the connection's last
+will publishes a retained ``status`` with ``state: offline`` if hanlab dies.
+
+Events are queued (bounded by ``BrokerConfig.buffer_events``; the oldest is dropped and
+counted when full) and published in order with QoS 1. An event leaves the queue only
+once the broker acknowledged it, so a broker that goes away loses nothing: the
+publisher reconnects with exponential backoff and resumes from the first unacknowledged
+event (which the broker may then see twice). Reconnection is this class's explicit loop,
+not hidden in the client (STYLE.md §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import Any
+
+import aiomqtt
+
+from hanlab.config.models import BrokerConfig
+from hanlab.events.bus import CLOSED, BusEvent, Subscription
+from hanlab.sources.base import SourceEvent
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "hanlab/v1"
+
+
+def topic(lab: str, rig: str, kind: str) -> str:
+    """The MQTT topic of ``kind`` events of ``rig`` in ``lab``."""
+    return f"{TOPIC_ROOT}/{lab}/{rig}/{kind}"
+
+
+class MqttPublisher:
+    """Publishes the events of one rig's bus to MQTT.
+
+    Args:
+        subscription: the bus subscription (events only).
+        broker: broker settings; ``host`` ``None`` means the embedded broker on 127.0.0.1.
+        lab, rig: names used in topics and payloads.
+        status: extra fields of the retained ``online`` status (e.g. the sniffer list).
+        password: broker password from the secrets file, or ``None``.
+    """
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        broker: BrokerConfig,
+        lab: str,
+        rig: str,
+        status: dict[str, Any] | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.subscription = subscription
+        self.broker = broker
+        self.lab = lab
+        self.rig = rig
+        self.status_fields = status or {}
+        self.password = password
+        self.pending: deque[tuple[str, bytes, bool]] = deque()
+        self.seq = 0
+        self.published = 0
+        self.dropped = 0
+        self.connects = 0
+        self.connected = False
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    def _envelope(self, kind: str, payload: dict[str, Any]) -> bytes:
+        self.seq += 1
+        body = {"schema": SCHEMA_VERSION, "kind": kind, "lab": self.lab, "rig": self.rig,
+                "seq": self.seq, "ts_ns": time.time_ns(), **payload}
+        return json.dumps(body, separators=(",", ":"), default=str).encode()
+
+    def enqueue(self, kind: str, payload: dict[str, Any], retain: bool = False) -> None:
+        """Queue one event for publishing (never blocks; drops the oldest when full)."""
+        if len(self.pending) >= self.broker.buffer_events:
+            self.pending.popleft()
+            self.dropped += 1
+        self.pending.append((topic(self.lab, self.rig, kind),
+                             self._envelope(kind, payload), retain))
+        self._wake.set()
+
+    def _status(self, state: str, **extra: Any) -> dict[str, Any]:
+        return {"state": state, **self.status_fields, **extra}
+
+    async def _consume(self) -> None:
+        while True:
+            item = await self.subscription.get()
+            if item is CLOSED:
+                break
+            if isinstance(item, SourceEvent):
+                self.enqueue("source", asdict(item))
+            elif isinstance(item, BusEvent):
+                self.enqueue(item.kind, item.payload, item.retain)
+        self.enqueue("status", self._status("offline", reason="stopped"), retain=True)
+        self._closing = True
+        self._wake.set()
+
+    def _client(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(
+            topic(self.lab, self.rig, "status"),
+            json.dumps({"schema": SCHEMA_VERSION, "kind": "status", "lab": self.lab,
+                        "rig": self.rig, **self._status("offline", reason="connection lost")}),
+            qos=1, retain=True,
+        )
+        return aiomqtt.Client(
+            self.broker.host or "127.0.0.1", self.broker.port,
+            identifier=f"hanlab-{self.lab}-{self.rig}", username=self.broker.username,
+            password=self.password, keepalive=self.broker.keepalive_s, will=will,
+            timeout=10,
+        )
+
+    async def _drain(self, client: aiomqtt.Client) -> bool:
+        """Publish until closing and empty (True) — raises MqttError if the link fails."""
+        while True:
+            while self.pending:
+                name, body, retain = self.pending[0]
+                await client.publish(name, body, qos=1, retain=retain)
+                self.pending.popleft()
+                self.published += 1
+            if self._closing:
+                return True
+            self._wake.clear()
+            if not self.pending:
+                await self._wake.wait()
+
+    async def run(self, give_up_after_close_s: float = 5.0) -> None:
+        """Publish until the bus closes and every event is out (or the broker stays away
+        for ``give_up_after_close_s`` after closing)."""
+        consumer = asyncio.create_task(self._consume(), name=f"mqtt-consume-{self.rig}")
+        self.enqueue("status", self._status("online"), retain=True)
+        backoff_s = 0.1
+        closed_at: float | None = None
+        try:
+            while True:
+                try:
+                    async with self._client() as client:
+                        self.connected = True
+                        self.connects += 1
+                        backoff_s = 0.1
+                        if self.connects > 1:
+                            self.enqueue("status", self._status("online"), retain=True)
+                        if await self._drain(client):
+                            return
+                except aiomqtt.MqttError as exc:
+                    self.connected = False
+                    if self.connects == 0 or backoff_s >= self.broker.reconnect_max_s:
+                        log.warning("MQTT broker %s:%s: %s", self.broker.host or "127.0.0.1",
+                                    self.broker.port, exc)
+                if self._closing:
+                    closed_at = closed_at or time.monotonic()
+                    if time.monotonic() - closed_at > give_up_after_close_s:
+                        log.warning("MQTT: %d events not delivered at stop", len(self.pending))
+                        return
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self.broker.reconnect_max_s)
+        finally:
+            self.connected = False
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)

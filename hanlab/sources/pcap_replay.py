@@ -1,0 +1,130 @@
+"""The pcap replay source: a capture file played back as if a sniffer heard it.
+
+Pace ``fast`` delivers batches as fast as the pipeline takes them (the daemon uses
+backpressure for file sources, so nothing is dropped); pace ``recorded`` keeps the
+recorded spacing between frames, divided by ``scale`` (2.0 plays twice as fast). Frames
+keep their recorded ``ts_ns``; out-of-order timestamps are kept as recorded and counted in
+``counters["out_of_order"]``. A damaged file delivers every frame before the damage, then
+reports a ``damaged`` source event naming the file and byte offset and ends (a damaged
+file is not retried: that would replay its frames twice). A missing file raises
+:class:`~hanlab.errors.SourceError` from :meth:`start`, so the supervisor retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from hanlab.capture.reader import CaptureReader
+from hanlab.errors import CaptureFormatError, SourceError
+from hanlab.frames import Frame, FrameBatch
+from hanlab.sources.base import DriverSettings, FrameSource
+
+
+class PcapReplaySettings(DriverSettings):
+    """Settings of the ``pcap`` driver.
+
+    Attributes:
+        file: the pcap or pcapng file.
+        pace: ``recorded`` (keep the recorded spacing) or ``fast``.
+        scale: playback speed factor for ``recorded`` pace (> 0).
+        loop: start again from the beginning at the end of the file.
+        batch_frames: most frames per batch at ``fast`` pace.
+    """
+
+    file: Path
+    pace: Literal["recorded", "fast"] = "recorded"
+    scale: float = Field(1.0, gt=0)
+    loop: bool = False
+    batch_frames: int = Field(512, ge=1, le=65536)
+
+
+class PcapReplaySource(FrameSource):
+    """Replays one capture file (driver ``pcap``); see the module docstring."""
+
+    Settings: ClassVar[type[DriverSettings]] = PcapReplaySettings
+    argument_field: ClassVar[str] = "file"
+    #: file sources may be given backpressure instead of drops.
+    lossless: ClassVar[bool] = True
+
+    @property
+    def settings(self) -> PcapReplaySettings:
+        """The validated driver settings."""
+        s = self.spec.settings
+        assert isinstance(s, PcapReplaySettings)
+        return s
+
+    async def start(self) -> None:
+        """Check that the file can be opened. Raises :class:`SourceError` if not."""
+        try:
+            with self.settings.file.open("rb"):
+                pass
+        except OSError as exc:
+            raise SourceError(f"{self.settings.file}: {exc.strerror}") from exc
+
+    async def batches(self) -> AsyncIterator[FrameBatch]:
+        """Yield the file's frames in batches; see the module docstring."""
+        s = self.settings
+        while True:
+            reader = CaptureReader(s.file, self.spec.sniffer_id, self.spec.page,
+                                   self.spec.channel)
+            self.counters.setdefault("out_of_order", 0)
+            self.counters.setdefault("bad_packets", 0)
+            base_ooo, base_bad = self.counters["out_of_order"], self.counters["bad_packets"]
+            try:
+                if s.pace == "fast":
+                    async for batch in self._fast(reader, s.batch_frames):
+                        yield batch
+                else:
+                    async for batch in self._recorded(reader, s.scale):
+                        yield batch
+            except CaptureFormatError as exc:
+                self.counters["damaged"] = self.counters.get("damaged", 0) + 1
+                self.emit("damaged", reason=str(exc), file=str(exc.path), offset=exc.offset)
+                return
+            finally:
+                self.counters["out_of_order"] = base_ooo + reader.out_of_order
+                self.counters["bad_packets"] = base_bad + reader.bad_packets
+                self.counters["frames"] = self.counters.get("frames", 0) + reader.frames
+            if not s.loop:
+                return
+
+    @staticmethod
+    async def _fast(reader: CaptureReader, size: int) -> AsyncIterator[FrameBatch]:
+        batch: list[Frame] = []
+        append = batch.append
+        for frame in reader:
+            append(frame)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+                append = batch.append
+        if batch:
+            yield batch
+
+    @staticmethod
+    async def _recorded(reader: CaptureReader, scale: float) -> AsyncIterator[FrameBatch]:
+        start_wall = time.monotonic()
+        first_ts: int | None = None
+        batch: list[Frame] = []
+        for frame in reader:
+            if first_ts is None:
+                first_ts = frame.ts_ns
+            due = start_wall + (frame.ts_ns - first_ts) / 1e9 / scale
+            delay = due - time.monotonic()
+            if delay > 0.002:
+                if batch:
+                    yield batch
+                    batch = []
+                await asyncio.sleep(delay)
+            batch.append(frame)
+            if len(batch) >= 256:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
