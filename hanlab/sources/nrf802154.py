@@ -1,0 +1,430 @@
+"""nRF 802.15.4 sniffer source: Nordic's sniffer firmware over a USB CDC ACM serial port.
+
+The dongle (nRF52840, USB VID 0x1915 PID 0x154B; older firmware 0x154A) speaks a text
+protocol (Nordic "nRF Sniffer for 802.15.4", firmware and extcap):
+
+* host → dongle, one command per line: ``sleep`` (stop receiving), ``shell echo off``
+  (newer, Zephyr-shell firmware: stop echoing commands), ``channel N`` (11-26),
+  ``receive`` (start receiving);
+* dongle → host, one line per frame:
+  ``received: <hex PSDU with FCS> power: <dBm> lqi: <0-255> time: <µs since boot>``.
+  ``time`` is taken when the last symbol of the frame was received (nRF 802.15.4 radio
+  driver, ``nrf_802154_received_timestamp_raw``): 32-bit in older firmware (wraps every
+  2^32 µs), 64-bit in newer. Only frames whose CRC passed are delivered; the printed FCS
+  "may be modified by the hardware", so it is not re-checked unless asked to.
+
+Frames are stamped with the dongle's own clock, aligned to host UTC by
+:class:`~hanlab.sources.clock.ClockAligner` (``ts_source`` SNIFFER; ``sniffer_ts_ns`` is
+the raw, unwrapped end-of-frame reading). ``ts_ns`` is the start of the frame: the
+end-of-frame time minus the frame's airtime, (SHR 5 + PHR 1 + PSDU) octets × 32 µs
+(IEEE 802.15.4-2015 §12.2, O-QPSK 250 kb/s).
+
+Faults (issue 6, item 4): when the port fails (EOF, read error, ENODEV: the dongle was
+pulled), the source waits for its device path to come back, reopens it, and reports one
+``gap`` event with its start, end and reason; the frames before and after go to the same
+output. Lines that are not frames are counted (``bad_lines``, ``bad_frames``), never
+fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+import serial
+import serial_asyncio_fast
+from pydantic import Field
+
+from hanlab.errors import BadInputError, SourceError
+from hanlab.fcs import check_fcs16
+from hanlab.frames import MAX_PSDU_OCTETS, Frame, FrameBatch, TsSource
+from hanlab.sources.base import (
+    DriverSettings,
+    EventReporter,
+    FrameSource,
+    SourceSpec,
+    now_ns,
+)
+from hanlab.sources.clock import ClockAligner, TimerUnwrapper
+
+#: USB identity of the nRF Sniffer for 802.15.4 (Nordic VID, sniffer PID; 0x154A older).
+NORDIC_VID = 0x1915
+SNIFFER_PID = 0x154B
+
+#: O-QPSK 250 kb/s: 32 µs per octet; SHR (4 preamble + 1 SFD) and PHR are 6 octets.
+_OCTET_NS = 32_000
+_SHR_PHR_OCTETS = 6
+
+#: lines the dongle prints that are not frames and not faults (echo, prompts, replies).
+_SHELL_PREFIXES = (b"sleep", b"channel", b"receive", b"shell", b"uart:~$", b"\x1b[")
+
+
+class Nrf802154Settings(DriverSettings):
+    """``settings:`` of an ``nrf802154`` sniffer in a rig file.
+
+    Attributes:
+        port: device path, ideally the stable udev name ``/dev/hanlab/<rig>-<sniffer>``.
+        baudrate: serial speed (ignored by USB CDC ACM; kept for UART-wired dongles).
+        timer_bits: 32 or 64 for the firmware's ``time:`` counter, or ``None`` to detect.
+        min_delay_us: calibrated minimum delay from end of frame to the line reaching the
+            host, subtracted from aligned times (see docs/clock-alignment.md).
+        timestamp_reference: what ``time:`` marks: ``end_of_frame`` (Nordic firmware)
+            or ``start_of_frame``.
+        fcs_check: ``hardware`` trusts the radio's CRC check; ``recompute`` checks the
+            printed FCS again.
+        clock_window_s: span of the clock estimator's window.
+        reopen: reopen the port after a fault (else raise SourceError to the daemon).
+        path_poll_s: how often a vanished device path is looked for.
+        reopen_backoff_s, reopen_backoff_max_s: backoff between failed opens of a path
+            that exists (first wait, and cap).
+        silence_timeout_s: reopen when nothing at all arrived for this long (``None``: off;
+            a quiet channel is silent, so set it only where traffic is certain).
+    """
+
+    port: str
+    baudrate: int = 115200
+    timer_bits: Literal[32, 64] | None = None
+    min_delay_us: float = Field(default=0.0, ge=0)
+    timestamp_reference: Literal["end_of_frame", "start_of_frame"] = "end_of_frame"
+    fcs_check: Literal["hardware", "recompute"] = "hardware"
+    clock_window_s: float = Field(default=60.0, gt=0)
+    reopen: bool = True
+    path_poll_s: float = Field(default=0.1, gt=0)
+    reopen_backoff_s: float = Field(default=0.1, gt=0)
+    reopen_backoff_max_s: float = Field(default=1.0, gt=0)
+    silence_timeout_s: float | None = Field(default=None, gt=0)
+
+
+class ParsedLine:
+    """One ``received:`` line, parsed: PSDU with FCS, power (dBm), LQI, raw µs time."""
+
+    __slots__ = ("lqi", "power_dbm", "psdu_fcs", "time_us")
+
+    def __init__(self, psdu_fcs: bytes, power_dbm: int, lqi: int, time_us: int) -> None:
+        self.psdu_fcs = psdu_fcs
+        self.power_dbm = power_dbm
+        self.lqi = lqi
+        self.time_us = time_us
+
+
+def parse_line(line: bytes) -> ParsedLine | None:
+    """Parse one line of the dongle's output (without its line end).
+
+    Returns:
+        the parsed frame line, or ``None`` if the line is not a well-formed
+        ``received:`` line (the caller counts it).
+    """
+    parts = line.split()
+    if (
+        len(parts) != 8
+        or parts[0] != b"received:"
+        or parts[2] != b"power:"
+        or parts[4] != b"lqi:"
+        or parts[6] != b"time:"
+    ):
+        return None
+    try:
+        psdu_fcs = binascii.a2b_hex(parts[1])
+        power_dbm = int(parts[3])
+        lqi = int(parts[5])
+        time_us = int(parts[7])
+    except (binascii.Error, ValueError):
+        return None
+    if not 3 <= len(psdu_fcs) <= MAX_PSDU_OCTETS or not 0 <= lqi <= 255:
+        return None
+    return ParsedLine(psdu_fcs, power_dbm, lqi, time_us)
+
+
+class _LineProtocol(asyncio.Protocol):
+    """Receives bytes from the serial transport, hands complete lines on with their
+    host receive time (one time per read: lines coalesced in a read share it)."""
+
+    def __init__(self, on_lines: Callable[[list[bytes], int], None], clock: Callable[[], int]):
+        self._on_lines = on_lines
+        self._clock = clock
+        self._carry = b""
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        host_rx_ns = self._clock()
+        data = self._carry + data
+        lines = data.replace(b"\r", b"\n").split(b"\n")
+        self._carry = lines.pop()
+        if len(self._carry) > 4096:  # no line end for too long: garbage, drop it
+            lines.append(self._carry)
+            self._carry = b""
+        self._on_lines(lines, host_rx_ns)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class Nrf802154Source(FrameSource):
+    """Frames from one nRF 802.15.4 sniffer dongle (issue 6, items 2-4).
+
+    Args:
+        spec: the sniffer; ``page`` must be 0 (the nRF52840 sniffs 2.4 GHz only).
+        report: receives ``gap``, ``clock`` and ``info`` events.
+        host_clock_ns: host UTC clock in ns (injected by tests for virtual time).
+
+    Raises (from ``start``):
+        BadInputError: the spec is not a 2.4 GHz channel.
+        SourceError: the port cannot be opened.
+    """
+
+    Settings = Nrf802154Settings
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        report: EventReporter | None = None,
+        *,
+        host_clock_ns: Callable[[], int] = now_ns,
+    ) -> None:
+        super().__init__(spec, report)
+        if not isinstance(spec.settings, Nrf802154Settings):
+            raise BadInputError(f"sniffer {spec.sniffer_id}: settings are not nrf802154 settings")
+        self.settings: Nrf802154Settings = spec.settings
+        self._clock = host_clock_ns
+        self.channel = spec.channel
+        self.aligner = ClockAligner(
+            window_ns=int(self.settings.clock_window_s * 1e9),
+            min_delay_ns=int(self.settings.min_delay_us * 1000),
+        )
+        self._timer = TimerUnwrapper(self.settings.timer_bits)
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _LineProtocol | None = None
+        self._pending: FrameBatch = []
+        self._wakeup = asyncio.Event()
+        self._last_ts_ns = 0
+        self._last_rx_ns = 0
+        self._stopped = False
+        self.counters = {
+            "lines": 0,
+            "frames": 0,
+            "bad_lines": 0,
+            "bad_frames": 0,
+            "shell_lines": 0,
+            "fcs_errors": 0,
+            "ts_clamped": 0,
+            "clock_restarts": 0,
+            "gaps": 0,
+            "reopens": 0,
+        }
+        self.gaps: list[dict[str, Any]] = []
+
+    # -- opening and closing ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the port and start receiving on the configured channel."""
+        if self.spec.page != 0 or not 11 <= self.spec.channel <= 26:
+            raise BadInputError(
+                f"sniffer {self.sniffer_id}: the nRF 802.15.4 sniffer receives 2.4 GHz only "
+                f"(page 0, channels 11-26), not page {self.spec.page} channel {self.spec.channel}"
+            )
+        self._stopped = False
+        try:
+            await self._open()
+        except (OSError, serial.SerialException) as exc:
+            raise SourceError(
+                f"sniffer {self.sniffer_id}: cannot open {self.settings.port}: {exc}",
+                hint="check `hanlab devices` and the udev rules",
+            ) from exc
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = _LineProtocol(self._on_lines, self._clock)
+        transport, _ = await serial_asyncio_fast.create_serial_connection(
+            loop,
+            lambda: protocol,
+            self.settings.port,
+            baudrate=self.settings.baudrate,
+            exclusive=True,
+        )
+        self._transport, self._protocol = transport, protocol
+        # a fresh USB connection means a fresh dongle clock: realign from scratch
+        self._timer.reset()
+        self.aligner.restart()
+        self._write(b"", b"sleep", b"shell echo off", b"channel %d" % self.channel, b"receive")
+
+    def _write(self, *commands: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(c + b"\r\n" for c in commands))
+
+    async def _close(self, *, say_sleep: bool) -> None:
+        transport, protocol = self._transport, self._protocol
+        self._transport = self._protocol = None
+        if transport is None or protocol is None:
+            return
+        if say_sleep:
+            self._write_to(transport, b"sleep\r\n")
+        transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.lost), 2.0)
+
+    @staticmethod
+    def _write_to(transport: asyncio.Transport, data: bytes) -> None:
+        if not transport.is_closing():
+            transport.write(data)
+
+    async def stop(self) -> None:
+        """Put the dongle to sleep and close the port; safe to call twice."""
+        self._stopped = True
+        self._wakeup.set()
+        await self._close(say_sleep=True)
+
+    async def set_channel(self, channel: int) -> None:
+        """Change channel while running (``sleep``, ``channel N``, ``receive``).
+
+        Lines already in flight when the command is written are labelled with the old
+        channel, so frames from the last few ms before the change may carry the new one.
+
+        Raises:
+            BadInputError: ``channel`` is not 11-26.
+        """
+        if not 11 <= channel <= 26:
+            raise BadInputError(f"channel {channel} is not a 2.4 GHz channel (11-26)")
+        self.channel = channel
+        self._write(b"sleep", b"channel %d" % channel, b"receive")
+        self.emit("info", channel=channel, what="channel_changed")
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _on_lines(self, lines: list[bytes], host_rx_ns: int) -> None:
+        self._last_rx_ns = host_rx_ns
+        out = self._pending
+        counters = self.counters
+        spec = self.spec
+        recompute = self.settings.fcs_check == "recompute"
+        end_ref = self.settings.timestamp_reference == "end_of_frame"
+        for line in lines:
+            if not line:
+                continue
+            counters["lines"] += 1
+            parsed = parse_line(line)
+            if parsed is None:
+                if line.startswith(b"received:"):
+                    counters["bad_frames"] += 1
+                elif line.lstrip().startswith(_SHELL_PREFIXES):
+                    counters["shell_lines"] += 1
+                else:
+                    counters["bad_lines"] += 1
+                continue
+            full_us = self._timer.unwrap_us(parsed.time_us, host_rx_ns)
+            if self._timer.restarted:
+                counters["clock_restarts"] += 1
+                self.aligner.restart()
+            sniffer_ns = full_us * 1000
+            self.aligner.observe(sniffer_ns, host_rx_ns)
+            ts_ns = self.aligner.to_host_ns(sniffer_ns)
+            psdu_fcs = parsed.psdu_fcs
+            if end_ref:
+                ts_ns -= (len(psdu_fcs) + _SHR_PHR_OCTETS) * _OCTET_NS
+            if ts_ns <= self._last_ts_ns:
+                ts_ns = self._last_ts_ns + 1
+                counters["ts_clamped"] += 1
+            self._last_ts_ns = ts_ns
+            fcs_ok = True
+            if recompute and not check_fcs16(psdu_fcs):
+                fcs_ok = False
+                counters["fcs_errors"] += 1
+            out.append(
+                Frame(
+                    ts_ns,
+                    spec.sniffer_id,
+                    spec.band,
+                    0,
+                    self.channel,
+                    psdu_fcs[:-2],
+                    fcs_ok,
+                    float(parsed.power_dbm),
+                    parsed.lqi,
+                    TsSource.SNIFFER,
+                    sniffer_ns,
+                )
+            )
+            counters["frames"] += 1
+        if out:
+            self._wakeup.set()
+
+    async def batches(self) -> AsyncIterator[FrameBatch]:
+        """Yield frame batches until stopped; survive unplugs (see module docstring).
+
+        Raises:
+            SourceError: the port failed and ``reopen`` is off.
+        """
+        while not self._stopped:
+            protocol = self._protocol
+            if protocol is None:
+                await self._recover("not open")
+                continue
+            if not self._pending:
+                waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wakeup.wait())
+                watched: set[asyncio.Future[Any]] = {waiter, protocol.lost}
+                timeout = self.settings.silence_timeout_s
+                try:
+                    done, _ = await asyncio.wait(
+                        watched,
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    waiter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiter
+                if not done and timeout is not None:
+                    await self._fault(f"silent for {timeout} s")
+                    continue
+            self._wakeup.clear()
+            if self._pending:
+                batch, self._pending = self._pending, []
+                yield batch
+            if protocol.lost.done() and not self._stopped and protocol is self._protocol:
+                exc = protocol.lost.result()
+                await self._fault(f"port lost: {exc}" if exc else "port closed (EOF)")
+
+    async def _fault(self, reason: str) -> None:
+        gap_start_ns = self._clock()
+        self.emit("info", what="device_lost", reason=reason, gap_start_ns=gap_start_ns)
+        await self._close(say_sleep=False)
+        if not self.settings.reopen:
+            raise SourceError(f"sniffer {self.sniffer_id}: {reason}")
+        await self._recover(reason, gap_start_ns)
+
+    async def _recover(self, reason: str, gap_start_ns: int | None = None) -> None:
+        """Wait for the device path, reopen it, report the gap once with start and end."""
+        if gap_start_ns is None:
+            gap_start_ns = self._clock()
+        backoff_s = self.settings.reopen_backoff_s
+        attempts = 0
+        while not self._stopped:
+            # a stat of a /dev link: it does not block
+            if not os.path.exists(self.settings.port):  # noqa: ASYNC240
+                await asyncio.sleep(self.settings.path_poll_s)
+                continue
+            attempts += 1
+            try:
+                await self._open()
+            except (OSError, serial.SerialException):
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(2 * backoff_s, self.settings.reopen_backoff_max_s)
+                continue
+            gap_end_ns = self._clock()
+            gap = {
+                "reason": reason,
+                "gap_start_ns": gap_start_ns,
+                "gap_end_ns": gap_end_ns,
+                "last_rx_ns": self._last_rx_ns,
+                "open_attempts": attempts,
+                "port": self.settings.port,
+            }
+            self.gaps.append(gap)
+            self.counters["gaps"] += 1
+            self.counters["reopens"] += 1
+            self.emit("gap", **gap)
+            return

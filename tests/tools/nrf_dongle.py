@@ -1,0 +1,350 @@
+"""An emulated nRF 802.15.4 sniffer dongle on a pseudo-terminal (issue 6, tests).
+
+It speaks the dongle's text protocol (Nordic "nRF Sniffer for 802.15.4"): it accepts
+``sleep``, ``shell echo off``, ``channel N`` and ``receive`` lines, echoes commands
+until echo is turned off, and while receiving prints
+``received: <hex PSDU with FCS> power: <dBm> lqi: <n> time: <µs since boot>``, the time
+being the end of the frame on its own clock.
+
+The clock is configurable: offset and drift against the host, a 32-bit timer with its
+wrap placed at a chosen moment, or a 64-bit one. Each frame's line is written a random
+delivery delay (``delay_ns`` ± ``jitter_ns``) after the frame's end, and the frame's true
+host time is recorded (the PSDU carries a sequence number, so a test can look it up).
+Garbage lines (printable junk, binary junk, bad hex, truncated lines) are mixed in at a
+given ratio. ``unplug()`` closes the pty and removes the device link, as a pulled USB
+dongle does; ``plug()`` makes a new pty and link, with the dongle's clock restarted.
+
+The device appears at ``link`` (a symlink to ``/dev/pts/N``), the way udev names a real
+dongle ``/dev/hanlab/<rig>-<sniffer>``. Used in-process (``async with EmulatedNrfDongle``)
+by the tests, and as a program by ``benchmarks/serial_ingest.py``::
+
+    python tests/tools/nrf_dongle.py --dir /tmp/links --count 16 --full-rate
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import struct
+import sys
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+NS = 1_000_000_000
+OCTET_NS = 32_000  # O-QPSK 250 kb/s
+SHR_PHR_OCTETS = 6
+TURNAROUND_NS = 192_000  # aTurnaroundTime, 12 symbols of 16 µs
+
+
+def fcs16_bytes(data: bytes) -> bytes:
+    """CRC-16/KERMIT as IEEE 802.15.4 sends it (written here, not imported from hanlab:
+    the emulator is an independent implementation of the device)."""
+    crc = 0
+    for octet in data:
+        crc ^= octet
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc.to_bytes(2, "little")
+
+
+@dataclass
+class DongleConfig:
+    """How the emulated dongle behaves; times in ns, rates in Hz."""
+
+    offset_ns: int = 200_000_000
+    drift_ppm: float = 30.0
+    timer_bits: int = 32
+    #: place the 32-bit wrap this long after each plug-in (None: timer starts at 0)
+    wrap_after_ns: int | None = None
+    delay_ns: int = 100_000
+    jitter_ns: int = 100_000
+    garbage_ratio: float = 0.0
+    rate_hz: float = 100.0
+    full_rate: bool = False
+    payload_octets: tuple[int, int] = (4, 40)
+    embed_write_time: bool = False
+    seed: int = 0
+
+
+@dataclass
+class SentFrame:
+    """Ground truth of one frame the dongle printed."""
+
+    seq: int
+    channel: int
+    psdu: bytes
+    true_start_ns: int
+    raw_time_us: int
+    written_ns: int
+
+
+@dataclass
+class DongleStats:
+    frames: int = 0
+    garbage: int = 0
+    dropped: int = 0
+    commands: list[str] = field(default_factory=list)
+
+
+def build_psdu(seq: int, payload: bytes) -> bytes:
+    """A MAC data frame (IEEE 802.15.4-2015 §7.3.2), short addresses, PAN ID compressed,
+    with ``seq`` in its payload, FCS appended."""
+    mhr = struct.pack("<HBHHH", 0x8861, seq & 0xFF, 0x1A2B, 0x0000, 0x1234)
+    body = mhr + struct.pack("<I", seq) + payload
+    return body + fcs16_bytes(body)
+
+
+def garbage_line(rng: random.Random) -> bytes:
+    """One line the parser must reject (never containing a line end)."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789 :") for _ in range(30))
+    if kind == 1:
+        return bytes(rng.choice([b for b in range(256) if b not in (10, 13)]) for _ in range(20))
+    if kind == 2:
+        return b"received: 41zz8863 power: -40 lqi: 200 time: 12345"
+    if kind == 3:
+        return b"received: 4188630 power: -40 lqi: 200 time: 12345"  # odd hex length
+    return b"received: 41886301 power: -40 lqi:"
+
+
+class EmulatedNrfDongle:
+    """One emulated dongle behind a pty, reachable at ``link``.
+
+    Args:
+        link: path of the device link to create.
+        config: clock, delay, garbage and traffic settings.
+        host_clock_ns: host UTC clock (ns).
+    """
+
+    def __init__(
+        self,
+        link: Path,
+        config: DongleConfig | None = None,
+        *,
+        host_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.link = link
+        self.config = config or DongleConfig()
+        self._clock = host_clock_ns
+        self._rng = random.Random(self.config.seed)
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._inbuf = b""
+        self.echo = True
+        self.receiving = False
+        self.channel = 11
+        self.boot_host_ns = 0
+        self.sent: list[SentFrame] = []
+        self.stats = DongleStats()
+        self._seq = 0
+        self._task: asyncio.Task[None] | None = None
+        self.plugged = asyncio.Event()
+
+    # -- plug and unplug -----------------------------------------------------------
+
+    def plug(self) -> None:
+        """Attach: a new pty, the link pointing at it, the dongle's clock restarted."""
+        if self._master is not None:
+            return
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self.echo, self.receiving, self._inbuf = True, False, b""
+        cfg = self.config
+        now = self._clock()
+        if cfg.wrap_after_ns is not None:
+            # the 32-bit µs timer reaches 2^32 wrap_after_ns from now
+            self.boot_host_ns = now - ((1 << 32) * 1000 - cfg.wrap_after_ns - cfg.offset_ns)
+        else:
+            self.boot_host_ns = now
+        tmp = self.link.with_name(self.link.name + ".new")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        tmp.replace(self.link)
+        asyncio.get_running_loop().add_reader(master, self._on_readable)
+        self.plugged.set()
+
+    def unplug(self) -> None:
+        """Detach: the link vanishes and the pty closes (reader sees EIO/hang-up)."""
+        self.plugged.clear()
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+        if self._master is not None:
+            asyncio.get_running_loop().remove_reader(self._master)
+            os.close(self._master)
+        if self._slave is not None:
+            os.close(self._slave)
+        self._master = self._slave = None
+        self.receiving = False
+
+    async def __aenter__(self) -> Self:
+        self.plug()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.unplug()
+
+    # -- protocol ------------------------------------------------------------------
+
+    def sniffer_time_us(self, host_ns: int) -> int:
+        """The dongle's raw timer reading at host time ``host_ns``."""
+        cfg = self.config
+        elapsed = host_ns - self.boot_host_ns
+        full_us = (cfg.offset_ns + round(elapsed * (1 + cfg.drift_ppm * 1e-6))) // 1000
+        return full_us & 0xFFFF_FFFF if cfg.timer_bits == 32 else full_us
+
+    def _on_readable(self) -> None:
+        assert self._master is not None
+        try:
+            data = os.read(self._master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # no reader on the slave side
+            return
+        self._inbuf += data
+        *lines, self._inbuf = self._inbuf.replace(b"\r", b"\n").split(b"\n")
+        for raw in lines:
+            command = raw.strip().decode("ascii", "replace")
+            if not command:
+                continue
+            self.stats.commands.append(command)
+            if self.echo:
+                self._write(raw.strip() + b"\r\n")
+            if command == "sleep":
+                self.receiving = False
+            elif command == "shell echo off":
+                self.echo = False
+            elif command.startswith("channel "):
+                with contextlib.suppress(ValueError):
+                    self.channel = int(command.split()[1])
+            elif command == "receive":
+                self.receiving = True
+            else:
+                self._write(b"%s: command not found\r\n" % raw.strip())
+
+    def _write(self, data: bytes) -> bool:
+        if self._master is None:
+            return False
+        try:
+            os.write(self._master, data)
+        except (BlockingIOError, OSError):
+            self.stats.dropped += 1
+            return False
+        return True
+
+    def _frame_line(
+        self, end_ns: int, written_ns: int, payload_octets: int
+    ) -> tuple[bytes, SentFrame]:
+        cfg = self.config
+        rng = self._rng
+        self._seq += 1
+        payload = os.urandom(payload_octets)
+        if cfg.embed_write_time:
+            payload = struct.pack("<Q", written_ns) + payload
+        psdu = build_psdu(self._seq, payload)
+        raw_us = self.sniffer_time_us(end_ns)
+        start_ns = end_ns - (len(psdu) + SHR_PHR_OCTETS) * OCTET_NS
+        line = b"received: %s power: %d lqi: %d time: %d\r\n" % (
+            psdu.hex().encode(),
+            rng.randint(-90, -20),
+            rng.randint(0, 255),
+            raw_us,
+        )
+        return line, SentFrame(self._seq, self.channel, psdu, start_ns, raw_us, written_ns)
+
+    async def _run(self) -> None:
+        """Send frames while receiving: each at its end time plus its delivery delay."""
+        cfg = self.config
+        rng = self._rng
+        next_end_ns = self._clock()
+        while True:
+            if not self.receiving:
+                await asyncio.sleep(0.005)
+                next_end_ns = self._clock()
+                continue
+            # frames on one channel never overlap: the next ends at least its airtime
+            # and a turnaround after this one (full rate: exactly that)
+            payload_octets = rng.randint(*cfg.payload_octets)
+            extra = 8 if cfg.embed_write_time else 0
+            airtime_ns = (SHR_PHR_OCTETS + 11 + 2 + extra + payload_octets) * OCTET_NS
+            spacing_ns = airtime_ns + TURNAROUND_NS
+            if not cfg.full_rate:
+                spacing_ns = max(spacing_ns, int(rng.expovariate(cfg.rate_hz) * NS))
+            next_end_ns += spacing_ns
+            delay = max(0, cfg.delay_ns + rng.randint(-cfg.jitter_ns, cfg.jitter_ns))
+            wait_s = (next_end_ns + delay - self._clock()) / NS
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            if not self.receiving or self._master is None:
+                continue
+            out = []
+            if cfg.garbage_ratio and rng.random() < cfg.garbage_ratio:
+                out.append(garbage_line(rng) + b"\r\n")
+                self.stats.garbage += 1
+            written_ns = self._clock()
+            if not cfg.full_rate:
+                # woken late by the event loop: the frame ended ``delay`` before the
+                # write, so the delivery delay is exactly the one drawn
+                next_end_ns = max(next_end_ns, written_ns - delay)
+            line, sent = self._frame_line(next_end_ns, written_ns, payload_octets)
+            out.append(line)
+            if self._write(b"".join(out)):
+                self.sent.append(sent)
+                self.stats.frames += 1
+
+
+async def _main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, required=True, help="folder for the device links")
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--rate-hz", type=float, default=100.0)
+    parser.add_argument("--full-rate", action="store_true")
+    parser.add_argument("--garbage-ratio", type=float, default=0.0)
+    parser.add_argument("--embed-write-time", action="store_true")
+    parser.add_argument("--duration-s", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    async with contextlib.AsyncExitStack() as stack:
+        for i in range(args.count):
+            config = DongleConfig(
+                rate_hz=args.rate_hz,
+                full_rate=args.full_rate,
+                garbage_ratio=args.garbage_ratio,
+                embed_write_time=args.embed_write_time,
+                jitter_ns=0,
+                delay_ns=0,
+                seed=i,
+            )
+            dongle = await stack.enter_async_context(
+                EmulatedNrfDongle(args.dir / f"nrf{i}", config)
+            )
+            print(dongle.link, flush=True)
+        print("ready", flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(args.duration_s)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(sys.argv[1:]))
