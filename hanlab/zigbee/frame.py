@@ -1,0 +1,336 @@
+"""Lazy layered decoding of PSDUs: MAC → NWK (decrypted) → APS (decrypted, reassembled) → ZCL.
+
+:class:`Decoder` holds what decoding learns across frames (short-to-IEEE address map,
+keys from Transport Key commands, APS fragments) and hands out one
+:class:`DecodedFrame` per PSDU. A layer is decoded the first time it is asked for, so the
+hot path (MAC addresses, NWK source, sequence numbers) never pays for decryption, APS or
+ZCL. Nothing raises: a layer that cannot be decoded is ``None`` and :attr:`DecodedFrame.error`
+says which layer, at which byte offset, and why.
+
+Stateful effects (address map, key learning, reassembly) happen when a layer is decoded:
+decode frames in capture order, as deep as the effects you need (APS for key learning and
+reassembly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hanlab.zigbee.aps import (
+    APS_CMD_TRANSPORT_KEY,
+    APS_COMMAND,
+    APS_DATA,
+    APS_INTERPAN,
+    PROFILE_ZDP,
+    ApsFrame,
+    Reassembler,
+    decode_aps,
+    decode_transport_key,
+    decrypt_aps,
+)
+from hanlab.zigbee.common import DecodeError, LayerError
+from hanlab.zigbee.keyring import Keyring
+from hanlab.zigbee.mac import MacFrame, decode_mac
+from hanlab.zigbee.nwk import NWK_FRAME_INTERPAN, NwkFrame, decode_nwk, decrypt_nwk
+from hanlab.zigbee.security import KEY_ID_NETWORK, ZIGBEE_SECURITY_LEVEL
+from hanlab.zigbee.zcl import ZclFrame, decode_zcl
+
+_UNSET: Any = object()
+
+
+class Decoder:
+    """Decoding session over one time-ordered stream of frames.
+
+    Args:
+        keyring: keys to decrypt with (learned keys are added to it), or ``None``.
+        security_level: CCM* level used for NWK and APS (ZigBee forces 5).
+        reassembler: APS fragment reassembly (bounded, timed out); a default one if ``None``.
+        learn_keys: add keys from readable Transport Key commands to ``keyring``.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring | None = None,
+        *,
+        security_level: int = ZIGBEE_SECURITY_LEVEL,
+        reassembler: Reassembler | None = None,
+        learn_keys: bool = True,
+    ) -> None:
+        self.keyring = keyring if keyring is not None else Keyring()
+        self.security_level = security_level
+        self.reassembler = reassembler if reassembler is not None else Reassembler()
+        self.learn_keys = learn_keys
+        #: short address -> EUI-64 learned from NWK headers and auxiliary headers.
+        self.address_map: dict[int, int] = {}
+        self._count = 0
+
+    def decode(self, psdu: bytes, ts_ns: int = 0, index: int | None = None) -> DecodedFrame:
+        """A lazily decoded view of ``psdu`` (FCS excluded).
+
+        Args:
+            psdu: the MAC frame octets without FCS.
+            ts_ns: the frame's time, ns since the UNIX epoch (for reassembly time-outs).
+            index: the frame's index in its capture (for learned keys); counted if ``None``.
+        """
+        if index is None:
+            index = self._count
+        self._count = index + 1
+        return DecodedFrame(self, psdu, ts_ns, index)
+
+
+class DecodedFrame:
+    """One PSDU, decoded layer by layer on demand.
+
+    Attributes:
+        psdu: the MAC frame octets (FCS excluded).
+        ts_ns: the frame's time in ns since the epoch.
+        index: the frame's index in its stream.
+        error: the first layer that could not be decoded, or ``None``.
+    """
+
+    __slots__ = ("_aps", "_aps_payload", "_mac", "_nwk", "_zcl", "decoder", "error", "index",
+                 "psdu", "reassembled", "ts_ns")
+
+    def __init__(self, decoder: Decoder, psdu: bytes, ts_ns: int, index: int) -> None:
+        self.decoder = decoder
+        self.psdu = psdu
+        self.ts_ns = ts_ns
+        self.index = index
+        self.error: DecodeError | None = None
+        self._mac = self._nwk = self._aps = self._zcl = self._aps_payload = _UNSET
+        #: whether the APS payload was reassembled from fragments.
+        self.reassembled = False
+
+    # -- MAC -----------------------------------------------------------------------------
+
+    @property
+    def mac(self) -> MacFrame | None:
+        """The MAC frame (IEEE 802.15.4-2015 §7.2), or ``None`` if it does not parse."""
+        mac = self._mac
+        if mac is _UNSET:
+            try:
+                mac = decode_mac(self.psdu)
+            except LayerError as exc:
+                self._fail("mac", exc.offset, exc.reason)
+                mac = None
+            self._mac = mac
+        return mac  # type: ignore[no-any-return]
+
+    def _fail(self, layer: str, offset: int, reason: str) -> None:
+        if self.error is None:
+            self.error = DecodeError(layer, offset, reason)
+
+    # -- NWK -----------------------------------------------------------------------------
+
+    @property
+    def nwk(self) -> NwkFrame | None:
+        """The NWK frame (ZigBee §3.3), decrypted when a network key verifies.
+
+        ``None`` when the MAC frame is not a ZigBee NWK frame (the heuristic: an unsecured
+        MAC data frame to a short address from a short or extended address, NWK protocol
+        version 1 or 2, a defined NWK frame type) or when its header does not parse.
+        """
+        nwk = self._nwk
+        if nwk is _UNSET:
+            nwk = None
+            mac = self.mac
+            if (
+                mac is not None
+                and mac.frame_type == 1
+                and not mac.security
+                and mac.dst_mode == 2
+                and mac.src_mode >= 2
+                and len(mac.payload) >= 2
+            ):
+                psdu = self.psdu
+                off = mac.payload_offset
+                fc = psdu[off]
+                if 1 <= (fc >> 2) & 0xF <= 2 and fc & 3 != 2:
+                    try:
+                        nwk = decode_nwk(psdu, off)
+                    except LayerError as exc:
+                        self._fail("nwk", exc.offset, exc.reason)
+                        nwk = None
+                    if nwk is not None:
+                        self._learn_addresses(mac, nwk)
+                        if nwk.security:
+                            self._decrypt_nwk(nwk)
+            self._nwk = nwk
+        return nwk  # type: ignore[no-any-return]
+
+    def _learn_addresses(self, mac: MacFrame, nwk: NwkFrame) -> None:
+        amap = self.decoder.address_map
+        if nwk.src64 is not None and nwk.src is not None:
+            amap[nwk.src] = nwk.src64
+        if nwk.dst64 is not None and nwk.dst is not None:
+            amap[nwk.dst] = nwk.dst64
+        aux = nwk.aux
+        if aux is not None and aux.src64 is not None and mac.src_mode == 2:
+            amap[mac.src_addr] = aux.src64  # type: ignore[index]
+
+    def _decrypt_nwk(self, nwk: NwkFrame) -> None:
+        keyring = self.decoder.keyring
+        candidates = keyring.network_candidates()
+        if not candidates:
+            return
+        level = self.decoder.security_level
+        # the last key that worked is first: most frames decrypt on the first try
+        if decrypt_nwk(self.psdu, nwk, candidates[:1], level):
+            return
+        if len(candidates) > 1 and decrypt_nwk(self.psdu, nwk, candidates[1:], level):
+            for i, (label, _) in enumerate(candidates):
+                if label == nwk.key_label:
+                    keyring.network_key_worked(i)
+                    break
+
+    @property
+    def nwk_decrypted(self) -> bool | None:
+        """``None`` if the NWK frame is absent or not secured, else whether it decrypted."""
+        nwk = self.nwk
+        if nwk is None or not nwk.security:
+            return None
+        return nwk.payload is not None
+
+    # -- APS -----------------------------------------------------------------------------
+
+    @property
+    def aps(self) -> ApsFrame | None:
+        """The APS frame (ZigBee §2.2.5), decrypted when a link key verifies.
+
+        ``None`` for NWK commands, frames still encrypted, or an APS header that does
+        not parse (then :attr:`error` says why).
+        """
+        aps = self._aps
+        if aps is _UNSET:
+            aps = None
+            nwk = self.nwk
+            if nwk is not None and nwk.payload is not None and nwk.frame_type != 1:
+                buf = nwk.payload
+                try:
+                    aps = decode_aps(buf)
+                except LayerError as exc:
+                    self._fail("aps", nwk.payload_offset + exc.offset, exc.reason)
+                if aps is not None and aps.security:
+                    self._decrypt_aps(buf, nwk, aps)
+            self._aps = aps
+        return aps  # type: ignore[no-any-return]
+
+    def _decrypt_aps(self, buf: bytes, nwk: NwkFrame, aps: ApsFrame) -> None:
+        aux = aps.aux
+        assert aux is not None
+        decoder = self.decoder
+        src64 = nwk.src64
+        if src64 is None and nwk.src is not None:
+            src64 = decoder.address_map.get(nwk.src)
+        dst64 = nwk.dst64
+        if dst64 is None and nwk.dst is not None:
+            dst64 = decoder.address_map.get(nwk.dst)
+        if aux.key_id == KEY_ID_NETWORK:
+            candidates = decoder.keyring.network_candidates()
+        else:
+            candidates = decoder.keyring.link_candidates(aux.key_id, aux.src64 or src64, dst64)
+        decrypt_aps(buf, aps, candidates, src64, decoder.security_level)
+
+    @property
+    def aps_decrypted(self) -> bool | None:
+        """``None`` if the APS frame is absent or not secured, else whether it decrypted."""
+        aps = self.aps
+        if aps is None or not aps.security:
+            return None
+        return aps.payload is not None
+
+    @property
+    def aps_payload(self) -> bytes | None:
+        """The APS payload: plaintext, reassembled when the frame completes a message.
+
+        ``None`` while encrypted, for a fragment that does not complete its message, and
+        for frames without APS. Readable Transport Key commands teach their key here.
+        """
+        payload = self._aps_payload
+        if payload is _UNSET:
+            payload = None
+            aps = self.aps
+            if aps is not None and aps.payload is not None:
+                payload = aps.payload
+                frag = aps.fragmentation
+                if frag and aps.block is not None and aps.counter is not None:
+                    nwk = self._nwk
+                    payload = self.decoder.reassembler.add(
+                        nwk.src if nwk is not None and nwk.src is not None else 0xFFFF,
+                        aps.counter, frag, aps.block, payload, self.ts_ns,
+                    )
+                    self.reassembled = payload is not None
+                if (
+                    payload
+                    and aps.frame_type == APS_COMMAND
+                    and payload[0] == APS_CMD_TRANSPORT_KEY
+                    and self.decoder.learn_keys
+                ):
+                    self._learn_key(payload)
+            self._aps_payload = payload
+        return payload  # type: ignore[no-any-return]
+
+    def _learn_key(self, payload: bytes) -> None:
+        try:
+            tk = decode_transport_key(payload)
+        except LayerError:
+            return
+        ring = self.decoder.keyring
+        label = f"transport-key@{self.index}"
+        if tk.is_network_key:
+            ring.add_network_key(tk.key, seq=tk.key_seq, label=label, learned_from=self.index,
+                                 origin="transport-key")
+        else:
+            devices = tuple(d for d in (tk.dst64, tk.src64) if d is not None)
+            ring.add_link_key(tk.key, devices=devices, label=label, learned_from=self.index,
+                              origin="transport-key")
+
+    # -- ZCL -----------------------------------------------------------------------------
+
+    @property
+    def zcl(self) -> ZclFrame | None:
+        """The ZCL frame (ZCL 07-5123 §2.4) of an APS data frame outside ZDP, or ``None``."""
+        zcl = self._zcl
+        if zcl is _UNSET:
+            zcl = None
+            aps = self.aps
+            if (
+                aps is not None
+                and (aps.frame_type == APS_DATA or aps.frame_type == APS_INTERPAN)
+                and aps.profile != PROFILE_ZDP
+                and aps.dst_endpoint != 0
+            ):
+                payload = self.aps_payload
+                if payload is not None:
+                    try:
+                        zcl = decode_zcl(payload, aps.cluster)
+                    except LayerError as exc:
+                        base = 0 if self.reassembled else self._aps_base(aps)
+                        self._fail("zcl", base + exc.offset, exc.reason)
+            self._zcl = zcl
+        return zcl  # type: ignore[no-any-return]
+
+    def _aps_base(self, aps: ApsFrame) -> int:
+        nwk = self._nwk
+        return (nwk.payload_offset if nwk is not None else 0) + aps.payload_offset
+
+    @property
+    def zdp_seq(self) -> int | None:
+        """ZDP transaction sequence number of an APS data frame to/from endpoint 0."""
+        aps = self.aps
+        if aps is not None and aps.frame_type == APS_DATA and aps.profile == PROFILE_ZDP:
+            payload = self.aps_payload
+            if payload:
+                return payload[0]
+        return None
+
+    def decode_all(self) -> DecodedFrame:
+        """Decode every layer now (MAC, NWK, APS, ZCL); returns ``self``."""
+        if self.zcl is None:
+            self.aps_payload  # noqa: B018 - reassembly and key learning
+        return self
+
+
+def is_nwk_frame_type_interpan(nwk: NwkFrame) -> bool:
+    """Whether ``nwk`` is an inter-PAN frame (SE 1.4 Annex B.4)."""
+    return nwk.frame_type == NWK_FRAME_INTERPAN

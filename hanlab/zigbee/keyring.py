@@ -1,0 +1,322 @@
+"""The keyring: network keys, link keys, install-code keys and keys learned on the air.
+
+* Network keys (ZigBee spec 05-3474 §4.2.1) with their key sequence numbers.
+* Link keys (§4.2.2), optionally tied to a device pair; the well-known trust-centre link
+  key ``ZigBeeAlliance09`` (BDB 13-0402 §6.3.2) is included unless disabled.
+* Install-code link keys (BDB §10.1): MMO hash of the install code, its CRC checked.
+* Keys learned from APS Transport Key commands the decoder could read (§4.4.10.1), each
+  with the index of the frame that taught it.
+
+Keys file (YAML; a secret, kept outside version control)::
+
+    network_keys:
+      - {key: 60ccee07009651c60e1f8c1b05562f2c, seq: 0, label: sinope}
+    link_keys:
+      - {key: 33333333333333333333333333333333, devices: [00-0D-6F-…, …], label: esme}
+    install_codes:
+      - {code: 83FED3407A939723A5C639B26916D505C3B5, device: 00-0D-6F-…, label: gsme}
+    well_known_tc_link_key: true
+
+The same keys export as Wireshark ``zigbee_pc_keys`` UAT lines
+(``"<32 hex>","Normal","<label>"``) so Wireshark decrypts what hanlab decrypts.
+Key material is never logged; ``repr`` of a key hides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hanlab.errors import BadInputError
+from hanlab.zigbee.common import eui64_str, parse_eui64
+from hanlab.zigbee.security import (
+    KEY_ID_KEY_LOAD,
+    KEY_ID_KEY_TRANSPORT,
+    CcmKey,
+    install_code_link_key,
+    key_load_key,
+    key_transport_key,
+)
+
+#: The ZigBee well-known trust-centre link key (BDB 13-0402 §6.3.2).
+WELL_KNOWN_TC_LINK_KEY = b"ZigBeeAlliance09"
+
+KIND_NETWORK = "network"
+KIND_LINK = "link"
+
+
+class KeyEntry:
+    """One key of the keyring.
+
+    Attributes:
+        kind: ``"network"`` or ``"link"``.
+        label: a name for reports and Wireshark (never the key itself).
+        seq: network key sequence number, or ``None``.
+        devices: EUI-64s the link key belongs to (empty: try for any pair).
+        learned_from: index of the frame whose Transport Key taught it, else ``None``.
+        origin: ``"file"``, ``"install-code"``, ``"well-known"`` or ``"transport-key"``.
+        ccm: the key with its cipher objects.
+    """
+
+    __slots__ = ("_derived", "ccm", "devices", "kind", "label", "learned_from", "origin", "seq")
+
+    def __init__(
+        self,
+        kind: str,
+        key: bytes,
+        label: str,
+        *,
+        seq: int | None = None,
+        devices: tuple[int, ...] = (),
+        learned_from: int | None = None,
+        origin: str = "file",
+    ) -> None:
+        self.kind = kind
+        self.ccm = CcmKey(key)
+        self.label = label
+        self.seq = seq
+        self.devices = devices
+        self.learned_from = learned_from
+        self.origin = origin
+        self._derived: dict[int, CcmKey] = {}
+
+    def __repr__(self) -> str:
+        return f"KeyEntry({self.kind}, label={self.label!r}, origin={self.origin})"
+
+    @property
+    def key(self) -> bytes:
+        """The 16 key octets (a secret: do not log)."""
+        return self.ccm.key
+
+    def for_key_id(self, key_id: int) -> CcmKey:
+        """The key to use for an APS frame with key identifier ``key_id`` (§4.5.3)."""
+        if key_id not in (KEY_ID_KEY_TRANSPORT, KEY_ID_KEY_LOAD):
+            return self.ccm
+        derived = self._derived.get(key_id)
+        if derived is None:
+            raw = (key_transport_key if key_id == KEY_ID_KEY_TRANSPORT else key_load_key)(
+                self.ccm.key
+            )
+            derived = self._derived[key_id] = CcmKey(raw)
+        return derived
+
+
+class Keyring:
+    """Network and link keys for decryption and encryption.
+
+    Args:
+        well_known_tc_link_key: include ``ZigBeeAlliance09`` as a link key.
+    """
+
+    def __init__(self, *, well_known_tc_link_key: bool = True) -> None:
+        self.network_keys: list[KeyEntry] = []
+        self.link_keys: list[KeyEntry] = []
+        self.well_known_tc_link_key = well_known_tc_link_key
+        if well_known_tc_link_key:
+            self.link_keys.append(
+                KeyEntry(KIND_LINK, WELL_KNOWN_TC_LINK_KEY, "ZigBeeAlliance09",
+                         origin="well-known")
+            )
+        self._nwk_order: list[tuple[str, CcmKey]] = []
+
+    def _find(self, entries: list[KeyEntry], key: bytes) -> KeyEntry | None:
+        for entry in entries:
+            if entry.ccm.key == key:
+                return entry
+        return None
+
+    def add_network_key(
+        self, key: bytes, *, seq: int | None = None, label: str | None = None,
+        learned_from: int | None = None, origin: str = "file",
+    ) -> KeyEntry:
+        """Add a network key (or return the entry already holding it).
+
+        Raises:
+            ValueError: ``key`` is not 16 octets.
+        """
+        found = self._find(self.network_keys, key)
+        if found is not None:
+            return found
+        entry = KeyEntry(KIND_NETWORK, key, label or f"nwk{len(self.network_keys)}", seq=seq,
+                         learned_from=learned_from, origin=origin)
+        self.network_keys.append(entry)
+        self._nwk_order.append((entry.label, entry.ccm))
+        return entry
+
+    def add_link_key(
+        self, key: bytes, *, devices: Iterable[int] = (), label: str | None = None,
+        learned_from: int | None = None, origin: str = "file",
+    ) -> KeyEntry:
+        """Add a link key for a device pair (or any pair); returns the entry.
+
+        Raises:
+            ValueError: ``key`` is not 16 octets.
+        """
+        found = self._find(self.link_keys, key)
+        if found is not None:
+            return found
+        entry = KeyEntry(KIND_LINK, key, label or f"link{len(self.link_keys)}",
+                         devices=tuple(devices), learned_from=learned_from, origin=origin)
+        self.link_keys.append(entry)
+        return entry
+
+    def add_install_code(self, code: bytes, *, device: int | None = None,
+                         label: str | None = None) -> KeyEntry:
+        """Add the link key derived from an install code with CRC (BDB 13-0402 §10.1).
+
+        Raises:
+            ValueError: bad install code length or CRC.
+        """
+        return self.add_link_key(
+            install_code_link_key(code), devices=() if device is None else (device,),
+            label=label, origin="install-code",
+        )
+
+    def network_candidates(self) -> list[tuple[str, CcmKey]]:
+        """``(label, key)`` network keys to try, the last one that worked first."""
+        return self._nwk_order
+
+    def network_key_worked(self, index: int) -> None:
+        """Move the ``index``-th candidate to the front (it decrypted the last frame)."""
+        if index:
+            self._nwk_order.insert(0, self._nwk_order.pop(index))
+
+    def link_candidates(self, key_id: int, *devices: int | None) -> list[tuple[str, CcmKey]]:
+        """Link keys to try for an APS frame between ``devices`` with ``key_id`` (§4.4.1.2).
+
+        Keys bound to one of the devices come first, then unbound keys, then the rest.
+        """
+        wanted = {d for d in devices if d is not None}
+        bound = [e for e in self.link_keys if wanted.intersection(e.devices)]
+        unbound = [e for e in self.link_keys if not e.devices]
+        rest = [e for e in self.link_keys if e.devices and not wanted.intersection(e.devices)]
+        return [(e.label, e.for_key_id(key_id)) for e in bound + unbound + rest]
+
+    # -- files ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path | str) -> Keyring:
+        """Read a keys file (YAML, format in the module docstring).
+
+        Raises:
+            BadInputError: unreadable file or invalid entry (file and field named).
+        """
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise BadInputError(f"{path}: cannot read keys file: {exc.__class__.__name__}",
+                                hint="give a readable YAML keys file") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "keys") -> Keyring:
+        """Build a keyring from the parsed YAML mapping.
+
+        Raises:
+            BadInputError: invalid entry, naming ``source`` and the field.
+        """
+        if not isinstance(data, dict):
+            raise BadInputError(f"{source}: top level must be a mapping")
+        unknown = set(data) - {"network_keys", "link_keys", "install_codes",
+                               "well_known_tc_link_key"}
+        if unknown:
+            raise BadInputError(f"{source}: unknown field(s) {sorted(unknown)}")
+        ring = cls(well_known_tc_link_key=bool(data.get("well_known_tc_link_key", True)))
+        for i, item in enumerate(_as_list(data, "network_keys", source)):
+            where = f"{source}: network_keys[{i}]"
+            ring.add_network_key(_key_field(item, "key", where), seq=_opt_int(item, "seq", where),
+                                 label=_opt_str(item, "label", where))
+        for i, item in enumerate(_as_list(data, "link_keys", source)):
+            where = f"{source}: link_keys[{i}]"
+            devices = item.get("devices") or []
+            if not isinstance(devices, list):
+                raise BadInputError(f"{where}.devices: must be a list of EUI-64s")
+            ring.add_link_key(_key_field(item, "key", where),
+                              devices=[_eui(d, f"{where}.devices") for d in devices],
+                              label=_opt_str(item, "label", where))
+        for i, item in enumerate(_as_list(data, "install_codes", source)):
+            where = f"{source}: install_codes[{i}]"
+            code = _hex_field(item, "code", where)
+            device = item.get("device")
+            try:
+                ring.add_install_code(
+                    code, device=None if device is None else _eui(device, f"{where}.device"),
+                    label=_opt_str(item, "label", where))
+            except ValueError as exc:
+                raise BadInputError(f"{where}.code: {exc}") from None
+        return ring
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys as the YAML mapping :meth:`from_dict` reads (learned keys included)."""
+        out: dict[str, Any] = {"well_known_tc_link_key": self.well_known_tc_link_key}
+        out["network_keys"] = [
+            {"key": e.key.hex(), "label": e.label, **({"seq": e.seq} if e.seq is not None else {})}
+            for e in self.network_keys
+        ]
+        out["link_keys"] = [
+            {"key": e.key.hex(), "label": e.label,
+             **({"devices": [eui64_str(d) for d in e.devices]} if e.devices else {})}
+            for e in self.link_keys if e.origin != "well-known"
+        ]
+        return out
+
+    def dump_yaml(self) -> str:
+        """The keys as a YAML keys file (a secret: write it, never log it)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def wireshark_uat_lines(self) -> list[str]:
+        """Wireshark ``zigbee_pc_keys`` UAT lines for every key, network keys first."""
+        return [
+            f'"{e.key.hex()}","Normal","{e.label}"'
+            for e in (*self.network_keys, *self.link_keys)
+        ]
+
+
+def _as_list(data: dict[str, Any], name: str, source: str) -> list[dict[str, Any]]:
+    items = data.get(name) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise BadInputError(f"{source}: {name} must be a list of mappings")
+    return items
+
+
+def _hex_field(item: dict[str, Any], name: str, where: str) -> bytes:
+    value = item.get(name)
+    if not isinstance(value, str):
+        raise BadInputError(f"{where}.{name}: missing or not a hex string")
+    try:
+        return bytes.fromhex(value.replace(":", "").replace("-", "").replace(" ", ""))
+    except ValueError:
+        raise BadInputError(f"{where}.{name}: not hex") from None
+
+
+def _key_field(item: dict[str, Any], name: str, where: str) -> bytes:
+    key = _hex_field(item, name, where)
+    if len(key) != 16:
+        raise BadInputError(f"{where}.{name}: a key is 32 hex digits (16 octets), "
+                            f"got {len(key)} octets")
+    return key
+
+
+def _opt_int(item: dict[str, Any], name: str, where: str) -> int | None:
+    value = item.get(name)
+    if value is not None and (not isinstance(value, int) or not 0 <= value <= 255):
+        raise BadInputError(f"{where}.{name}: must be an integer 0-255")
+    return value
+
+
+def _opt_str(item: dict[str, Any], name: str, where: str) -> str | None:
+    value = item.get(name)
+    if value is not None and not isinstance(value, str | int):
+        raise BadInputError(f"{where}.{name}: must be a string")
+    return None if value is None else str(value)
+
+
+def _eui(value: Any, where: str) -> int:
+    try:
+        return parse_eui64(str(value))
+    except ValueError as exc:
+        raise BadInputError(f"{where}: {exc}") from None
