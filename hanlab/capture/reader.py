@@ -20,7 +20,13 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from hanlab.capture.linktypes import DECAPSULATORS, LINKTYPE_NAMES, Decapsulator
+from hanlab.capture.linktypes import (
+    DECAPSULATORS,
+    LINKTYPE_IEEE802_15_4_WITHFCS,
+    LINKTYPE_NAMES,
+    Decapsulator,
+    decap_nofcs,
+)
 from hanlab.errors import CaptureFormatError
 from hanlab.frames import PAGE_CHANNELS, Band, Frame, TsSource
 
@@ -142,11 +148,17 @@ class CaptureReader:
                 f"(supported: {', '.join(str(k) for k in sorted(DECAPSULATORS))})",
             )
 
-    def _frame(self, iface: _Interface, ts_ns: int, data: bytes, offset: int) -> Frame | None:
+    def _frame(
+        self, iface: _Interface, ts_ns: int, data: bytes, offset: int, orig_len: int
+    ) -> Frame | None:
         decap = iface.decap
         assert decap is not None
         try:
-            result = decap(data)
+            if orig_len > len(data) and iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS:
+                # snaplen cut the FCS off: keep the PSDU, FCS status unknown
+                result = decap_nofcs(data[: max(0, orig_len - 2)])
+            else:
+                result = decap(data)
         except ValueError as exc:
             self.bad_packets += 1
             if self.first_bad is None:
@@ -191,7 +203,7 @@ class CaptureReader:
         while off < n:
             if off + 16 > n:
                 raise CaptureFormatError(self.path, off, "truncated record header")
-            sec, frac, incl, _orig = rec(buf, off)
+            sec, frac, incl, orig = rec(buf, off)
             end = off + 16 + incl
             if end > n:
                 raise CaptureFormatError(
@@ -201,14 +213,14 @@ class CaptureReader:
             self.records += 1
             ts_ns = sec * 1_000_000_000 + frac * mul
             data = buf[off + 16 : end]
-            if fast_withfcs and incl >= 2:
+            if fast_withfcs and incl >= 2 and orig <= incl:
                 psdu = data[:-2]
                 frame: Frame | None = Frame(
                     ts_ns, sid, band, page, channel, psdu,
                     fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE, None,
                 )
             else:
-                frame = self._frame(iface, ts_ns, data, off) if decap else None
+                frame = self._frame(iface, ts_ns, data, off, orig) if decap else None
             off = end
             if frame is None:
                 continue
@@ -251,7 +263,7 @@ class CaptureReader:
                     f" {n - off} present)"
                 )
             if btype == PCAPNG_EPB:
-                if_id, ts_hi, ts_lo, caplen, _orig = epb(buf, off + 8)
+                if_id, ts_hi, ts_lo, caplen, orig = epb(buf, off + 8)
                 if if_id >= len(ifaces) or 28 + caplen > blen:
                     raise CaptureFormatError(
                         self.path, off, f"enhanced packet block names interface {if_id} "
@@ -261,7 +273,7 @@ class CaptureReader:
                 self.records += 1
                 raw = (ts_hi << 32) | ts_lo
                 ts_ns = (raw * iface.mul // iface.div) >> iface.shift
-                frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off)
+                frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off, orig)
                 if frame is not None:
                     if ts_ns < prev_ts:
                         self.out_of_order += 1
@@ -279,15 +291,16 @@ class CaptureReader:
                     raise CaptureFormatError(self.path, off, "packet block before any IDB")
                 if btype == PCAPNG_SPB:
                     iface, caplen, data_off, ts_ns = ifaces[0], blen - 16, off + 12, 0
-                    caplen = min(caplen, struct.unpack_from(endian + "I", buf, off + 8)[0])
+                    orig = struct.unpack_from(endian + "I", buf, off + 8)[0]
+                    caplen = min(caplen, orig)
                 else:
-                    if_id, _drops, ts_hi, ts_lo, caplen = struct.unpack_from(
-                        endian + "HHIII", buf, off + 8)
+                    if_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack_from(
+                        endian + "HHIIII", buf, off + 8)
                     iface = ifaces[min(if_id, len(ifaces) - 1)]
                     ts_ns = (((ts_hi << 32) | ts_lo) * iface.mul // iface.div) >> iface.shift
                     data_off = off + 28
                 self.records += 1
-                frame = self._frame(iface, ts_ns, buf[data_off : data_off + caplen], off)
+                frame = self._frame(iface, ts_ns, buf[data_off : data_off + caplen], off, orig)
                 if frame is not None:
                     self.frames += 1
                     yield frame

@@ -98,12 +98,17 @@ class PcapReplaySource(FrameSource):
     async def _fast(reader: CaptureReader, size: int) -> AsyncIterator[FrameBatch]:
         batch: list[Frame] = []
         append = batch.append
-        for frame in reader:
-            append(frame)
-            if len(batch) >= size:
+        try:
+            for frame in reader:
+                append(frame)
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+                    append = batch.append
+        except CaptureFormatError:
+            if batch:  # the frames before a damaged block are delivered too
                 yield batch
-                batch = []
-                append = batch.append
+            raise
         if batch:
             yield batch
 
@@ -112,19 +117,24 @@ class PcapReplaySource(FrameSource):
         start_wall = time.monotonic()
         first_ts: int | None = None
         batch: list[Frame] = []
-        for frame in reader:
-            if first_ts is None:
-                first_ts = frame.ts_ns
-            due = start_wall + (frame.ts_ns - first_ts) / 1e9 / scale
-            delay = due - time.monotonic()
-            if delay > 0.002:
-                if batch:
+        try:
+            for frame in reader:
+                if first_ts is None:
+                    first_ts = frame.ts_ns
+                due = start_wall + (frame.ts_ns - first_ts) / 1e9 / scale
+                delay = due - time.monotonic()
+                if delay > 0.002:
+                    if batch:
+                        yield batch
+                        batch = []
+                    await asyncio.sleep(delay)
+                batch.append(frame)
+                if len(batch) >= 256:
                     yield batch
                     batch = []
-                await asyncio.sleep(delay)
-            batch.append(frame)
-            if len(batch) >= 256:
+        except CaptureFormatError:
+            if batch:
                 yield batch
-                batch = []
+            raise
         if batch:
             yield batch
