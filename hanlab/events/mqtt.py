@@ -3,7 +3,8 @@
 Topics are ``hanlab/v1/<lab>/<rig>/<kind>`` (DESIGN.md, Conventions). Every payload is a
 JSON object with the envelope ``schema`` (1), ``kind``, ``lab``, ``rig``, ``seq`` (per rig,
 strictly increasing from 1: a consumer detects loss by a gap and duplicates by a repeat)
-and ``ts_ns``, plus the event's own fields. ``status`` is retained; the connection's last
+and ``ts_ns`` (publish time), plus the event's own fields (which never override the
+envelope). ``status`` is retained; the connection's last
 will publishes a retained ``status`` with ``state: offline`` if hanlab dies.
 
 Events are queued (bounded by ``BrokerConfig.buffer_events``; the oldest is dropped and
@@ -21,7 +22,6 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import asdict
 from typing import Any
 
 import aiomqtt
@@ -39,6 +39,13 @@ TOPIC_ROOT = "hanlab/v1"
 def topic(lab: str, rig: str, kind: str) -> str:
     """The MQTT topic of ``kind`` events of ``rig`` in ``lab``."""
     return f"{TOPIC_ROOT}/{lab}/{rig}/{kind}"
+
+
+def source_payload(event: SourceEvent) -> dict[str, Any]:
+    """The MQTT ``source`` payload of a source event: ``event`` (started, stopped,
+    finished, failed, gap, damaged …), ``sniffer``, ``event_ts_ns`` and the details."""
+    return {**event.detail, "event": event.kind, "sniffer": event.sniffer_id,
+            "event_ts_ns": event.ts_ns}
 
 
 class MqttPublisher:
@@ -78,8 +85,8 @@ class MqttPublisher:
 
     def _envelope(self, kind: str, payload: dict[str, Any]) -> bytes:
         self.seq += 1
-        body = {"schema": SCHEMA_VERSION, "kind": kind, "lab": self.lab, "rig": self.rig,
-                "seq": self.seq, "ts_ns": time.time_ns(), **payload}
+        body = {**payload, "schema": SCHEMA_VERSION, "kind": kind, "lab": self.lab,
+                "rig": self.rig, "seq": self.seq, "ts_ns": time.time_ns()}
         return json.dumps(body, separators=(",", ":"), default=str).encode()
 
     def enqueue(self, kind: str, payload: dict[str, Any], retain: bool = False) -> None:
@@ -100,7 +107,7 @@ class MqttPublisher:
             if item is CLOSED:
                 break
             if isinstance(item, SourceEvent):
-                self.enqueue("source", asdict(item))
+                self.enqueue("source", source_payload(item))
             elif isinstance(item, BusEvent):
                 self.enqueue(item.kind, item.payload, item.retain)
         self.enqueue("status", self._status("offline", reason="stopped"), retain=True)
