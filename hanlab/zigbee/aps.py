@@ -282,12 +282,18 @@ def decode_aps(buf: bytes) -> ApsFrame:
     frame.ack_bitfield = None
     frame.aux = None
     pos = 1
+    if mode == 1 and ftype != APS_COMMAND:
+        # indirect delivery is reserved since ZigBee 2007 (Table 2.22): layout unknown
+        frame.secured = frame.payload = buf[1:]
+        frame.payload_offset = 1
+        frame.security = False
+        return frame
     if ftype == APS_DATA or ftype == APS_INTERPAN or (ftype == APS_ACK and not fc & 0x10):
         if mode == DELIVERY_GROUP:
             need(buf, pos, 2, "APS group address")
             frame.group = buf[pos] | buf[pos + 1] << 8
             pos += 2
-        elif mode != 1 and ftype != APS_INTERPAN:
+        elif ftype != APS_INTERPAN:
             need(buf, pos, 1, "APS destination endpoint")
             frame.dst_endpoint = buf[pos]
             pos += 1

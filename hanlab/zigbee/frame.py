@@ -31,7 +31,7 @@ from hanlab.zigbee.aps import (
 from hanlab.zigbee.common import DecodeError, LayerError
 from hanlab.zigbee.keyring import Keyring
 from hanlab.zigbee.mac import MacFrame, decode_mac
-from hanlab.zigbee.nwk import NWK_FRAME_INTERPAN, NwkFrame, decode_nwk, decrypt_nwk
+from hanlab.zigbee.nwk import NwkFrame, decode_nwk, decrypt_nwk
 from hanlab.zigbee.security import KEY_ID_NETWORK, ZIGBEE_SECURITY_LEVEL
 from hanlab.zigbee.zcl import ZclFrame, decode_zcl
 
@@ -64,18 +64,25 @@ class Decoder:
         self.address_map: dict[int, int] = {}
         self._count = 0
 
-    def decode(self, psdu: bytes, ts_ns: int = 0, index: int | None = None) -> DecodedFrame:
+    def decode(self, psdu: bytes, ts_ns: int = 0, index: int | None = None,
+               fcs_ok: bool | None = None) -> DecodedFrame:
         """A lazily decoded view of ``psdu`` (FCS excluded).
 
         Args:
             psdu: the MAC frame octets without FCS.
             ts_ns: the frame's time, ns since the UNIX epoch (for reassembly time-outs).
             index: the frame's index in its capture (for learned keys); counted if ``None``.
+            fcs_ok: the sniffer's FCS verdict; with ``False`` only the MAC header is
+                decoded (a corrupted payload is not worth reading, as tshark does).
         """
         if index is None:
             index = self._count
         self._count = index + 1
-        return DecodedFrame(self, psdu, ts_ns, index)
+        frame = DecodedFrame(self, psdu, ts_ns, index)
+        if fcs_ok is False:
+            frame._nwk = None
+            frame.error = DecodeError("mac", len(psdu), "bad FCS: MAC payload not decoded")
+        return frame
 
 
 class DecodedFrame:
@@ -297,6 +304,7 @@ class DecodedFrame:
             if (
                 aps is not None
                 and (aps.frame_type == APS_DATA or aps.frame_type == APS_INTERPAN)
+                and aps.profile is not None
                 and aps.profile != PROFILE_ZDP
                 and aps.dst_endpoint != 0
             ):
@@ -330,7 +338,3 @@ class DecodedFrame:
             self.aps_payload  # noqa: B018 - reassembly and key learning
         return self
 
-
-def is_nwk_frame_type_interpan(nwk: NwkFrame) -> bool:
-    """Whether ``nwk`` is an inter-PAN frame (SE 1.4 Annex B.4)."""
-    return nwk.frame_type == NWK_FRAME_INTERPAN

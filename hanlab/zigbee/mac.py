@@ -134,6 +134,8 @@ class MacFrame:
         payload: MAC payload (beacon fields, command id + content, or data), MIC included.
         payload_offset: offset of ``payload`` in the PSDU.
         reserved_bits: reserved frame control bits as sent (kept for round trip).
+        unknown_layout: a reserved frame version, frame type or addressing mode made the
+            rest of the frame unreadable; it is all in ``payload``.
     """
 
     __slots__ = (
@@ -156,6 +158,7 @@ class MacFrame:
         "src_addr",
         "src_mode",
         "src_pan",
+        "unknown_layout",
         "version",
     )
 
@@ -202,6 +205,8 @@ class MacFrame:
         self.payload = payload
         self.payload_offset = payload_offset
         self.reserved_bits = reserved_bits
+        #: a reserved frame version, frame type or addressing mode left the rest unknown
+        self.unknown_layout = False
 
     @property
     def frame_type_name(self) -> str:
@@ -300,10 +305,9 @@ def decode_mac(psdu: bytes) -> MacFrame:
     dst_mode = (fc >> 10) & 3
     src_mode = fc >> 14
     compression = (fc >> 6) & 1
-    if version == 3:
-        raise LayerError(1, "reserved frame version 3")
-    if dst_mode == 1 or src_mode == 1:
-        raise LayerError(1, "reserved addressing mode 1")
+    if version == 3 or frame_type == 4 or dst_mode == 1 or src_mode == 1:
+        # reserved frame version, frame type or addressing mode: the rest is unknown
+        return _unknown_layout(psdu, fc)
     off = 2
     seq: int | None
     if version == 2 and fc & 0x100:
@@ -380,6 +384,15 @@ def decode_mac(psdu: bytes) -> MacFrame:
     )
     if aux is not None and len(frame.payload) < MIC_OCTETS[aux.level]:
         raise LayerError(off, f"truncated: MAC MIC needs {MIC_OCTETS[aux.level]} octets")
+    return frame
+
+
+def _unknown_layout(psdu: bytes, fc: int) -> MacFrame:
+    """A frame whose layout a reserved value leaves unknown: frame control, raw rest."""
+    frame = MacFrame(fc & 7, None, payload=psdu[2:], payload_offset=2, reserved_bits=fc,
+                     version=(fc >> 12) & 3)
+    frame.seq_suppressed = False
+    frame.unknown_layout = True
     return frame
 
 
