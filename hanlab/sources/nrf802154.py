@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -42,6 +41,7 @@ from pydantic import Field
 from hanlab.errors import BadInputError, SourceError
 from hanlab.fcs import check_fcs16
 from hanlab.frames import MAX_PSDU_OCTETS, Frame, FrameBatch, TsSource
+from hanlab.hardware.reopen import gap_detail, reopen_when_present
 from hanlab.sources.base import (
     DriverSettings,
     EventReporter,
@@ -400,31 +400,27 @@ class Nrf802154Source(FrameSource):
         """Wait for the device path, reopen it, report the gap once with start and end."""
         if gap_start_ns is None:
             gap_start_ns = self._clock()
-        backoff_s = self.settings.reopen_backoff_s
-        attempts = 0
-        while not self._stopped:
-            # a stat of a /dev link: it does not block
-            if not os.path.exists(self.settings.port):  # noqa: ASYNC240
-                await asyncio.sleep(self.settings.path_poll_s)
-                continue
-            attempts += 1
-            try:
-                await self._open()
-            except (OSError, serial.SerialException):
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(2 * backoff_s, self.settings.reopen_backoff_max_s)
-                continue
-            gap_end_ns = self._clock()
-            gap = {
-                "reason": reason,
-                "gap_start_ns": gap_start_ns,
-                "gap_end_ns": gap_end_ns,
-                "last_rx_ns": self._last_rx_ns,
-                "open_attempts": attempts,
-                "port": self.settings.port,
-            }
-            self.gaps.append(gap)
-            self.counters["gaps"] += 1
-            self.counters["reopens"] += 1
-            self.emit("gap", **gap)
+        s = self.settings
+        attempts = await reopen_when_present(
+            s.port,
+            self._open,
+            stopped=lambda: self._stopped,
+            path_poll_s=s.path_poll_s,
+            backoff_s=s.reopen_backoff_s,
+            backoff_max_s=s.reopen_backoff_max_s,
+            errors=(OSError, serial.SerialException),
+        )
+        if attempts is None:
             return
+        gap = gap_detail(
+            reason,
+            gap_start_ns,
+            self._clock(),
+            last_rx_ns=self._last_rx_ns,
+            open_attempts=attempts,
+            port=s.port,
+        )
+        self.gaps.append(gap)
+        self.counters["gaps"] += 1
+        self.counters["reopens"] += 1
+        self.emit("gap", **gap)

@@ -1,0 +1,1 @@
+"""Real hardware around the drivers: udev names, device matching, systemd, hot-plug."""
