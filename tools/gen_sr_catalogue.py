@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Generate ``hanlab/duis/data/sr_catalogue.json`` from the shared corpus (run once).
+
+Inputs (``../shared/corpus`` by default, GPL-3.0-or-later facts, not copied verbatim):
+
+* ``duis/duis-request-matrix.json``: the 129 Service Request variants and their flags.
+* ``duis/gbcs-mapping-table.json``: GBCS use case -> Service Reference (not variant).
+* ``duis/templates/<use case>_<SR variant>_…``: which use case each variant becomes.
+* ``gbcs-rtds/<SR variant>_<use case>/…_COMMAND_GBCS.HEX``: the exact Message Codes.
+
+Per variant, each GBCS mapping says where it came from: ``rtds`` (a Message Code read from
+an RTDS command of that variant), ``template`` (a DUIS template of that variant names the
+use case) or ``service-reference`` (the mapping table lists the use case for the variant's
+Service Reference only: a candidate, less precise).
+
+Usage: ``python tools/gen_sr_catalogue.py [--corpus DIR] [--out FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hanlab.gbcs import GbcsMessage, message_codes_for_use_case, parse_gbcs_message  # noqa: E402
+from hanlab.gbcs.codes import use_cases as gbcs_use_cases  # noqa: E402
+
+# GBCS use case family -> device type the SR targets (GBCS v5.x section 13 use case naming;
+# GSME commands travel through the GPF but DUIS addresses the GSME).
+DEVICE_TYPE_BY_USE_CASE: dict[str, str] = {
+    "CS01a": "ESME", "CS01b": "GSME", "CS09": "PPMID",
+    "GCS09": "GPF", "GCS59": "GPF", "GCS62": "GPF", "GCS21e": "GSME",
+}
+DEVICE_TYPE_BY_PREFIX: tuple[tuple[str, str], ...] = (
+    ("DBCH", "CHF"), ("CCS", "CHF"), ("PECS", "ESME"), ("HECS", "ESME"), ("ECS", "ESME"),
+    ("GCS", "GSME"), ("PCS", "GSME"), ("CS", "ANY"),
+)
+BOOL = {"Yes": True, "No": False}
+
+
+def service_reference(row: dict[str, Any]) -> str:
+    """The row's Service Reference, repaired where the matrix lost a trailing zero.
+
+    The matrix gives ``6.2`` for variants ``6.20.1`` / ``6.20.2`` (a number, not a string, on
+    its way from the DUIS spreadsheet); DUIS 5.4 and its templates say ``6.20``.
+    """
+    reference: str = row["Service Reference"]
+    variant: str = row["Service Reference Variant"]
+    if variant == reference or variant.startswith(reference + "."):
+        return reference
+    parent = variant.rsplit(".", 1)[0]
+    if parent.rstrip("0") == reference.rstrip("0"):
+        return parent
+    raise SystemExit(f"matrix row {variant}: Service Reference {reference} does not fit")
+
+
+def device_type(use_case: str) -> str:
+    if use_case in DEVICE_TYPE_BY_USE_CASE:
+        return DEVICE_TYPE_BY_USE_CASE[use_case]
+    for prefix, kind in DEVICE_TYPE_BY_PREFIX:
+        if use_case.startswith(prefix):
+            return kind
+    return "ANY"
+
+
+def normalise_use_case(name: str, known: set[str]) -> str | None:
+    """``CS02bNOByNO`` -> ``CS02b`` (longest known use case id that prefixes the name)."""
+    hits = [uc for uc in known if name.lower().startswith(uc.lower())]
+    return max(hits, key=len) if hits else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "hanlab" / "duis" / "data" / "sr_catalogue.json"
+    )
+    args = parser.parse_args()
+    duis = args.corpus / "duis"
+    matrix = json.loads((duis / "duis-request-matrix.json").read_text())
+    mapping = json.loads((duis / "gbcs-mapping-table.json").read_text())
+    known = {row["Code"] for row in mapping} | set(gbcs_use_cases())
+
+    # variant -> {(use case, message code | None, source)}
+    evidence: dict[str, set[tuple[str, int | None, str]]] = {}
+    for folder in sorted((args.corpus / "gbcs-rtds").iterdir()):
+        variant, _, name = folder.name.partition("_")
+        use_case = normalise_use_case(name, known)
+        if use_case is None or variant == "NA":
+            continue
+        for hex_file in folder.glob("*_COMMAND_GBCS.HEX"):
+            message = parse_gbcs_message(bytes.fromhex(hex_file.read_text().strip()))
+            if isinstance(message, GbcsMessage) and "ERROR" not in hex_file.name:
+                evidence.setdefault(variant, set()).add((use_case, message.message_code, "rtds"))
+    for template in sorted((duis / "templates").glob("*_REQUEST_DUIS.XML")):
+        match = re.match(r"([A-Za-z][A-Za-z0-9-]*)_(\d+(?:\.\d+)*)_", template.name)
+        if not match:
+            continue
+        use_case = normalise_use_case(match.group(1), known)
+        if use_case is None:
+            continue
+        have = {uc for uc, _, _ in evidence.get(match.group(2), set())}
+        if use_case not in have:
+            codes = message_codes_for_use_case(use_case)
+            code = codes[0] if len(codes) == 1 else None
+            evidence.setdefault(match.group(2), set()).add((use_case, code, "template"))
+    by_reference: dict[str, list[str]] = {}
+    for row in mapping:
+        by_reference.setdefault(str(row["Service Reference"]), []).append(row["Code"])
+
+    variants: list[dict[str, Any]] = []
+    for row in matrix:
+        variant = row["Service Reference Variant"]
+        found = evidence.get(variant, set())
+        reference = service_reference(row)
+        if not found and BOOL[row["Non-Device Request"]] is False:
+            for use_case in by_reference.get(reference, []):
+                codes = message_codes_for_use_case(use_case)
+                code = codes[0] if len(codes) == 1 else None
+                found.add((use_case, code, "service-reference"))
+        gbcs = [
+            {"device_type": device_type(uc), "use_case": uc, "message_code": code,
+             "source": source}
+            for uc, code, source in sorted(found, key=lambda e: (e[0], e[1] or 0))
+        ]
+        variants.append({
+            "name": row["Service Request Name"],
+            "service_reference": reference,
+            "service_reference_variant": variant,
+            "critical": BOOL[row["Critical"]],
+            "on_demand": BOOL[row["On Demand"]],
+            "future_dated_response_pattern": row["Future Dated Response Pattern"],
+            "dcc_scheduled": BOOL[row["DCC Scheduled"]],
+            "non_device": BOOL[row["Non-Device Request"]],
+            "eligible_user_roles": list(row["Eligible User Roles"]),
+            "gbcs": gbcs,
+        })
+    document = {
+        "schema_version": 1,
+        "source": "generated by tools/gen_sr_catalogue.py from DUIS 5.4 request matrix, "
+        "GBCS mapping table, DUIS templates and RTDS 4.5.0 (facts, GPL-3.0-or-later sources)",
+        "variants": variants,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
+    mapped = sum(1 for v in variants if v["gbcs"])
+    print(f"{len(variants)} SR variants, {mapped} with a GBCS mapping -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
