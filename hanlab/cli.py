@@ -18,6 +18,8 @@ from hanlab.errors import HanlabError
 COMMAND_MODULES: list[str] = [
     "hanlab.commands.run",
     "hanlab.commands.rig",
+    "hanlab.commands.devices",
+    "hanlab.commands.udev",
 ]
 
 app = typer.Typer(

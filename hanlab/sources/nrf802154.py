@@ -83,6 +83,8 @@ class Nrf802154Settings(DriverSettings):
             that exists (first wait, and cap).
         silence_timeout_s: reopen when nothing at all arrived for this long (``None``: off;
             a quiet channel is silent, so set it only where traffic is certain).
+        usb_vid, usb_pid, usb_serial: the dongle's USB identity, for udev rules and
+            ``hanlab devices`` (the serial number is printed on ``hanlab devices``).
     """
 
     port: str
@@ -97,6 +99,9 @@ class Nrf802154Settings(DriverSettings):
     reopen_backoff_s: float = Field(default=0.1, gt=0)
     reopen_backoff_max_s: float = Field(default=1.0, gt=0)
     silence_timeout_s: float | None = Field(default=None, gt=0)
+    usb_vid: int | None = NORDIC_VID
+    usb_pid: int | None = SNIFFER_PID
+    usb_serial: str | None = None
 
 
 class ParsedLine:

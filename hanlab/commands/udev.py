@@ -1,0 +1,53 @@
+"""``hanlab udev generate``: stable /dev names for the lab's sniffers (issue 6, item 5)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hanlab.config import load_lab
+from hanlab.errors import HanlabError
+from hanlab.hardware.devices import configured_devices
+from hanlab.hardware.udev import write_rules
+
+udev_app = typer.Typer(help="udev rules for stable sniffer and radio names.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+@udev_app.command("generate")
+def generate(
+    lab_file: Annotated[Path, typer.Argument(help="Lab or rig file.")],
+    output: Annotated[Path, typer.Option(help="Folder for 99-hanlab.rules.")] = Path("udev"),
+    group: Annotated[str, typer.Option(help="Group that may open the devices.")] = "dialout",
+) -> None:
+    """Write udev rules naming every configured sniffer /dev/hanlab/<rig>-<sniffer>.
+
+    Devices are matched by USB VID, PID and serial number (settings usb_vid, usb_pid,
+    usb_serial). Where `udevadm verify` exists the file is checked with it.
+
+    Example:
+
+      hanlab udev generate labs/lab1.yaml && sudo cp udev/99-hanlab.rules /etc/udev/rules.d/
+    """
+    devices = configured_devices(load_lab(lab_file))
+    path = write_rules(devices, output, source=str(lab_file), group=group)
+    named = sum(d.identifiable for d in devices)
+    console.print(f"{path}: {named} of {len(devices)} devices named", markup=False)
+    udevadm = shutil.which("udevadm")
+    if udevadm is not None:
+        result = subprocess.run(
+            [udevadm, "verify", str(path)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise HanlabError(f"udevadm verify {path}: {(result.stderr or result.stdout).strip()}")
+        console.print("udevadm verify: OK", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``hanlab udev`` to ``app``."""
+    app.add_typer(udev_app, name="udev")
