@@ -288,24 +288,29 @@ def decode_aps(buf: bytes) -> ApsFrame:
         frame.payload_offset = 1
         frame.security = False
         return frame
-    if ftype == APS_DATA or ftype == APS_INTERPAN or (ftype == APS_ACK and not fc & 0x10):
+    if ftype in (APS_DATA, APS_INTERPAN) or (ftype == APS_ACK and not fc & 16):
         if mode == DELIVERY_GROUP:
-            need(buf, pos, 2, "APS group address")
+            if n < pos + 2:
+                need(buf, pos, 2, "APS group address")
             frame.group = buf[pos] | buf[pos + 1] << 8
             pos += 2
         elif ftype != APS_INTERPAN:
-            need(buf, pos, 1, "APS destination endpoint")
+            if n < pos + 1:
+                need(buf, pos, 1, "APS destination endpoint")
             frame.dst_endpoint = buf[pos]
             pos += 1
-        need(buf, pos, 4, "APS cluster and profile")
+        if n < pos + 4:
+            need(buf, pos, 4, "APS cluster and profile")
         frame.cluster, frame.profile = _CLUSTER_PROFILE.unpack_from(buf, pos)
         pos += 4
         if ftype != APS_INTERPAN:
-            need(buf, pos, 1, "APS source endpoint")
+            if n <= pos:
+                need(buf, pos, 1, "APS source endpoint")
             frame.src_endpoint = buf[pos]
             pos += 1
     if ftype != APS_INTERPAN:
-        need(buf, pos, 1, "APS counter")
+        if n <= pos:
+            need(buf, pos, 1, "APS counter")
         frame.counter = buf[pos]
         pos += 1
         if fc & 0x80:

@@ -19,6 +19,7 @@ from hanlab.zigbee.common import LayerError, need
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
+_FAST = struct.Struct("<BHHH")
 
 #: Frame types (IEEE 802.15.4-2015 §7.2.1.1, Table 7-1).
 FRAME_TYPE_BEACON = 0
@@ -300,6 +301,33 @@ def decode_mac(psdu: bytes) -> MacFrame:
     if n < 2:
         raise LayerError(0, f"truncated: frame control needs 2 octets, {n} left")
     fc = psdu[0] | psdu[1] << 8
+    if fc & 0xEC4F == 0x8841 and n >= 9:
+        # fast path, most ZigBee traffic: 2003/2006 unsecured data frame, short addresses,
+        # PAN ID compression (same fields as the general path below)
+        fast = _FAST.unpack_from(psdu, 2)
+        frame = MacFrame.__new__(MacFrame)
+        frame.frame_type = 1
+        frame.seq = fast[0]
+        frame.seq_suppressed = False
+        frame.dst_pan = fast[1]
+        frame.dst_addr = fast[2]
+        frame.dst_mode = 2
+        frame.src_pan = None
+        frame.src_addr = fast[3]
+        frame.src_mode = 2
+        frame.pan_id_compression = True
+        frame.security = False
+        frame.frame_pending = bool(fc & 0x10)
+        frame.ack_request = bool(fc & 0x20)
+        frame.version = (fc >> 12) & 3
+        frame.aux = None
+        frame.ies = b""
+        frame.ie_present = bool(fc & 0x200)
+        frame.payload = psdu[9:]
+        frame.payload_offset = 9
+        frame.reserved_bits = fc & 0x0380
+        frame.unknown_layout = False
+        return frame
     frame_type = fc & 7
     version = (fc >> 12) & 3
     dst_mode = (fc >> 10) & 3

@@ -30,6 +30,7 @@ _ADDR = struct.Struct("<HHBB")
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _NONCE = struct.Struct("<QIB")
+_AUX_NWK = struct.Struct("<BIQB")
 
 #: NWK frame types (§3.3.1.1.1, Table 3.46).
 NWK_FRAME_TYPE_NAMES: dict[int, str] = {0: "data", 1: "command", 2: "reserved", 3: "inter-pan"}
@@ -96,8 +97,8 @@ class NwkFrame:
         "relay_index",
         "relays",
         "reserved_bits",
-        "security",
         "secured",
+        "security",
         "seq",
         "source_route",
         "src",
@@ -297,7 +298,12 @@ def decode_nwk(buf: bytes, off: int) -> NwkFrame:
         frame.relays = struct.unpack_from(f"<{count}H", buf, pos + 2)
         pos += 2 + 2 * count
     if security:
-        aux = decode_aux(buf, pos)
+        if buf[pos] & 0x38 == 0x28 and pos + 14 <= n:
+            # fast path: network key with extended nonce, as every ZigBee PRO NWK frame
+            control, counter, src64, key_seq = _AUX_NWK.unpack_from(buf, pos)
+            aux = AuxHeader(control, counter, src64, key_seq, pos)
+        else:
+            aux = decode_aux(buf, pos)
         frame.aux = aux
         pos += aux.length
         frame.payload_offset = pos

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from hanlab.zigbee.common import LayerError, need
+from hanlab.zigbee.common import need
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")

@@ -295,7 +295,7 @@ def test_zigator_agreement(captures_dir: Path, tshark: str, name: str) -> None:
     """The zigator per-layer test frames agree on every field with the zigator test keys."""
     path = captures_dir / name
     nwk_keys, link_keys = keys_for(name)
-    agree, problems = compare(name, hanlab_rows(path, nwk_keys, link_keys),
+    _agree, problems = compare(name, hanlab_rows(path, nwk_keys, link_keys),
                               tshark_fields(tshark, path, nwk_keys, link_keys))
     assert not problems, "\n".join(problems)
 
