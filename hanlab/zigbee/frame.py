@@ -120,6 +120,9 @@ class DecodedFrame:
             except LayerError as exc:
                 self._fail("mac", exc.offset, exc.reason)
                 mac = None
+            except Exception as exc:  # safety net: never raise out of the decoder
+                self._fail("mac", 0, f"internal decoder error: {exc!r}")
+                mac = None
             self._mac = mac
         return mac  # type: ignore[no-any-return]
 
@@ -157,6 +160,9 @@ class DecodedFrame:
                         nwk = decode_nwk(psdu, off)
                     except LayerError as exc:
                         self._fail("nwk", exc.offset, exc.reason)
+                        nwk = None
+                    except Exception as exc:  # safety net
+                        self._fail("nwk", off, f"internal decoder error: {exc!r}")
                         nwk = None
                     if nwk is not None:
                         self._learn_addresses(mac, nwk)
@@ -217,6 +223,8 @@ class DecodedFrame:
                     aps = decode_aps(buf)
                 except LayerError as exc:
                     self._fail("aps", nwk.payload_offset + exc.offset, exc.reason)
+                except Exception as exc:  # safety net
+                    self._fail("aps", nwk.payload_offset, f"internal decoder error: {exc!r}")
                 if aps is not None and aps.security:
                     self._decrypt_aps(buf, nwk, aps)
             self._aps = aps
@@ -310,11 +318,13 @@ class DecodedFrame:
             ):
                 payload = self.aps_payload
                 if payload is not None:
+                    base = 0 if self.reassembled else self._aps_base(aps)
                     try:
                         zcl = decode_zcl(payload, aps.cluster)
                     except LayerError as exc:
-                        base = 0 if self.reassembled else self._aps_base(aps)
                         self._fail("zcl", base + exc.offset, exc.reason)
+                    except Exception as exc:  # safety net
+                        self._fail("zcl", base, f"internal decoder error: {exc!r}")
             self._zcl = zcl
         return zcl  # type: ignore[no-any-return]
 

@@ -298,7 +298,7 @@ def decode_nwk(buf: bytes, off: int) -> NwkFrame:
         frame.relays = struct.unpack_from(f"<{count}H", buf, pos + 2)
         pos += 2 + 2 * count
     if security:
-        if buf[pos] & 0x38 == 0x28 and pos + 14 <= n:
+        if pos + 14 <= n and buf[pos] & 0x38 == 0x28:
             # fast path: network key with extended nonce, as every ZigBee PRO NWK frame
             control, counter, src64, key_seq = _AUX_NWK.unpack_from(buf, pos)
             aux = AuxHeader(control, counter, src64, key_seq, pos)
