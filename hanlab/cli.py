@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "hanlab.commands.rig",
     "hanlab.commands.devices",
     "hanlab.commands.udev",
+    "hanlab.commands.decode",
 ]
 
 app = typer.Typer(
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hanlab`` console script."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)  # typer.Exit(code) is returned, not raised, here
     except HanlabError as exc:
         _err.print(f"hanlab: error: {exc}", markup=False)
         sys.exit(exc.exit_status)

@@ -237,15 +237,19 @@ def readable_capture(path: Path, tshark: str, tmp_path: Path) -> Path:
     return out
 
 
-def hanlab_rows(path: Path, nwk_keys: tuple[str, ...], link_keys: tuple[str, ...]
-                ) -> list[dict[str, Any]]:
-    """Decode every frame of ``path`` with exactly these keys (+ the well-known TC key)."""
+def _keyring(nwk_keys: tuple[str, ...], link_keys: tuple[str, ...]) -> Keyring:
     ring = Keyring()
     for key in nwk_keys:
         ring.add_network_key(bytes.fromhex(key))
     for key in link_keys:
         ring.add_link_key(bytes.fromhex(key))
-    decoder = Decoder(ring)
+    return ring
+
+
+def hanlab_rows(path: Path, nwk_keys: tuple[str, ...], link_keys: tuple[str, ...]
+                ) -> list[dict[str, Any]]:
+    """Decode every frame of ``path`` with exactly these keys (+ the well-known TC key)."""
+    decoder = Decoder(_keyring(nwk_keys, link_keys))
     return [hanlab_fields(decoder.decode(f.psdu, f.ts_ns, fcs_ok=f.fcs_ok))
             for f in read_frames(path)]
 
@@ -323,13 +327,7 @@ def test_tshark_errors_evidence(captures_dir: Path, tshark: str) -> None:
 
 
 def _decode_one(path: Path, number: int) -> DecodedFrame:
-    nwk_keys, link_keys = keys_for(path.name)
-    ring = Keyring()
-    for key in nwk_keys:
-        ring.add_network_key(bytes.fromhex(key))
-    for key in link_keys:
-        ring.add_link_key(bytes.fromhex(key))
-    decoder = Decoder(ring)
+    decoder = Decoder(_keyring(*keys_for(path.name)))
     for index, frame in enumerate(read_frames(path), 1):
         decoded = decoder.decode(frame.psdu, frame.ts_ns, fcs_ok=frame.fcs_ok).decode_all()
         if index == number:
