@@ -28,6 +28,7 @@ SNAPLEN = 0xFFFF
 
 _EPB_HEAD = struct.Struct("<IIIIIII")
 _U32 = struct.Struct("<I")
+_PADDING = (b"", b"\0", b"\0\0", b"\0\0\0")
 _TLV_RSS = struct.Struct("<HHf")
 #: TAP FCS type TLV: type 0, length 1, value (0 none, 1 16-bit CRC), 3 padding octets.
 _TLV_FCS16 = struct.pack("<HHB3x", 0, 1, 1)
@@ -105,6 +106,7 @@ class PcapngWriter:
         self._buf = bytearray(section_header_block())
         self._interfaces: dict[str, int] = {}
         self._channel_tlvs: dict[tuple[int, int], bytes] = {}
+        self._plain_headers: dict[tuple[tuple[int, int], bool], bytes] = {}
         self.size_bytes = 0
         self.frames = 0
         self.closed = False
@@ -130,13 +132,21 @@ class PcapngWriter:
             ctlv = self._channel_tlvs[key] = channel_tlv(frame.page, frame.channel)
         psdu = frame.psdu
         fcs_ok = frame.fcs_ok
+        if frame.rssi_dbm is None and frame.lqi is None:
+            # common case: a constant header per (FCS type, channel), cached
+            hkey = (key, fcs_ok is None)
+            head = self._plain_headers.get(hkey)
+            if head is None:
+                head = self._plain_headers[hkey] = tap_header(frame, ctlv)
+        else:
+            head = tap_header(frame, ctlv)
         if fcs_ok is None:
-            data = tap_header(frame, ctlv) + psdu
+            data = head + psdu
         else:
             fcs = fcs16(psdu)
             if not fcs_ok:
                 fcs ^= 0xFFFF
-            data = tap_header(frame, ctlv) + psdu + fcs.to_bytes(2, "little")
+            data = head + psdu + fcs.to_bytes(2, "little")
         caplen = len(data)
         pad = -caplen % 4
         blen = 32 + caplen + pad
@@ -145,7 +155,7 @@ class PcapngWriter:
         buf += _EPB_HEAD.pack(6, blen, if_id, ts >> 32, ts & 0xFFFFFFFF, caplen, caplen)
         buf += data
         if pad:
-            buf += b"\0" * pad
+            buf += _PADDING[pad]
         buf += _U32.pack(blen)
         self.frames += 1
 

@@ -28,6 +28,7 @@ from hanlab.capture.linktypes import (
     decap_nofcs,
 )
 from hanlab.errors import CaptureFormatError
+from hanlab.fcs import fcs16
 from hanlab.frames import PAGE_CHANNELS, Band, Frame, TsSource
 
 PCAP_MAGIC_US = 0xA1B2C3D4
@@ -195,8 +196,6 @@ class CaptureReader:
         fast_withfcs = linktype == 195
         sid, page, channel = self.sniffer_id, self.page, self.channel
         band = band_for(page, channel)
-        from hanlab.fcs import fcs16
-
         u16 = struct.Struct("<H").unpack_from
         off = 24
         prev_ts = -1
@@ -237,6 +236,10 @@ class CaptureReader:
         ifaces: list[_Interface] = []
         hdr = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
+        u16 = struct.Struct("<H").unpack_from
+        sid, page, channel = self.sniffer_id, self.page, self.channel
+        band = band_for(page, channel)
+        CAPTURE = TsSource.CAPTURE  # noqa: N806 - local alias on the hot path
         prev_ts = -1
         while off < n:
             if off + 12 > n:
@@ -273,7 +276,19 @@ class CaptureReader:
                 self.records += 1
                 raw = (ts_hi << 32) | ts_lo
                 ts_ns = (raw * iface.mul // iface.div) >> iface.shift
-                frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off, orig)
+                if iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS and caplen >= 2:
+                    # hot path for DLT 195, the common sniffer format
+                    if orig > caplen:  # snaplen cut the FCS off
+                        psdu = buf[off + 28 : off + 26 + min(caplen + 2, orig)]
+                        fcs_ok = None
+                    else:
+                        psdu = buf[off + 28 : off + 26 + caplen]
+                        fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
+                    frame = Frame(ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None,
+                                  CAPTURE, None)
+                else:
+                    frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off,
+                                        orig)
                 if frame is not None:
                     if ts_ns < prev_ts:
                         self.out_of_order += 1

@@ -4,7 +4,9 @@ File names are predictable: ``<rig>_<band>_<UTC start>.pcapng`` where the UTC st
 timestamp of the file's first frame as ``YYYYMMDDTHHMMSSZ`` (a ``-N`` suffix keeps names
 unique when two files start in the same second). Rotation happens before a frame that
 would exceed ``rotate_size_bytes`` or that lies ``rotate_duration_s`` or more after the
-file's first frame (frame time, so replay and live behave the same).
+file's first frame (frame time, so replay and live behave the same). Rotation is
+checked at batch boundaries: a file may run past a limit by one batch (at most 512
+frames, about 70 KiB).
 """
 
 from __future__ import annotations
@@ -91,21 +93,19 @@ class BandCaptureFiles:
         )
 
     def write(self, frames: list[Frame]) -> None:
-        """Write ``frames`` (all of this band), rotating files as needed."""
+        """Write ``frames`` (all of this band); rotation is checked once per batch, so a
+        file may exceed its limits by at most one batch."""
         writer = self._writer
-        if writer is None:
+        if writer is None or self._needs_rotation(writer, frames[0].ts_ns):
             writer = self._open(frames[0].ts_ns)
-        check = self.rotate_size_bytes is not None or self.rotate_duration_ns is not None
         sid = ""
         if_id = 0
+        write = writer.write
         for frame in frames:
-            if check and self._needs_rotation(writer, frame.ts_ns):
-                writer = self._open(frame.ts_ns)
-                sid = ""
             if frame.sniffer_id != sid:
                 sid = frame.sniffer_id
                 if_id = self._if_id(writer, sid)
-            writer.write(if_id, frame)
+            write(if_id, frame)
         self.frames += len(frames)
 
     def write_gap(self, sniffer_id: str, start_ns: int, end_ns: int, reason: str) -> None:

@@ -26,6 +26,8 @@ class CaptureSink:
         folder: output folder.
         rig: rig name.
         descriptions: sniffer id -> interface description.
+        sniffer_bands: sniffer id -> configured band (where a gap is recorded before the
+            sniffer's first frame).
         rotate_size_bytes, rotate_duration_s: rotation limits (``None``: never).
         flush_interval_s: longest time assembled blocks stay in memory.
     """
@@ -39,6 +41,7 @@ class CaptureSink:
         rotate_size_bytes: int | None = None,
         rotate_duration_s: float | None = None,
         flush_interval_s: float = 0.25,
+        sniffer_bands: dict[str, Band] | None = None,
     ) -> None:
         self.subscription = subscription
         self.flush_interval_s = flush_interval_s
@@ -48,7 +51,7 @@ class CaptureSink:
             )
             for band in Band
         }
-        self._sniffer_band: dict[str, Band] = {}
+        self._sniffer_band: dict[str, Band] = dict(sniffer_bands or {})
 
     @property
     def files(self) -> list[Path]:

@@ -12,7 +12,7 @@ from hanlab.config import load_lab
 from hanlab.errors import ConfigError
 
 rig_app = typer.Typer(help="Rig files: check them before a run.", no_args_is_help=True)
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 @rig_app.command("validate")
@@ -38,7 +38,7 @@ def validate(
             console.print(f"{path}: rig {rig.name}: {len(rig.devices)} devices, "
                           f"{len(rig.sniffers)} sniffers: OK", markup=False)
     if problems:
-        err = Console(stderr=True, highlight=False)
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
         for line in problems:
             err.print(line, markup=False)
         raise typer.Exit(2)

@@ -20,7 +20,7 @@ from hanlab.sources import driver_class
 
 DEFAULT_LAB = Path("labs/default.yaml")
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _stats_table(sup: LabSupervisor, started: float) -> Table:

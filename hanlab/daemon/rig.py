@@ -77,6 +77,7 @@ class RigRunner:
             folder, rig.name, {s.id: s.description() for s in rig.sniffers},
             int(cap.rotate_size_mb * 1024 * 1024) if cap.rotate_size_mb else None,
             cap.rotate_duration_s, cap.flush_interval_s,
+            {s.id: s.band for s in rig.sniffers},
         )
         self.mqtt: MqttPublisher | None = None
         if options.broker is not None:

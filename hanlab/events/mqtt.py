@@ -33,6 +33,8 @@ from hanlab.sources.base import SourceEvent
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: source events published on a topic of their own kind rather than ``source``.
+OWN_TOPIC_EVENTS = frozenset({"energy", "clock"})
 TOPIC_ROOT = "hanlab/v1"
 
 
@@ -107,7 +109,8 @@ class MqttPublisher:
             if item is CLOSED:
                 break
             if isinstance(item, SourceEvent):
-                self.enqueue("source", source_payload(item))
+                kind = item.kind if item.kind in OWN_TOPIC_EVENTS else "source"
+                self.enqueue(kind, source_payload(item))
             elif isinstance(item, BusEvent):
                 self.enqueue(item.kind, item.payload, item.retain)
         self.enqueue("status", self._status("offline", reason="stopped"), retain=True)

@@ -1,0 +1,180 @@
+"""pcap/pcapng reading and TAP pcapng writing: formats, link types, damage, rotation."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from hanlab.capture.linktypes import decap_tap, decap_zep
+from hanlab.capture.pcapng import PcapngWriter
+from hanlab.capture.reader import CaptureReader, read_frames
+from hanlab.capture.rotation import BandCaptureFiles
+from hanlab.errors import CaptureFormatError
+from hanlab.fcs import fcs16, fcs16_bytes
+from hanlab.frames import Band, Frame, TsSource
+
+ACK = bytes.fromhex("0200d7")
+DATA = bytes.fromhex("6188a1341200000000") + b"payload"
+
+
+def pcap(records: list[tuple[int, bytes]], linktype: int = 195, *, nanos: bool = False,
+         big_endian: bool = False, orig_extra: int = 0) -> bytes:
+    e = ">" if big_endian else "<"
+    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
+    out = struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)
+    for ts_ns, data in records:
+        frac = ts_ns % 10**9 if nanos else (ts_ns % 10**9) // 1000
+        out += struct.pack(e + "IIII", ts_ns // 10**9, frac, len(data), len(data) + orig_extra)
+        out += data
+    return out
+
+
+def frame(ts_ns: int, psdu: bytes, **kw: object) -> Frame:
+    base: dict[str, object] = dict(ts_ns=ts_ns, sniffer_id="s1", band=Band.GHZ_2_4, page=0,
+                                   channel=15, psdu=psdu, fcs_ok=True)
+    base.update(kw)
+    return Frame(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("nanos", [False, True])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_pcap_variants_and_fcs(tmp_path: Path, nanos: bool, big_endian: bool) -> None:
+    bad = DATA + b"\x00\x00"
+    path = tmp_path / "x.pcap"
+    path.write_bytes(pcap([(1_700_000_000_123_456_000, ACK + fcs16_bytes(ACK)),
+                           (1_700_000_001_000_000_000, bad)], nanos=nanos,
+                          big_endian=big_endian))
+    frames = list(read_frames(path, "s9", page=0, channel=20))
+    assert [f.psdu for f in frames] == [ACK, DATA]
+    assert [f.fcs_ok for f in frames] == [True, fcs16(DATA) == 0]
+    assert frames[0].ts_ns == 1_700_000_000_123_456_000
+    assert (frames[0].sniffer_id, frames[0].channel, frames[0].ts_source) == (
+        "s9", 20, TsSource.CAPTURE)
+
+
+def test_out_of_order_is_kept_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap"
+    stamps = [3_000_000_000, 1_000_000_000, 2_000_000_000, 4_000_000_000]
+    path.write_bytes(pcap([(t, ACK + fcs16_bytes(ACK)) for t in stamps]))
+    reader = CaptureReader(path)
+    assert [f.ts_ns for f in reader] == stamps
+    assert reader.out_of_order == 1
+
+
+def test_snaplen_cut_fcs_keeps_the_psdu(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap"
+    path.write_bytes(pcap([(0, ACK)], orig_extra=2))
+    (f,) = read_frames(path)
+    assert f.psdu == ACK and f.fcs_ok is None
+
+
+def test_truncated_pcap_yields_good_frames_then_names_offset(tmp_path: Path) -> None:
+    data = pcap([(i, ACK + fcs16_bytes(ACK)) for i in range(3)])
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[:-3])
+    got: list[Frame] = []
+    with pytest.raises(CaptureFormatError) as info:
+        got.extend(read_frames(path))
+    assert len(got) == 2
+    assert info.value.offset == 24 + 2 * 21 and "truncated record" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_link_type_and_garbage_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "wifi.pcap"
+    path.write_bytes(pcap([(0, b"abc")], linktype=105))
+    with pytest.raises(CaptureFormatError, match="link type 105 is not one hanlab reads"):
+        list(read_frames(path))
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"hello world, not a capture")
+    with pytest.raises(CaptureFormatError, match="not a pcap or pcapng file"):
+        list(read_frames(junk))
+    with pytest.raises(CaptureFormatError, match="No such file"):
+        list(read_frames(tmp_path / "missing.pcap"))
+
+
+def test_tap_tlvs() -> None:
+    tlvs = (struct.pack("<HHB3x", 0, 1, 1) + struct.pack("<HHHB1x", 3, 3, 7, 29)
+            + struct.pack("<HHf", 1, 4, -71.5) + struct.pack("<HHB3x", 10, 1, 200))
+    packet = struct.pack("<BBH", 0, 0, 4 + len(tlvs)) + tlvs + DATA + fcs16_bytes(DATA)
+    assert decap_tap(packet) == (DATA, True, 29, 7, -71.5, 200)
+    with pytest.raises(ValueError, match="TAP length"):
+        decap_tap(b"\x00\x00\xff\x00")
+
+
+def test_zep_v1_v2_and_ack() -> None:
+    body = DATA + fcs16_bytes(DATA)
+    v2 = (b"EX\x02\x01" + bytes([19]) + b"\x00\x01" + b"\x01" + bytes([180]) + bytes(8)
+          + bytes(4) + bytes(10) + bytes([len(body)]) + body)
+    assert decap_zep(v2) == (DATA, True, 0, 19, None, 180)
+    v1 = b"EX\x01" + bytes([25]) + b"\x00\x01" + b"\x00" + bytes([90]) + bytes(7) + bytes(
+        [len(DATA) + 2]) + DATA + b"\xc4\x80"
+    psdu, ok, page, channel, rssi, lqi = decap_zep(v1)  # type: ignore[misc]
+    assert (psdu, ok, page, channel, rssi, lqi) == (DATA, True, 0, 25, -60.0, 90)
+    assert decap_zep(b"EX\x02\x02" + bytes(4)) is None
+    with pytest.raises(ValueError, match="ZEP length"):
+        decap_zep(v2[:-5])
+
+
+def test_writer_round_trip_through_our_reader(tmp_path: Path) -> None:
+    path = tmp_path / "w.pcapng"
+    writer = PcapngWriter(path)
+    a = writer.interface("s1", "2.4GHz page 0 channel 15")
+    b = writer.interface("s2", "subGHz page 28 channel 3")
+    frames = [
+        frame(1_700_000_000_000_000_001, ACK),
+        frame(1_700_000_000_000_000_002, DATA, fcs_ok=False, rssi_dbm=-80.0, lqi=99),
+        frame(1_700_000_000_000_000_003, DATA, fcs_ok=None, sniffer_id="s2",
+              band=Band.SUB_GHZ, page=28, channel=3),
+    ]
+    for f in frames[:2]:
+        writer.write(a, f)
+    writer.write(b, frames[2])
+    writer.write_gap(a, 5, 9, "unplugged")
+    writer.close()
+    writer.close()
+    back = list(read_frames(path))
+    assert [(f.ts_ns, f.psdu, f.fcs_ok, f.page, f.channel, f.rssi_dbm, f.lqi) for f in back] == [
+        (f.ts_ns, f.psdu, f.fcs_ok, f.page, f.channel, f.rssi_dbm, f.lqi) for f in frames]
+
+
+def test_rotation_by_duration_and_size_with_predictable_names(tmp_path: Path) -> None:
+    t0 = 1_700_000_000 * 10**9
+    files = BandCaptureFiles(tmp_path, "rigA", Band.GHZ_2_4, {"s1": "d"},
+                             rotate_duration_s=10.0)
+    files.write([frame(t0, ACK)])
+    files.write([frame(t0 + 5 * 10**9, ACK)])
+    files.write([frame(t0 + 11 * 10**9, ACK)])
+    files.write([frame(t0 + 11 * 10**9, ACK)])  # same second: still the second file
+    files.close()
+    assert [p.name for p in files.files] == [
+        "rigA_2.4GHz_20231114T221320Z.pcapng", "rigA_2.4GHz_20231114T221331Z.pcapng"]
+    assert [len(list(read_frames(p))) for p in files.files] == [2, 2]
+
+    sized = BandCaptureFiles(tmp_path / "s", "rigA", Band.SUB_GHZ, {}, rotate_size_bytes=400)
+    for i in range(6):
+        sized.write([frame(t0, DATA, band=Band.SUB_GHZ, page=28, channel=1)])
+        sized.flush()
+    sized.close()
+    assert len(sized.files) > 1
+    assert sized.files[1].name == "rigA_subGHz_20231114T221320Z-1.pcapng"
+    assert sum(len(list(read_frames(p))) for p in sized.files) == 6
+    assert all(p.stat().st_size < 400 + 200 for p in sized.files)
+
+
+def test_our_pcapng_is_read_by_tshark_with_tap_fields(tmp_path: Path, tshark: str) -> None:
+    from tests.tshark_util import read_with_tshark
+
+    path = tmp_path / "t.pcapng"
+    writer = PcapngWriter(path)
+    sub = writer.interface("s868", "subGHz page 30 channel 40")
+    writer.write(sub, frame(1_700_000_000_000_000_007, DATA, page=30, channel=40,
+                            band=Band.SUB_GHZ, rssi_dbm=-55.0, lqi=201))
+    writer.write_gap(sub, 1, 2, "test gap")
+    writer.close()
+    (got,) = read_with_tshark(tshark, path)
+    assert (got.tap_page, got.tap_channel, got.tap_fcs_type, got.fcs_ok) == (30, 40, 1, True)
+    assert got.wpan == DATA  # tshark's wpan bytes exclude the FCS
+    assert got.epoch_s.endswith(".000000007")
