@@ -140,6 +140,8 @@ class DuisResponse:
         body: the Body's child element (lxml).
         schema_version: the ``schemaVersion`` attribute.
         signed: whether a ``ds:Signature`` element is present (not verified).
+        dcc_alert_code: DCCAlertMessage DCCAlertCode (e.g. ``N24``), if any.
+        pre_command: the PreCommand GBCSPayload of a Transform response, if any.
     """
 
     request_id: RequestId | None
@@ -155,6 +157,8 @@ class DuisResponse:
     body: etree._Element
     schema_version: str
     signed: bool
+    dcc_alert_code: str | None = None
+    pre_command: bytes | None = None
 
     @property
     def is_acknowledgement(self) -> bool:
@@ -287,7 +291,10 @@ def parse_response(data: bytes) -> DuisResponse:
     ) if body_name == "ResponseMessage" else None
     payload_text = _text(body, "GBCSPayload", required=False)
     alert_text = _text(body, "AlertCode", required=False)
+    pre_node = body.find(_q("PreCommand"))
+    pre_text = None if pre_node is None else _text(pre_node, "GBCSPayload", required=False)
     try:
+        pre_command = b64decode(pre_text, validate=False) if pre_text else None
         when = dt.datetime.fromisoformat(_required(header, "ResponseDateTime"))
         payload = b64decode(payload_text, validate=False) if payload_text else None
         alert_code = int(alert_text, 16) if alert_text else None
@@ -307,6 +314,8 @@ def parse_response(data: bytes) -> DuisResponse:
         body=body,
         schema_version=root.get("schemaVersion", ""),
         signed=_signed(root),
+        dcc_alert_code=_text(body, "DCCAlertCode", required=False),
+        pre_command=pre_command,
     )
 
 
@@ -501,4 +510,62 @@ def build_device_alert(
     alert = etree.SubElement(body, _q("DeviceAlertMessage"))
     etree.SubElement(alert, _q("AlertCode")).text = f"{alert_code:04X}"
     etree.SubElement(alert, _q("GBCSPayload")).text = b64encode(gbcs_payload).decode()
+    return _document(root)
+
+
+def build_precommand_response(
+    *,
+    request_id: RequestId,
+    service_reference: str,
+    service_reference_variant: str,
+    response_date_time: dt.datetime,
+    gbcs_payload: bytes,
+    gbcs_version: str = "4.0",
+) -> bytes:
+    """Write the synchronous Transform Service response (CommandVariant 4) with a PreCommand.
+
+    DUIS 5.4 section 3.2.4: the DCC returns the unsigned GBCS command (the Pre-Command) for
+    the User to sign and send back with CommandVariant 5 (``SignedPreCommand``).
+
+    Args:
+        request_id: the Transform request's RequestID.
+        service_reference, service_reference_variant: of the request.
+        response_date_time: when the DCC answered.
+        gbcs_payload: the Pre-Command octets (a GBCS message without signature).
+        gbcs_version: the GBCSVersion element, e.g. ``"4.0"``.
+    """
+    root, body = _response_root(request_id, None, "I0", response_date_time)
+    message = etree.SubElement(body, _q("ResponseMessage"))
+    etree.SubElement(message, _q("ServiceReference")).text = service_reference
+    etree.SubElement(message, _q("ServiceReferenceVariant")).text = service_reference_variant
+    pre = etree.SubElement(message, _q("PreCommand"))
+    etree.SubElement(pre, _q("GBCSVersion")).text = gbcs_version
+    etree.SubElement(pre, _q("GBCSPayload")).text = b64encode(gbcs_payload).decode()
+    return _document(root)
+
+
+def build_dcc_alert(
+    *,
+    dcc_alert_code: str,
+    alert: etree._Element,
+    response_date_time: dt.datetime,
+    request_id: RequestId | None = None,
+    response_id: RequestId | None = None,
+    response_code: str = "I0",
+) -> bytes:
+    """Write a DUIS DCC Alert message (DUIS 5.4 section 3.5.6, ``sr:DCCAlertMessage``).
+
+    Args:
+        dcc_alert_code: the DCCAlertCode, e.g. ``"N24"`` (an enumeration of the XSD).
+        alert: the DCCAlert's content element, e.g. ``sr_element("UpdateHANDeviceLogResult",
+            {"UpdateHANDeviceLogServiceRequestID": str(request_id)})``.
+        response_date_time: when the DCC raised it.
+        request_id: the request it relates to, if any.
+        response_id: a ResponseID, if any.
+        response_code: ResponseCode, ``I0`` by default.
+    """
+    root, body = _response_root(request_id, response_id, response_code, response_date_time)
+    message = etree.SubElement(body, _q("DCCAlertMessage"))
+    etree.SubElement(message, _q("DCCAlertCode")).text = dcc_alert_code
+    etree.SubElement(message, _q("DCCAlert")).append(alert)
     return _document(root)

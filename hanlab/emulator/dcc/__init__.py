@@ -1,0 +1,35 @@
+"""The emulated DCC (DUIS 5.4 over HTTP) and a fake in-memory HAN for testing it."""
+
+from hanlab.emulator.dcc.commands import (
+    DCC_ACCESS_CONTROL_BROKER,
+    DCC_ORIGINATED_USE_CASES,
+    CommandMappingError,
+    CommandPlan,
+    plan_command,
+)
+from hanlab.emulator.dcc.fake_han import FakeHan
+from hanlab.emulator.dcc.server import (
+    SERVICE_PATHS,
+    DccAlertCodes,
+    DccStats,
+    DccUser,
+    EmulatedDcc,
+    EmulatedDccSettings,
+    RefusalCodes,
+)
+
+__all__ = [
+    "DCC_ACCESS_CONTROL_BROKER",
+    "DCC_ORIGINATED_USE_CASES",
+    "SERVICE_PATHS",
+    "CommandMappingError",
+    "CommandPlan",
+    "DccAlertCodes",
+    "DccStats",
+    "DccUser",
+    "EmulatedDcc",
+    "EmulatedDccSettings",
+    "FakeHan",
+    "RefusalCodes",
+    "plan_command",
+]

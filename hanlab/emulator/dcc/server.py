@@ -1,0 +1,710 @@
+"""The emulated DCC: a real HTTP server speaking DUIS 5.4 as the DCC's simulators do.
+
+Endpoints (as DCC Boxed): ``POST /api/v1/serviceS`` (Send Command Service, CommandVariants
+1, 2, 5, 6), ``/api/v1/serviceT`` (Transform Service, CommandVariant 4) and
+``/api/v1/serviceD`` (Non-Device Service, CommandVariant 8). Each request is parsed safely
+(no DTD, no entities, no network), validated against the DUIS XSD, and answered at once:
+
+* ``I99`` acknowledgement for a command to a device; after ``processing_latency_s`` and
+  ``wan_latency_s`` the GBCS command goes to the emulated CHF (:class:`HanLink`); the
+  device's GBCS response comes back (:class:`DccLink`) and, after the WAN latency and the
+  processing latency again, the DUIS Response is POSTed to the User's receive endpoint;
+* ``I0`` with a PreCommand for the Transform Service (DUIS 5.4 section 3.2.4);
+* ``I0`` for a non-device SR;
+* an error acknowledgement (HTTP 400) for anything refused; the server keeps serving.
+
+Device alerts are forwarded as DUIS Device Alerts, and the DCC raises DCC Alerts of its own
+(Update HAN Device Log result after SR 8.11; command failure when a device stays silent).
+Every document written is validated against the XSD when one is loaded; failures are
+counted in :attr:`EmulatedDcc.invalid_documents` (tests assert none). Every event is
+written to the ground-truth log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import re
+from base64 import b64decode
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import aiohttp
+from aiohttp import web
+from cryptography import x509
+from lxml import etree
+
+from hanlab.duis.catalogue import UnknownServiceRequestError, sr
+from hanlab.duis.http import StartStop, listen, new_app
+from hanlab.duis.schema import DuisSchema
+from hanlab.duis.signing import SignatureError, verify_document
+from hanlab.duis.xml import (
+    SR_NS,
+    DuisRequest,
+    DuisXmlError,
+    RequestId,
+    build_acknowledgement,
+    build_dcc_alert,
+    build_device_alert,
+    build_precommand_response,
+    build_response,
+    parse_request,
+    parse_xml,
+    sr_element,
+)
+from hanlab.emulator.dcc.commands import (
+    DCC_ACCESS_CONTROL_BROKER,
+    CommandMappingError,
+    build_command,
+    plan_command,
+)
+from hanlab.emulator.dcc_link import CommandDelivery, HanLink
+from hanlab.emulator.truth import GroundTruthLog, now_ns
+from hanlab.errors import BadInputError, HanlabError
+from hanlab.gbcs.eui64 import Eui64
+from hanlab.gbcs.message import GbcsMessage, parse_gbcs_message
+
+_log = logging.getLogger(__name__)
+
+Service = Literal["S", "T", "D"]
+SERVICE_PATHS: Final[Mapping[Service, str]] = {
+    "S": "/api/v1/serviceS", "T": "/api/v1/serviceT", "D": "/api/v1/serviceD",
+}
+SERVICE_COMMAND_VARIANTS: Final[Mapping[Service, frozenset[int]]] = {
+    "S": frozenset({1, 2, 5, 6}), "T": frozenset({4}), "D": frozenset({8}),
+}
+"""CommandVariants each service accepts. 3 and 7 (Local Command delivery only) are refused
+as DCC Boxed does."""
+
+_CONTENT_TYPE: Final = "application/xml"
+_SR_SCAN: Final = re.compile(
+    rb"<(?:\w+:)?ServiceReferenceVariant>\s*([0-9.]{1,12})\s*<", re.ASCII
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalCodes:
+    """The DUIS ResponseCodes the emulated DCC refuses with (DUIS 5.4 section 3.5.3).
+
+    Configurable because labs compare with a particular DCC simulator; the defaults are
+    hanlab's reading of the DUIS table: check them against the simulator you compare with.
+
+    Attributes:
+        schema: not well-formed, unsafe (DTD / entities) or not valid against the XSD.
+        signature: a Critical SR unsigned, or its XML signature does not verify.
+        user: the originator of the RequestID is not a registered User.
+        command_variant: the CommandVariant does not fit the service or the SR, or is out of
+            the emulator's scope (3, 7).
+        device: the target is not in the DCC's inventory, or the SR has no GBCS for it.
+        counter: the RequestID counter is not above the last one of the User for the target.
+    """
+
+    schema: str = "E1"
+    signature: str = "E2"
+    user: str = "E3"
+    command_variant: str = "E4"
+    device: str = "E5"
+    counter: str = "E11"
+
+
+@dataclass(frozen=True, slots=True)
+class DccAlertCodes:
+    """DCCAlertCodes the emulated DCC raises on its own (DUIS 5.4 section 3.6, configurable).
+
+    Attributes:
+        update_han_device_log_success: after a successful SR 8.11 (Update HAN Device Log).
+        update_han_device_log_failure: after a failed or timed-out SR 8.11.
+        command_failure: a device did not answer within ``response_timeout_s``.
+    """
+
+    update_han_device_log_success: str = "N24"
+    update_han_device_log_failure: str = "N25"
+    command_failure: str = "N3"
+
+
+@dataclass(frozen=True)
+class DccUser:
+    """A DCC User the emulated DCC knows.
+
+    Attributes:
+        eui64: the User's EUI-64 (RequestID originator).
+        receive_url: where the DCC POSTs this User's responses and alerts.
+        certificate: the User's XML-signing certificate, to verify signatures with when
+            :attr:`EmulatedDccSettings.verify_signatures` is on.
+    """
+
+    eui64: Eui64
+    receive_url: str
+    certificate: x509.Certificate | None = None
+
+
+@dataclass(frozen=True)
+class EmulatedDccSettings:
+    """Settings of the emulated DCC.
+
+    Attributes:
+        host, port: where to listen (port 0: any free port, see :attr:`EmulatedDcc.url`).
+        processing_latency_s: DCC processing time before a command leaves and before a
+            response is posted (each way).
+        wan_latency_s: one-way WAN latency between the DCC and the Communications Hub.
+        response_timeout_s: how long to wait for a device's response at the CHF.
+        require_signature: refuse a Critical SR that carries no ``ds:Signature``.
+        verify_signatures: verify signatures with the User's certificate (the DUIS
+            templates carry placeholder signatures: off for them).
+        check_counters: refuse a RequestID counter not above the User's last one for the
+            same target (replay protection; the DUIS templates reuse counters: off for them).
+        rtds_folder: RTDS ``gbcs-rtds`` folder to take GBCS bodies from, or ``None``.
+        dcc_counter_start: first Originator Counter of DCC-originated commands.
+        gbcs_version: GBCSVersion written in PreCommands.
+        refusal_codes, alert_codes: see :class:`RefusalCodes`, :class:`DccAlertCodes`.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    processing_latency_s: float = 0.05
+    wan_latency_s: float = 0.1
+    response_timeout_s: float = 30.0
+    require_signature: bool = True
+    verify_signatures: bool = False
+    check_counters: bool = True
+    rtds_folder: Path | None = None
+    dcc_counter_start: int = 1 << 40
+    gbcs_version: str = "4.0"
+    refusal_codes: RefusalCodes = field(default_factory=RefusalCodes)
+    alert_codes: DccAlertCodes = field(default_factory=DccAlertCodes)
+
+
+class DccRefusal(BadInputError):
+    """A request the DCC refuses with a DUIS ResponseCode (answered, never raised out)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Outstanding:
+    request: DuisRequest
+    delivery: CommandDelivery
+    user: DccUser
+    future: asyncio.Future[tuple[bytes, int]]
+
+
+@dataclass
+class DccStats:
+    """Counters of the emulated DCC (for tests and the dashboard)."""
+
+    requests: int = 0
+    acknowledged: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    commands_delivered: int = 0
+    responses_posted: int = 0
+    alerts_posted: int = 0
+    timeouts: int = 0
+    post_failures: int = 0
+    documents_written: int = 0
+
+
+class EmulatedDcc(StartStop):
+    """The emulated DCC: DUIS 5.4 HTTP server, GBCS to and from the emulated CHF.
+
+    Args:
+        settings: see :class:`EmulatedDccSettings`.
+        users: the Users it serves (their receive endpoints).
+        devices: the inventory, device EUI-64 -> device type (``ESME``, ``GSME``, ``GPF``,
+            ``CHF``, ``PPMID``, ``IHD``, ``HCALCS``).
+        schema: the DUIS XSD; without it requests are only parsed, not validated.
+        han: the emulated CHF / HAN (see :meth:`attach_han`).
+        truth: the ground-truth log, or ``None``.
+
+    Use as ``async with EmulatedDcc(...) as dcc:``; :attr:`url` is the base URL.
+    """
+
+    def __init__(
+        self,
+        settings: EmulatedDccSettings,
+        *,
+        users: Iterable[DccUser],
+        devices: Mapping[Eui64, str],
+        schema: DuisSchema | None = None,
+        han: HanLink | None = None,
+        truth: GroundTruthLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.users = {user.eui64: user for user in users}
+        self.devices = {eui: kind.upper() for eui, kind in devices.items()}
+        self.schema = schema
+        self.truth = truth
+        self.stats = DccStats()
+        self.invalid_documents: list[tuple[str, list[str]]] = []
+        self._han = han
+        self._tasks: set[asyncio.Task[None]] = set()
+        # (device, Originator Counter) -> commands awaiting a response, oldest first (a
+        # replayed counter, allowed with check_counters off, queues behind the first).
+        self._outstanding: dict[tuple[Eui64, int], list[_Outstanding]] = {}
+        self._last_counter: dict[tuple[Eui64, Eui64], int] = {}
+        self._dcc_counter = itertools.count(settings.dcc_counter_start)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._port = settings.port
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def attach_han(self, han: HanLink) -> None:
+        """Connect the emulated CHF / HAN the DCC hands GBCS commands to."""
+        self._han = han
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41234`` (valid once started)."""
+        return f"http://{self.settings.host}:{self._port}"
+
+    async def start(self) -> None:
+        """Listen for DUIS requests.
+
+        Raises:
+            HanlabError: the port cannot be bound.
+        """
+        app = new_app()
+        for service, path in SERVICE_PATHS.items():
+            app.router.add_post(path, self._handler(service))
+        self._runner, self._port = await listen(app, self.settings.host, self.settings.port,
+                                                "emulated DCC")
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def stop(self) -> None:
+        """Cancel and await every task, fail the outstanding commands, close; idempotent."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        for queue in self._outstanding.values():
+            for pending in queue:
+                pending.future.cancel()
+        self._outstanding.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("emulated DCC task %s failed", task.get_name(),
+                       exc_info=task.exception())
+
+    def _record(self, event: str, ts_ns: int | None = None, /, **fields: object) -> None:
+        if self.truth is not None:
+            self.truth.record(event, now_ns() if ts_ns is None else ts_ns, **fields)
+
+    # -- documents -------------------------------------------------------------------------
+
+    def _checked(self, document: bytes, what: str) -> bytes:
+        """Count ``document``; validate it against the XSD, noting any failure."""
+        self.stats.documents_written += 1
+        if self.schema is not None:
+            problems = self.schema.problems(parse_xml(document))
+            if problems:
+                _log.error("emulated DCC wrote an invalid %s: %s", what, problems[0])
+                self.invalid_documents.append((what, problems))
+        return document
+
+    @staticmethod
+    def _now() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    # -- the HTTP side ---------------------------------------------------------------------
+
+    def _handler(self, service: Service) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            received_ns = now_ns()
+            try:
+                data = await request.read()
+            except (web.HTTPException, aiohttp.ClientError, ValueError) as error:
+                return web.Response(status=400, text=f"{self.settings.refusal_codes.schema}: "
+                                    f"unreadable request body: {error}")
+            try:
+                status, body = self._serve(service, data, received_ns)
+            except Exception as error:  # a broken request never takes the server down
+                _log.exception("emulated DCC: request failed")
+                return web.Response(status=500, text=f"internal error: {error}")
+            if body is None:
+                return web.Response(status=status, text="E1: not a DUIS request")
+            return web.Response(status=status, body=body, content_type=_CONTENT_TYPE)
+
+        return handle
+
+    def _serve(self, service: Service, data: bytes, received_ns: int) -> tuple[int, bytes | None]:
+        """Answer one POST: ``(HTTP status, DUIS document or None)``."""
+        self.stats.requests += 1
+        codes = self.settings.refusal_codes
+        try:
+            root = parse_xml(data)
+        except DuisXmlError as error:
+            return self._refuse_unreadable(data, codes.schema, str(error), received_ns)
+        if self.schema is not None:
+            problems = self.schema.problems(root)
+            if problems:
+                return self._refuse_unreadable(data, codes.schema, problems[0], received_ns)
+        try:
+            request = parse_request(data)
+        except BadInputError as error:
+            return self._refuse_unreadable(data, codes.schema, str(error), received_ns)
+        self._record("duis_request_received", received_ns, service=service,
+                     request_id=str(request.request_id),
+                     sr_variant=request.service_reference_variant,
+                     command_variant=request.command_variant)
+        try:
+            return self._accept(service, request, root, data, received_ns)
+        except DccRefusal as refusal:
+            return self._refuse(request, refusal)
+
+    def _refuse_unreadable(
+        self, data: bytes, code: str, reason: str, received_ns: int
+    ) -> tuple[int, bytes | None]:
+        """Error acknowledgement for a request whose header cannot be trusted.
+
+        The ServiceReferenceVariant is recovered by a bounded text scan (no XML parsing);
+        with none the answer is a plain-text HTTP 400, as there is no valid DUIS form.
+        """
+        self.stats.refused[code] = self.stats.refused.get(code, 0) + 1
+        self._record("duis_request_refused", received_ns, response_code=code, reason=reason)
+        match = _SR_SCAN.search(data[:65536])
+        variant = match.group(1).decode() if match else None
+        try:
+            entry = sr(variant) if variant else None
+        except UnknownServiceRequestError:
+            entry = None
+        if entry is None:
+            return 400, None
+        document = build_response(
+            request_id=None, response_code=code, response_date_time=self._now(),
+            service_reference=entry.service_reference,
+            service_reference_variant=entry.service_reference_variant,
+        )
+        return 400, self._checked(document, "error acknowledgement")
+
+    def _refuse(self, request: DuisRequest, refusal: DccRefusal) -> tuple[int, bytes]:
+        code = refusal.code
+        self.stats.refused[code] = self.stats.refused.get(code, 0) + 1
+        self._record("duis_ack_sent", request_id=str(request.request_id), response_code=code,
+                     reason=refusal.message)
+        document = build_acknowledgement(
+            request_id=request.request_id, service_reference=request.service_reference,
+            service_reference_variant=request.service_reference_variant,
+            response_date_time=self._now(), response_code=code,
+        )
+        return 400, self._checked(document, "error acknowledgement")
+
+    def _accept(
+        self, service: Service, request: DuisRequest, root: etree._Element, data: bytes,
+        received_ns: int,
+    ) -> tuple[int, bytes]:
+        codes = self.settings.refusal_codes
+        entry = sr(request.service_reference_variant)
+        user = self.users.get(request.request_id.originator)
+        if user is None:
+            raise DccRefusal(codes.user, f"{request.request_id.originator} is not a User")
+        cv = request.command_variant
+        if cv not in SERVICE_COMMAND_VARIANTS[service]:
+            raise DccRefusal(codes.command_variant,
+                             f"CommandVariant {cv} is not served by service{service}")
+        if entry.non_device != (cv == 8):
+            raise DccRefusal(codes.command_variant,
+                             f"CommandVariant {cv} does not fit SR "
+                             f"{entry.service_reference_variant}")
+        self._check_signature(request, entry.critical, data, user)
+        self._check_counter(request)
+        if cv == 8:
+            return self._non_device(request)
+        device_type = self.devices.get(request.request_id.target)
+        if device_type is None:
+            raise DccRefusal(codes.device, f"{request.request_id.target} is not in the inventory")
+        try:
+            plan = plan_command(request.service_reference_variant, device_type)
+        except CommandMappingError as error:
+            raise DccRefusal(codes.device, error.message) from error
+        if cv == 5:
+            command = self._signed_pre_command(request)
+            message = parse_gbcs_message(command)
+            if not isinstance(message, GbcsMessage):
+                raise DccRefusal(codes.schema, "SignedPreCommand is not a GBCS message")
+            counter, originator = message.originator_counter, message.originator_system_title
+        else:
+            command, counter, originator = build_command(
+                plan=plan, variant=request.service_reference_variant,
+                user=request.request_id.originator, target=request.request_id.target,
+                user_counter=request.request_id.counter,
+                dcc_counter=next(self._dcc_counter), rtds_folder=self.settings.rtds_folder,
+                pre_command=cv == 4,
+            )
+        if cv == 4:
+            self._record("pre_command_returned", request_id=str(request.request_id),
+                         message_code=plan.message_code, originator_counter=counter)
+            self.stats.acknowledged += 1
+            document = build_precommand_response(
+                request_id=request.request_id, service_reference=request.service_reference,
+                service_reference_variant=request.service_reference_variant,
+                response_date_time=self._now(), gbcs_payload=command,
+                gbcs_version=self.settings.gbcs_version,
+            )
+            return 200, self._checked(document, "transform response")
+        delivery = CommandDelivery(
+            request_id=request.request_id,
+            service_reference_variant=request.service_reference_variant,
+            command_variant=cv, target=request.request_id.target, device_type=device_type,
+            message_code=plan.message_code, originator_counter=counter, originator=originator,
+            ts_ns=received_ns,
+        )
+        self._spawn(self._run_command(request, delivery, command, user),
+                    f"dcc-command-{request.request_id}")
+        return self._acknowledge(request, "I99")
+
+    def _acknowledge(self, request: DuisRequest, code: str) -> tuple[int, bytes]:
+        self.stats.acknowledged += 1
+        self._record("duis_ack_sent", request_id=str(request.request_id), response_code=code)
+        document = build_acknowledgement(
+            request_id=request.request_id, service_reference=request.service_reference,
+            service_reference_variant=request.service_reference_variant,
+            response_date_time=self._now(), response_code=code,
+        )
+        return 200, self._checked(document, "acknowledgement")
+
+    def _non_device(self, request: DuisRequest) -> tuple[int, bytes]:
+        """Non-Device Service (CommandVariant 8): answered at once with ``I0``."""
+        return self._acknowledge(request, "I0")
+
+    def _check_signature(
+        self, request: DuisRequest, critical: bool, data: bytes, user: DccUser
+    ) -> None:
+        codes = self.settings.refusal_codes
+        if critical and self.settings.require_signature and not request.signed:
+            raise DccRefusal(codes.signature, "a Critical SR must be signed")
+        if self.settings.verify_signatures and request.signed:
+            if user.certificate is None:
+                raise DccRefusal(codes.signature, f"no certificate for {user.eui64}")
+            try:
+                verify_document(data, user.certificate)
+            except SignatureError as error:
+                raise DccRefusal(codes.signature, error.message) from error
+
+    def _check_counter(self, request: DuisRequest) -> None:
+        if not self.settings.check_counters or request.command_variant == 5:
+            return  # CommandVariant 5 repeats the Transform request's RequestID
+        key = (request.request_id.originator, request.request_id.target)
+        last = self._last_counter.get(key)
+        if last is not None and request.request_id.counter <= last:
+            raise DccRefusal(self.settings.refusal_codes.counter,
+                             f"RequestID counter {request.request_id.counter} not above {last}")
+        self._last_counter[key] = request.request_id.counter
+
+    def _signed_pre_command(self, request: DuisRequest) -> bytes:
+        node = request.body.find(f"{{{SR_NS}}}GBCSPayload")
+        if request.body_name != "SignedPreCommand" or node is None or not node.text:
+            raise DccRefusal(self.settings.refusal_codes.command_variant,
+                             "CommandVariant 5 needs a SignedPreCommand body")
+        try:
+            return b64decode(node.text, validate=False)
+        except ValueError as error:
+            raise DccRefusal(self.settings.refusal_codes.schema, str(error)) from error
+
+    # -- the WAN / CHF side ----------------------------------------------------------------
+
+    async def _run_command(
+        self, request: DuisRequest, delivery: CommandDelivery, command: bytes, user: DccUser
+    ) -> None:
+        """Processing, WAN, the CHF, the device's answer, back over the WAN, the POST."""
+        settings = self.settings
+        key = (delivery.target, delivery.originator_counter)
+        future: asyncio.Future[tuple[bytes, int]] = asyncio.get_running_loop().create_future()
+        entry = _Outstanding(request, delivery, user, future)
+        self._outstanding.setdefault(key, []).append(entry)
+        try:
+            await asyncio.sleep(settings.processing_latency_s + settings.wan_latency_s)
+            if self._han is not None:
+                await self._han.deliver_command(delivery.target, command, delivery)
+                self.stats.commands_delivered += 1
+                self._record("command_queued_chf", request_id=str(delivery.request_id),
+                             target=delivery.target.duis, message_code=delivery.message_code,
+                             originator_counter=delivery.originator_counter,
+                             gbcs_octets=len(command))
+            try:
+                response: bytes | None = (
+                    await asyncio.wait_for(future, settings.response_timeout_s)
+                )[0]
+            except TimeoutError:
+                response = None
+        finally:
+            queue = self._outstanding.get(key, [])
+            if entry in queue:
+                queue.remove(entry)
+            if not queue:
+                self._outstanding.pop(key, None)
+        if response is None:
+            await self._command_failed(request, delivery, user)
+            return
+        await asyncio.sleep(settings.wan_latency_s + settings.processing_latency_s)
+        await self._post_response(request, delivery, user, response)
+
+    async def _post_response(
+        self, request: DuisRequest, delivery: CommandDelivery, user: DccUser, response: bytes
+    ) -> None:
+        rid = request.request_id
+        document = build_response(
+            request_id=rid, response_id=RequestId(rid.target, rid.originator, rid.counter),
+            response_code="I0", response_date_time=self._now(),
+            service_reference=request.service_reference,
+            service_reference_variant=request.service_reference_variant,
+            gbcs_payload=response,
+        )
+        if await self._post(user, self._checked(document, "response"), "duis_response_posted",
+                            request_id=str(rid), originator_counter=delivery.originator_counter):
+            self.stats.responses_posted += 1
+        if request.service_reference_variant == "8.11":
+            await self.post_dcc_alert(
+                user.eui64, self.settings.alert_codes.update_han_device_log_success,
+                "UpdateHANDeviceLogResult", {"UpdateHANDeviceLogServiceRequestID": str(rid)},
+            )
+
+    async def _command_failed(
+        self, request: DuisRequest, delivery: CommandDelivery, user: DccUser
+    ) -> None:
+        self.stats.timeouts += 1
+        rid = request.request_id
+        self._record("command_timeout", request_id=str(rid), target=delivery.target.duis)
+        codes = self.settings.alert_codes
+        if request.service_reference_variant == "8.11":
+            await self.post_dcc_alert(
+                user.eui64, codes.update_han_device_log_failure, "UpdateHANDeviceLogResult",
+                {"UpdateHANDeviceLogServiceRequestID": str(rid)},
+            )
+            return
+        await self.post_dcc_alert(
+            user.eui64, codes.command_failure, "CommandFailure",
+            {"CommandRequestID": str(rid), "DeviceID": delivery.target.duis}, request_id=rid,
+        )
+
+    async def post_dcc_alert(
+        self, user: Eui64, dcc_alert_code: str, alert_name: str,
+        content: Mapping[str, str], *, request_id: RequestId | None = None,
+    ) -> bool:
+        """POST a DCC Alert to ``user`` (DUIS 5.4 section 3.6); scenarios use it to inject.
+
+        Args:
+            user: the User's EUI-64 (must be registered).
+            dcc_alert_code: e.g. ``N24``.
+            alert_name: the DCCAlert child, e.g. ``UpdateHANDeviceLogResult``.
+            content: its children in schema order, e.g.
+                ``{"UpdateHANDeviceLogServiceRequestID": "<RequestID>"}``.
+            request_id: the RequestID header element, if any.
+
+        Returns:
+            Whether the User's endpoint took it (2xx).
+
+        Raises:
+            BadInputError: ``user`` is not registered.
+        """
+        target = self.users.get(user)
+        if target is None:
+            raise BadInputError(f"{user} is not a User of the emulated DCC")
+        document = build_dcc_alert(
+            dcc_alert_code=dcc_alert_code, alert=sr_element(alert_name, content),
+            response_date_time=self._now(), request_id=request_id,
+        )
+        sent = await self._post(target, self._checked(document, "DCC alert"),
+                                "dcc_alert_posted", dcc_alert_code=dcc_alert_code)
+        if sent:
+            self.stats.alerts_posted += 1
+        return sent
+
+    async def _post(self, user: DccUser, document: bytes, event: str, **fields: object) -> bool:
+        if self._session is None:
+            return False
+        self._record(event, user=user.eui64.duis, **fields)
+        try:
+            async with self._session.post(
+                user.receive_url, data=document, headers={"Content-Type": _CONTENT_TYPE}
+            ) as reply:
+                await reply.read()
+                ok = 200 <= reply.status < 300
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.stats.post_failures += 1
+            self._record("duis_post_failed", user=user.eui64.duis, error=str(error), **fields)
+            return False
+        if not ok:
+            self.stats.post_failures += 1
+            self._record("duis_post_refused", user=user.eui64.duis, http_status=reply.status,
+                         **fields)
+        return ok
+
+    # -- DccLink ---------------------------------------------------------------------------
+
+    def on_device_response(
+        self, gbcs_response: bytes, *, source_eui64: Eui64, ts_ns: int | None = None
+    ) -> None:
+        """A device's GBCS response reached the CHF (see :class:`DccLink`). Never raises."""
+        at_ns = now_ns() if ts_ns is None else ts_ns
+        message = parse_gbcs_message(gbcs_response)
+        if not isinstance(message, GbcsMessage):
+            self._record("device_response_unreadable", at_ns, source=source_eui64.duis)
+            return
+        queue = self._outstanding.get((source_eui64, message.originator_counter), [])
+        pending = next((p for p in queue if not p.future.done()), None)
+        self._record("device_response_at_chf", at_ns, source=source_eui64.duis,
+                     originator_counter=message.originator_counter,
+                     matched=pending is not None)
+        if pending is not None:
+            pending.future.set_result((gbcs_response, at_ns))
+
+    def on_device_alert(
+        self, gbcs_alert: bytes, *, source_eui64: Eui64, ts_ns: int | None = None
+    ) -> None:
+        """A device's GBCS alert reached the CHF (see :class:`DccLink`). Never raises."""
+        at_ns = now_ns() if ts_ns is None else ts_ns
+        message = parse_gbcs_message(gbcs_alert)
+        if not isinstance(message, GbcsMessage):
+            self._record("device_alert_unreadable", at_ns, source=source_eui64.duis)
+            return
+        self._record("device_alert_at_chf", at_ns, source=source_eui64.duis,
+                     originator_counter=message.originator_counter,
+                     alert_code=message.alert_code)
+        user = self.users.get(message.recipient_system_title)
+        if user is None:
+            self._record("device_alert_dropped", source=source_eui64.duis,
+                         recipient=message.recipient_system_title.duis)
+            return
+        self._spawn(self._forward_alert(message, gbcs_alert, source_eui64, user),
+                    f"dcc-alert-{source_eui64}")
+
+    async def _forward_alert(
+        self, message: GbcsMessage, gbcs_alert: bytes, source: Eui64, user: DccUser
+    ) -> None:
+        settings = self.settings
+        await asyncio.sleep(settings.wan_latency_s + settings.processing_latency_s)
+        code = message.alert_code if message.alert_code is not None else message.message_code
+        document = build_device_alert(
+            response_id=RequestId(source, user.eui64, message.originator_counter),
+            alert_code=code, gbcs_payload=gbcs_alert, response_date_time=self._now(),
+        )
+        with contextlib.suppress(HanlabError):
+            if await self._post(user, self._checked(document, "device alert"),
+                                "device_alert_posted", alert_code=code,
+                                originator_counter=message.originator_counter):
+                self.stats.alerts_posted += 1
+
+
+DCC_EUI64: Final = DCC_ACCESS_CONTROL_BROKER
+"""The EUI-64 non-device SRs are addressed to (the DCC, as in the DUIS templates)."""
