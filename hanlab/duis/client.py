@@ -440,7 +440,7 @@ class DuisClient(StartStop):
                 exchange = await self._send_signed_pre_command(exchange, ack.pre_command)
                 if exchange.refused:
                     return exchange
-            if ack.response_code != "I99" or not wait_response:
+            if exchange.ack.response_code != "I99" or not wait_response:
                 return exchange
             try:
                 response, response_ns = await asyncio.wait_for(
