@@ -62,6 +62,10 @@ NWK_RADIUS = 30
 _AUX_NWK, _AUX_DATA, _AUX_KEY_TRANSPORT = 0x28, 0x20, 0x30
 #: Alert Codes (GBCS v5.x Table 16.2).
 ALERT_JOINED_SMHAN = 0x8183
+#: seconds a device waits for the GET-RESPONSE to its GET before giving up on it.
+GET_RESPONSE_TIMEOUT_S = 1.5
+#: apsMaxFrameRetries (ZigBee §2.2.7.1).
+APS_MAX_FRAME_RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -84,6 +88,24 @@ class AppMessage:
 
 
 _MSG_IDS = itertools.count(1)
+
+
+class _Outcome:
+    """Reports ``on_done(True)`` once every fragment of a message got through, else
+    ``on_done(False)`` (ZigBee §2.2.8.4.5: one lost block loses the message)."""
+
+    __slots__ = ("ok", "on_done", "pending")
+
+    def __init__(self, fragments: int, on_done: Callable[[bool], None] | None) -> None:
+        self.pending = fragments
+        self.ok = True
+        self.on_done = on_done
+
+    def done(self, ok: bool) -> None:
+        self.ok = self.ok and ok
+        self.pending -= 1
+        if self.pending == 0 and self.on_done is not None:
+            self.on_done(self.ok)
 
 
 def derive_key(*parts: str) -> bytes:
@@ -203,13 +225,13 @@ class Node:
             pieces = fragment_aps(aps, aps_payload, MAX_PSDU_NO_FCS - overhead)
         msg.fragments = len(pieces)
         msg.msg_id = next(_MSG_IDS)
-        for index, piece in enumerate(pieces):
+        outcome = _Outcome(len(pieces), on_done)
+        for piece in pieces:
             seq = radio.next_seq()
             psdu = self._build(radio, piece, mac_dst, nwk_dst, link_key, aux_control,
                                nwk_secured, seq, not broadcast)
-            last = index == len(pieces) - 1
             radio.send(psdu, seq, dst_short=mac_dst, ack_request=not broadcast,
-                       payload=msg, on_done=on_done if last else None)
+                       payload=msg, on_done=outcome.done)
 
     def _build(self, radio: Radio, aps: ApsFrame, mac_dst: int, nwk_dst: int,
                link_key: bytes | None, aux_control: int, nwk_secured: bool, seq: int,
@@ -343,7 +365,9 @@ class GbcsServer(Node):
                 self.han.truth.record("command_sent", self.now_ns, rig=self.han.rig,
                                       device=peer.name, server=self.name,
                                       octets=len(message), remaining=remaining)
-            self.send_tunnel(peer, tunnel_id, data, to_client=True)
+            self.send_tunnel(peer, tunnel_id, data, to_client=True,
+                             on_done=(lambda ok: None if ok else self._undelivered(peer, message))
+                             if message else None)
         elif tunnel.command == TunnelCommand.PUT:
             parsed = parse_gbcs_message(tunnel.message_bytes)
             if isinstance(parsed, GbtBlock):
@@ -354,6 +378,11 @@ class GbcsServer(Node):
                 return
             if isinstance(parsed, GbcsMessage):
                 self.received(peer, parsed, tunnel.message_bytes)
+
+    def _undelivered(self, peer: Node, message: bytes) -> None:
+        """The GET-RESPONSE never got through: keep the message first in the queue (the
+        APS retransmission of ZigBee §2.2.8.3, folded into the next GET)."""
+        self.queues.setdefault(peer.eui64, deque()).appendleft(message)
 
     def received(self, peer: Node, message: GbcsMessage, raw: bytes) -> None:
         """A whole GBCS response or alert from ``peer`` reached the CH."""
@@ -411,6 +440,7 @@ class Device(Node):
         self.bricked = device.bricked
         self.added_latency_s = device.added_latency_s
         self._fetching = False
+        self._fetch_id = 0
         self._busy = 0
         self._gbt = GbtReassembler()
         self.alert_counter = han.rng.randrange(1 << 40)
@@ -486,8 +516,17 @@ class Device(Node):
                 or self.tunnel_id is None):
             return
         self._fetching = True
+        self._fetch_id += 1
+        self.later(GET_RESPONSE_TIMEOUT_S, self._get_timeout, self._fetch_id)
         self.send_tunnel(self.server, self.tunnel_id, build_tunnel_payload(TunnelCommand.GET),
                          to_client=False, on_done=self._get_sent)
+
+    def _get_timeout(self, fetch_id: int) -> None:
+        """No GET-RESPONSE came (lost on the air): give up this GET; the next poll retries."""
+        if self._fetching and fetch_id == self._fetch_id:
+            self._fetching = False
+            self.record("get_timeout")
+            self.later(0.1, self.fetch)
 
     def _get_sent(self, ok: bool) -> None:
         if not ok:
@@ -554,13 +593,24 @@ class Device(Node):
         else:
             parts = [message]
         self._busy += 1
+        self._put_parts(parts, 0)
+
+    def _put_parts(self, parts: list[bytes], attempt: int) -> None:
+        if self.server is None or self.tunnel_id is None:
+            self._busy -= 1
+            return
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             self.send_tunnel(self.server, self.tunnel_id,
                              build_tunnel_payload(TunnelCommand.PUT, part), to_client=False,
-                             on_done=self._put_done if last else None)
+                             on_done=(lambda ok: self._put_done(ok, parts, attempt))
+                             if last else None)
 
-    def _put_done(self, _ok: bool) -> None:
+    def _put_done(self, ok: bool, parts: list[bytes], attempt: int) -> None:
+        """APS-level retry of a PUT that did not get through (apsMaxFrameRetries 3)."""
+        if not ok and attempt < APS_MAX_FRAME_RETRIES and not self.bricked:
+            self.later(0.1 * (attempt + 1), self._put_parts, parts, attempt + 1)
+            return
         self._busy -= 1
         self.idle()
 
