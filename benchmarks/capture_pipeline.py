@@ -17,8 +17,8 @@ Run: python benchmarks/capture_pipeline.py [--copies 10] [--baseline-copies 2]
 from __future__ import annotations
 
 import argparse
-import logging
 import asyncio
+import logging
 import resource
 import sys
 import tempfile
@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import SINOPE, need_corpus, report  # noqa: E402
-from hanlab.config import RigConfig, SnifferConfig  # noqa: E402
-from hanlab.daemon.rig import RigOptions, RigRunner  # noqa: E402
-from hanlab.sources.pcap_replay import PcapReplaySettings  # noqa: E402
+from benchmarks._common import SINOPE, need_corpus, report
+from hanlab.config import RigConfig, SnifferConfig
+from hanlab.daemon.rig import RigOptions, RigRunner
+from hanlab.sources.pcap_replay import PcapReplaySettings
 
 
 def repeated(copies: int, folder: Path) -> Path:

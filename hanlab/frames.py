@@ -13,20 +13,17 @@ sub-GHz allocation used by GBCS dual-band Communications Hubs:
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import NamedTuple
 
 from hanlab.errors import BadInputError
 
 
-class Band(str, Enum):
+class Band(StrEnum):
     """A HAN radio band. The value is the name used in files, topics and reports."""
 
     GHZ_2_4 = "2.4GHz"
     SUB_GHZ = "subGHz"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class TsSource(IntEnum):

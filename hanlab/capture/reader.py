@@ -239,7 +239,7 @@ class CaptureReader:
         u16 = struct.Struct("<H").unpack_from
         sid, page, channel = self.sniffer_id, self.page, self.channel
         band = band_for(page, channel)
-        CAPTURE = TsSource.CAPTURE  # noqa: N806 - local alias on the hot path
+        CAPTURE = TsSource.CAPTURE
         prev_ts = -1
         while off < n:
             if off + 12 > n:
@@ -284,8 +284,8 @@ class CaptureReader:
                     else:
                         psdu = buf[off + 28 : off + 26 + caplen]
                         fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
-                    frame = Frame(ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None,
-                                  CAPTURE, None)
+                    frame: Frame | None = Frame(ts_ns, sid, band, page, channel, psdu, fcs_ok,
+                                                None, None, CAPTURE, None)
                 else:
                     frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off,
                                         orig)

@@ -173,5 +173,6 @@ def load_lab(path: Path) -> Lab:
     if problems:
         raise ConfigError(problems)
     if lab_cfg.capture_folder is not None and not lab_cfg.capture_folder.is_absolute():
-        lab_cfg = lab_cfg.model_copy(update={"capture_folder": path.parent / lab_cfg.capture_folder})
+        folder = path.parent / lab_cfg.capture_folder
+        lab_cfg = lab_cfg.model_copy(update={"capture_folder": folder})
     return Lab(config=lab_cfg, rigs=rigs, rig_files=files, driver_settings=driver_settings)

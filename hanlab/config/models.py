@@ -9,7 +9,7 @@ Relative paths are relative to the file that names them.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +36,9 @@ def normalise_eui64(value: str) -> str:
     """
     digits = re.sub(r"[-:\s]", "", str(value))
     if not re.fullmatch(r"[0-9A-Fa-f]{16}", digits):
-        raise ValueError(f"{value!r} is not an EUI-64 (16 hex digits, e.g. 00-DB-12-34-56-78-90-A0)")
+        raise ValueError(
+            f"{value!r} is not an EUI-64 (16 hex digits, e.g. 00-DB-12-34-56-78-90-A0)"
+        )
     digits = digits.upper()
     return "-".join(digits[i : i + 2] for i in range(0, 16, 2))
 
@@ -49,7 +51,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DeviceRole(str, Enum):
+class DeviceRole(StrEnum):
     """GB smart metering HAN device roles (SMETS2 / GBCS device types)."""
 
     CHF = "CHF"
@@ -62,7 +64,7 @@ class DeviceRole(str, Enum):
     HHT = "HHT"
 
 
-class ChVariant(str, Enum):
+class ChVariant(StrEnum):
     """Communications Hub variant: 2.4 GHz only, or 2.4 GHz plus GB sub-GHz."""
 
     SINGLE_BAND = "single_band"

@@ -157,8 +157,9 @@ class RigRunner:
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             if self.options.exit_when_done:
-                await asyncio.wait([stop_wait, asyncio.gather(*sources)],
-                                   return_when=asyncio.FIRST_COMPLETED)
+                all_done = asyncio.ensure_future(asyncio.gather(*sources))
+                waiting: list[asyncio.Future[object]] = [stop_wait, all_done]  # type: ignore[list-item]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             else:
                 await stop_wait
         finally:

@@ -154,7 +154,7 @@ def test_rotation_by_duration_and_size_with_predictable_names(tmp_path: Path) ->
     assert [len(list(read_frames(p))) for p in files.files] == [2, 2]
 
     sized = BandCaptureFiles(tmp_path / "s", "rigA", Band.SUB_GHZ, {}, rotate_size_bytes=400)
-    for i in range(6):
+    for _ in range(6):
         sized.write([frame(t0, DATA, band=Band.SUB_GHZ, page=28, channel=1)])
         sized.flush()
     sized.close()
