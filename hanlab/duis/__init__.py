@@ -1,6 +1,8 @@
 """DUIS layer: Service Request catalogue, request / response XML, schema validation.
 
-DUIS 5.4 (DCC User Interface Specification). Signing and the HTTP client are elsewhere.
+DUIS 5.4 (DCC User Interface Specification). Imported on demand, not from here: the HTTP
+client (:mod:`hanlab.duis.client`), the response receiver (:mod:`.receiver`), the DUIS log
+(:mod:`.log`), RequestID counters (:mod:`.counters`) and XML signing (:mod:`.signing`).
 """
 
 from hanlab.duis.catalogue import (
@@ -19,7 +21,9 @@ from hanlab.duis.xml import (
     DuisXmlError,
     RequestId,
     build_acknowledgement,
+    build_dcc_alert,
     build_device_alert,
+    build_precommand_response,
     build_request,
     build_response,
     parse_request,
@@ -41,7 +45,9 @@ __all__ = [
     "UnknownServiceRequestError",
     "all_variants",
     "build_acknowledgement",
+    "build_dcc_alert",
     "build_device_alert",
+    "build_precommand_response",
     "build_request",
     "build_response",
     "load_duis_schema",

@@ -210,3 +210,17 @@ async def test_client_restart_keeps_counters_increasing(
         second = await again.send(SUPPLIER, ESME, "4.1.1", READ)
     assert second.request_id.counter > first.request_id.counter
     assert second.response is not None
+
+
+async def test_receiver_refuses_hostile_documents_and_keeps_serving(lab: Lab) -> None:
+    import aiohttp
+
+    from tests.integration.test_emulated_dcc import HOSTILE
+
+    async with aiohttp.ClientSession() as http:
+        for document in HOSTILE:
+            async with http.post(lab.client.receiver_url, data=document) as reply:
+                assert reply.status == 400
+    assert lab.client.receiver.stats.refused == len(HOSTILE)
+    exchange = await lab.client.send(SUPPLIER, ESME, "4.1.1", READ)
+    assert exchange.response is not None

@@ -371,3 +371,19 @@ async def test_stop_cancels_pending_commands(schema: DuisSchema, tmp_path: Path)
                 assert reply.status == 200
         assert len(dcc._tasks) == 1
     assert dcc._tasks == set() and dcc._outstanding == {}
+
+
+async def test_one_han_per_rig(rig: Rig) -> None:
+    """A lab with two rigs: commands for the second rig's devices go to its own CHF."""
+    from hanlab.duis import RequestId, build_request, sr_element
+
+    async with FakeHan(rig.dcc, response_delay_s=0.001) as second:
+        rig.dcc.attach_han(second, devices=[GSME])
+        for target, counter in ((ESME, 1), (GSME, 2)):
+            await rig.post("S", build_request(
+                request_id=RequestId(SUPPLIER, target, counter), command_variant=1,
+                service_reference_variant="4.1.1",
+                body=sr_element("ReadInstantaneousImportRegisters")))
+        await rig.inbox.wait_for(2)
+    assert [t for t, _, _ in rig.han.commands] == [ESME]
+    assert [t for t, _, _ in second.commands] == [GSME]

@@ -243,6 +243,7 @@ class EmulatedDcc(StartStop):
         self.stats = DccStats()
         self.invalid_documents: list[tuple[str, list[str]]] = []
         self._han = han
+        self._hans: dict[Eui64, HanLink] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # (device, Originator Counter) -> commands awaiting a response, oldest first (a
         # replayed counter, allowed with check_counters off, queues behind the first).
@@ -255,9 +256,19 @@ class EmulatedDcc(StartStop):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def attach_han(self, han: HanLink) -> None:
-        """Connect the emulated CHF / HAN the DCC hands GBCS commands to."""
-        self._han = han
+    def attach_han(self, han: HanLink, devices: Iterable[Eui64] | None = None) -> None:
+        """Connect an emulated CHF / HAN the DCC hands GBCS commands to.
+
+        Args:
+            han: the rig's CHF side.
+            devices: the devices on that rig (a lab with several rigs attaches one HAN per
+                rig); ``None``: the default HAN for every device not attached otherwise.
+        """
+        if devices is None:
+            self._han = han
+            return
+        for device in devices:
+            self._hans[device] = han
 
     @property
     def url(self) -> str:
@@ -534,8 +545,9 @@ class EmulatedDcc(StartStop):
         self._outstanding.setdefault(key, []).append(entry)
         try:
             await asyncio.sleep(settings.processing_latency_s + settings.wan_latency_s)
-            if self._han is not None:
-                await self._han.deliver_command(delivery.target, command, delivery)
+            han = self._hans.get(delivery.target, self._han)
+            if han is not None:
+                await han.deliver_command(delivery.target, command, delivery)
                 self.stats.commands_delivered += 1
                 self._record("command_queued_chf", request_id=str(delivery.request_id),
                              target=delivery.target.duis, message_code=delivery.message_code,
