@@ -130,3 +130,57 @@ def test_kill_9_leaves_readable_files_with_every_frame_older_than_1_s(
     assert len(written) >= received_before
     source = read_with_tshark(tshark, captures_dir / SINOPE, "-c", str(len(written)))
     assert [f.wpan for f in written] == [f.wpan for f in source]
+
+
+def test_sigterm_stops_cleanly_with_retained_offline_status(
+    mosquitto: Mosquitto, captures_dir: Path, tshark: str, tmp_path: Path
+) -> None:
+    lab = write_lab(tmp_path, captures_dir / SINOPE, mosquitto.port, "recorded", 120.0)
+    watcher = Watcher(mosquitto.port)
+    try:
+        proc = hanlab_up(lab)
+        watcher.wait_for(lambda msgs: any(m.payload["kind"] == "stats"
+                                          and m.payload["frames"] > 0 for m in msgs))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+        watcher.wait_for(lambda msgs: any(m.payload["kind"] == "status"
+                                          and m.payload["state"] == "offline" for m in msgs))
+    finally:
+        watcher.close()
+    final = final_frames(watcher)
+    (out,) = (tmp_path / "out").glob("replay_2.4GHz_*.pcapng")
+    assert tshark_count(tshark, out) == final > 0
+    late = Watcher(mosquitto.port)  # a client arriving later sees the retained status
+    try:
+        late.wait_for(lambda msgs: any(m.retain and m.payload["kind"] == "status"
+                                       for m in msgs), timeout_s=10)
+        retained = [m.payload for m in late.messages if m.retain]
+        assert retained[-1]["state"] == "offline" and retained[-1]["reason"] == "stopped"
+    finally:
+        late.close()
+
+
+def test_embedded_broker_serves_any_client(
+    captures_dir: Path, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import free_port, wait_port
+
+    port = free_port()
+    lab = write_lab(tmp_path, captures_dir / SINOPE, port, "recorded", 120.0)
+    lab.write_text(f"name: testlab\nrigs: [rig.yaml]\nbroker: {{port: {port}}}\n")
+    proc = hanlab_up(lab, "--duration", "20")
+    try:
+        wait_port(port)
+        watcher = Watcher(port)
+        try:
+            watcher.wait_for(lambda msgs: any(m.payload["kind"] == "stats"
+                                              and m.payload["frames"] > 0 for m in msgs))
+            status = [m for m in watcher.messages if m.payload["kind"] == "status"]
+            assert status and status[0].retain and status[0].payload["state"] == "online"
+        finally:
+            watcher.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
