@@ -23,13 +23,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
-from hanlab.config.models import EUI64
+from hanlab.errors import BadInputError
+from hanlab.gbcs.eui64 import Eui64
 
 if TYPE_CHECKING:
     from hanlab.duis.client import DuisUser
     from hanlab.emulator.dcc import EmulatedDccSettings
+
+
+def _duis_eui64(value: str) -> str:
+    try:
+        return Eui64.parse(value).duis
+    except BadInputError as error:
+        raise ValueError(error.message) from error
+
+
+EUI64 = Annotated[str, AfterValidator(_duis_eui64)]
+"""An EUI-64 in DUIS form (own copy: ``models.py`` imports this module, not the reverse)."""
 
 
 class _Model(BaseModel):
