@@ -172,6 +172,8 @@ def load_lab(path: Path) -> Lab:
         driver_settings.update({(rig.name, k): v for k, v in settings.items()})
     if problems:
         raise ConfigError(problems)
+    if lab_cfg.duis is not None:
+        lab_cfg = lab_cfg.model_copy(update={"duis": lab_cfg.duis.resolved(path.parent)})
     if lab_cfg.capture_folder is not None and not lab_cfg.capture_folder.is_absolute():
         folder = path.parent / lab_cfg.capture_folder
         lab_cfg = lab_cfg.model_copy(update={"capture_folder": folder})

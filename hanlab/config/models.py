@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from hanlab.config.duis import DuisConfig
 from hanlab.errors import BadInputError
 from hanlab.frames import Band, band_of
 
@@ -202,12 +203,14 @@ class RigConfig(_Model):
 
 
 class LabConfig(_Model):
-    """A lab: its rigs (rig files) and the broker they publish to."""
+    """A lab: its rigs (rig files), the broker they publish to, and its DUIS settings
+    (:class:`~hanlab.config.duis.DuisConfig`: DCC endpoint, Users, keys, DUIS log)."""
 
     name: Slug = "lab"
     rigs: list[Path] = Field(min_length=1)
     broker: BrokerConfig = BrokerConfig()
     capture_folder: Path | None = None
+    duis: DuisConfig | None = None
 
 
 class Lab(BaseModel):

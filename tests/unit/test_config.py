@@ -136,3 +136,18 @@ def test_repository_rigs_validate() -> None:
     root = Path(__file__).resolve().parents[2]
     for path in sorted((root / "rigs").glob("*.yaml")):
         load_lab(path)
+
+
+def test_lab_duis_section_resolves_paths(tmp_path: Path) -> None:
+    write(tmp_path, GOOD, "a.yaml")
+    lab = load_lab(write(tmp_path, (
+        "name: lab1\nrigs: [a.yaml]\nduis:\n  endpoint: emulated\n"
+        "  xsd: xsd/DUIS.xsd\n  log: out/duis.jsonl\n"
+        "  users:\n    - {name: is1, eui64: 90b3d51f30010000, role: IS,\n"
+        "       key_file: k/is.key, certificate_file: /pki/is.pem}\n"), "lab.yaml"))
+    assert lab.config.duis is not None
+    assert lab.config.duis.xsd == tmp_path / "xsd/DUIS.xsd"
+    assert lab.config.duis.log == tmp_path / "out/duis.jsonl"
+    (user,) = lab.config.duis.users
+    assert user.key_file == tmp_path / "k/is.key"
+    assert user.certificate_file == Path("/pki/is.pem")
