@@ -21,6 +21,8 @@ COMMAND_MODULES: list[str] = [
     "hanlab.commands.devices",
     "hanlab.commands.udev",
     "hanlab.commands.decode",
+    "hanlab.commands.analyse",
+    "hanlab.commands.scenarios",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,164 @@
+"""``hanlab scenarios list|show`` and ``hanlab scenario run`` (issue 5, items 3 and 4).
+
+The library is seed 000's business scenarios (18 scenarios, 80 variants) and seed 001's
+Change of Supplier process (:mod:`hanlab.scenarios`); ``run`` sends a variant's Service
+Requests to a rig's devices through the DUIS client and shows each step's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hanlab.duis.catalogue import sr
+from hanlab.scenarios.loader import get_scenario, load_library
+from hanlab.scenarios.models import ExternalStep, PauseStep, Scenario, SrStep, Step
+
+scenarios_app = typer.Typer(help="The scenario library (seed 000 business scenarios, seed "
+                            "001 Change of Supplier).", no_args_is_help=True)
+scenario_app = typer.Typer(help="Run a business scenario on a rig.", no_args_is_help=True)
+console = Console(highlight=False, soft_wrap=True)
+
+FolderOption = Annotated[
+    list[Path] | None,
+    typer.Option("--folder", help="Extra folder of scenario YAML files (repeatable)."),
+]
+
+
+@scenarios_app.command("list")
+def list_scenarios(folder: FolderOption = None) -> None:
+    """List the scenarios: name, seed, variants, Service Requests.
+
+    Example:
+
+      hanlab scenarios list
+    """
+    library = load_library(folder or [])
+    table = Table(title="Scenario library", show_lines=False)
+    for column in ("name", "seed", "variants", "SRs", "title"):
+        table.add_column(column, justify="right" if column in ("variants", "SRs") else "left")
+    variants = srs = 0
+    for scenario in library.values():
+        count = sum(isinstance(s, SrStep) for v in scenario.variants
+                    for s in scenario.steps_of(v))
+        variants += len(scenario.variants)
+        srs += count
+        table.add_row(scenario.name, scenario.seed, str(len(scenario.variants)), str(count),
+                      scenario.title)
+    console.print(table)
+    console.print(f"{len(library)} scenarios, {variants} variants, {srs} SR steps",
+                  markup=False)
+
+
+def _describe(step: Step) -> tuple[str, str, str, str, str]:
+    """(kind, what, target, user / CV, comment) of one step for display."""
+    flag = " (optional)" if step.optional else ""
+    if isinstance(step, SrStep):
+        entry = sr(step.sr)
+        crit = " [critical]" if entry.critical else ""
+        cv = f" CV{step.command_variant}" if step.command_variant else ""
+        return (f"SR{flag}", f"{step.sr} {entry.name}{crit}", step.target or "DCC",
+                f"{step.user or ''}{cv}", step.comment)
+    if isinstance(step, PauseStep):
+        return f"pause{flag}", f"{step.pause_s} s", "", "", step.comment
+    if isinstance(step, ExternalStep):
+        return f"external{flag}", step.external, "", "", step.comment
+    codes = "/".join(step.wait_alert)
+    stimulus = ", ".join(f"{r}: {c}" for r, c in (step.stimulus or {}).items())
+    return (f"wait{flag}", f"alert {codes} within {step.timeout_s:g} s", step.source or "",
+            f"stimulus {stimulus}" if stimulus else "", step.comment)
+
+
+def show_table(scenario: Scenario, variant_id: str | None = None) -> list[Table]:
+    """Rich tables of a scenario's variants and their steps."""
+    tables = []
+    for variant in scenario.variants:
+        if variant_id is not None and variant.id != variant_id:
+            continue
+        aliases = ", ".join(f"{a}={r}" for a, r in variant.roles.items())
+        title = (f"{scenario.name} / {variant.id}: {variant.title} (User {variant.user_role}"
+                 f"{'; ' + aliases if aliases else ''})")
+        table = Table(title=title, title_justify="left")
+        for column in ("#", "step", "what", "target", "user / CV", "comment"):
+            table.add_column(column)
+        for index, step in enumerate(scenario.steps_of(variant), 1):
+            table.add_row(str(index), *_describe(step))
+        tables.append(table)
+    return tables
+
+
+@scenarios_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Scenario name, e.g. install-and-commission.")],
+    variant: Annotated[str | None, typer.Option(help="Only this variant.")] = None,
+    folder: FolderOption = None,
+) -> None:
+    """Show a scenario: its source, alerts and every variant's steps.
+
+    Example:
+
+      hanlab scenarios show change-of-supplier --variant gain-electricity-credit
+    """
+    scenario = get_scenario(name, load_library(folder or []))
+    if variant is not None:
+        from hanlab.scenarios.loader import get_variant
+        get_variant(scenario, variant)
+    console.print(f"{scenario.title} ({scenario.name}) - {scenario.source}", markup=False)
+    if scenario.description:
+        console.print(scenario.description.strip(), markup=False)
+    for line in scenario.prerequisites:
+        console.print(f"  pre-requisite: {line}", markup=False)
+    for alert in scenario.alerts:
+        console.print(f"  alert {alert.code} ({alert.type}): {alert.trigger}", markup=False)
+    for table in show_table(scenario, variant):
+        console.print(table)
+
+
+@scenario_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="Scenario name, e.g. meter-reading.")],
+    rig: Annotated[Path, typer.Option("--rig", help="Rig file (emulated or real).")],
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", help="Variant id (repeatable); default: every variant.")] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Run each variant N times.")] = 1,
+    lab: Annotated[Path | None, typer.Option(
+        help="Lab file with a duis: section (DCC endpoint, Users, keys, XSD).")] = None,
+    results: Annotated[Path, typer.Option(
+        help="Folder of the run store (results JSONL).")] = Path("captures/scenarios"),
+    time_scale: Annotated[float, typer.Option(
+        help="Emulated rigs: emulated seconds per host second.")] = 1.0,
+    skip_optional: Annotated[bool, typer.Option(
+        help="Do not run optional steps.")] = False,
+    folder: FolderOption = None,
+) -> None:
+    """Run a scenario's variants on a rig, step by step; exit status 1 if any fails.
+
+    An emulated rig (its sniffers all emulated) gets an in-process emulated DCC and HAN;
+    a real rig needs a lab file whose duis: section names the DCC simulator and the Users.
+    Results go to RESULTS/results.jsonl and, when the rig has a broker, to MQTT
+    (hanlab/v1/<lab>/<rig>/scenario_step and scenario_run).
+
+    Example:
+
+      hanlab scenario run meter-reading --rig rigs/emulated-dual-band.yaml --repeat 3
+    """
+    from hanlab.scenarios.cli_run import run_command
+
+    scenario = get_scenario(name, load_library(folder or []))
+    passed = asyncio.run(run_command(
+        scenario, rig_path=rig, variants=variant or [], repeat=repeat, lab_path=lab,
+        results_folder=results, time_scale=time_scale, include_optional=not skip_optional,
+        console=console))
+    if not passed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``scenarios`` (list, show) and ``scenario`` (run) command groups."""
+    app.add_typer(scenarios_app, name="scenarios")
+    app.add_typer(scenario_app, name="scenario")

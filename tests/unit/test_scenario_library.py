@@ -1,0 +1,115 @@
+"""The scenario library (issue 5, item 3): seed 000's 18 business scenarios and 80 variants,
+seed 001's Change of Supplier process, all valid against the model and the SR catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hanlab.cli import main
+from hanlab.duis.catalogue import sr
+from hanlab.errors import ConfigError
+from hanlab.scenarios import (
+    SrStep,
+    WaitAlertStep,
+    get_scenario,
+    load_library,
+    load_scenario_file,
+)
+from hanlab.scenarios.models import CONCRETE_ROLES
+
+# Seed 000, "Business Scenario / Business Scenario Variants" summary table.
+SEED_000_VARIANTS = {
+    "install-and-commission": 4, "no-wan-installation": 4, "prepayment-top-up": 2,
+    "comms-hub-replacement": 4, "ppmid": 5, "tariff-update": 2, "change-of-mode": 4,
+    "firmware-management": 4, "change-of-supplier": 8, "organisation-certificate-update": 2,
+    "device-certificate-update": 3, "schedule-management": 2, "price-update": 2,
+    "in-home-display": 4, "change-of-tenancy": 12, "decommission": 4, "meter-reading": 10,
+    "prepayment-data": 4,
+}
+
+
+def test_seed_000_has_18_scenarios_and_80_variants() -> None:
+    library = load_library()
+    seed_000 = {name: s for name, s in library.items() if s.seed == "000"}
+    assert {n: len(s.variants) for n, s in seed_000.items()} == SEED_000_VARIANTS
+    assert len(seed_000) == 18
+    assert sum(len(s.variants) for s in seed_000.values()) == 80
+    assert library["change-of-supplier-process"].seed == "001"
+
+
+def test_every_step_fits_the_catalogue_and_its_user_role() -> None:
+    """Each SR's sending User role is eligible for it (DUIS 5.4 Service Request Matrix)."""
+    problems = []
+    for scenario in load_library().values():
+        for variant in scenario.variants:
+            for index, step in enumerate(scenario.steps_of(variant)):
+                if not isinstance(step, SrStep):
+                    continue
+                user = step.user or variant.user_role
+                if user not in sr(step.sr).eligible_user_roles:
+                    problems.append(f"{scenario.name}/{variant.id} step {index + 1}: "
+                                    f"SR {step.sr} not eligible for User role {user}")
+                target = step.target or "DCC"
+                role = variant.roles.get(target.split("#")[0], target).split("#")[0]
+                assert role in CONCRETE_ROLES
+    assert not problems, "\n".join(problems)
+
+
+def test_seed_sequences_spot_checks() -> None:
+    """A few rows read off the seed's tables."""
+    install = get_scenario("install-and-commission")
+    steps = install.steps_of(install.variant("esme-credit"))
+    srs = [s.sr for s in steps if isinstance(s, SrStep)]
+    assert srs[:4] == ["8.11", "6.21", "8.1.1", "6.20.1"]
+    assert isinstance(steps[1], WaitAlertStep) and steps[1].wait_alert == ["0x8F69", "N24"]
+    cos = get_scenario("change-of-supplier")
+    first = cos.steps_of(cos.variant("gain-gas-credit"))[:2]
+    assert [(s.sr, s.target) for s in first if isinstance(s, SrStep)] == [
+        ("6.23", "GSME"), ("6.23", "GPF")]
+    tariff = get_scenario("tariff-update")
+    optional = [s.sr for s in tariff.steps_of(tariff.variants[0])
+                if isinstance(s, SrStep) and s.optional]
+    assert optional == ["5.3", "5.1"]
+    no_wan = get_scenario("no-wan-installation")
+    lcd = {s.sr: s.command_variant for s in no_wan.steps_of(no_wan.variant("gsme-credit"))
+           if isinstance(s, SrStep) and s.command_variant}
+    assert lcd == {"8.11": 2, "6.8": 6, "8.7.2": 2}
+
+
+def test_bad_file_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        "name: broken\ntitle: t\nsource: s\nvariants:\n"
+        "  - id: one\n    title: x\n    user_role: IS\n    steps:\n"
+        "      - {sr: '9.99', target: ESME}\n"
+        "      - {sr: '5.1', target: ESME}\n"
+        "      - {wait_alert: [bogus]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_scenario_file(path)
+    text = "\n".join(caught.value.problems)
+    assert f"{path}:9:" in text and "unknown Service Request variant '9.99'" in text
+    assert f"{path}:10:" in text and "non-device SR" in text
+    assert f"{path}:11:" in text and "not an alert code" in text
+
+
+def test_unknown_alias_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "alias.yaml"
+    path.write_text(
+        "name: alias\ntitle: t\nsource: s\nvariants:\n"
+        "  - {id: one, title: x, user_role: IS, steps: [{sr: '4.1.1', target: METER}]}\n")
+    with pytest.raises(ConfigError, match="role METER is neither"):
+        load_scenario_file(path)
+
+
+def test_cli_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["scenarios", "list"])
+    out = capsys.readouterr().out
+    assert "19 scenarios, 83 variants" in out
+    main(["scenarios", "show", "price-update", "--variant", "gas"])
+    out = capsys.readouterr().out
+    assert "1.2.1" in out and "Update Price" in out and "GSME" in out
+    with pytest.raises(SystemExit) as exited:
+        main(["scenarios", "show", "no-such-scenario"])
+    assert exited.value.code == 2
