@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 from aiohttp import web
 
 from hanlab.duis.xml import MAX_DOCUMENT_BYTES
 from hanlab.errors import HanlabError
+from hanlab.resources import StartStop
+
+__all__ = ["StartStop", "listen", "new_app"]
 
 
 def new_app() -> web.Application:
@@ -33,23 +33,3 @@ async def listen(
         raise HanlabError(f"{what} cannot listen on {host}:{port}: {error}") from error
     addresses = runner.addresses
     return runner, int(addresses[0][1]) if addresses else port
-
-
-class StartStop:
-    """Async context manager over ``start()`` / ``stop()`` (stop must be idempotent)."""
-
-    async def start(self) -> None:
-        """Acquire the resources."""
-
-    async def stop(self) -> None:
-        """Release the resources; safe to call twice."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 from hanlab.errors import BadInputError
+from hanlab.resources import Closing
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(Closing):
     """Append JSON objects, one per line, to ``path`` (created with its folder).
 
     Args:
@@ -83,23 +83,7 @@ class JsonLinesWriter:
         """Flush and close (async form of :meth:`close`)."""
         self.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def read_json_lines(path: Path | str) -> list[dict[str, Any]]:

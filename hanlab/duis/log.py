@@ -20,11 +20,11 @@ PreCommand carried, or of a Signed Pre-Command sent). ``xml`` only with ``keep_x
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from hanlab.duis.jsonl import JsonLinesWriter, read_json_lines
 from hanlab.duis.xml import RequestId
+from hanlab.resources import Closing
 
 Direction = Literal["out", "in"]
 Kind = Literal["request", "ack", "response", "alert"]
@@ -39,7 +39,7 @@ def request_id_fields(request_id: RequestId | None) -> dict[str, Any] | None:
             "counter": request_id.counter}
 
 
-class DuisLog:
+class DuisLog(Closing):
     """Writer of the DUIS log (JSON Lines), shared by every User of a run.
 
     Args:
@@ -95,14 +95,6 @@ class DuisLog:
         """Flush and close; idempotent."""
         self._writer.close()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def read_duis_log(path: Path | str) -> list[dict[str, Any]]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from hanlab.duis.jsonl import JsonLinesWriter, read_json_lines
+from hanlab.resources import Closing
 
 __all__ = ["GroundTruthLog", "now_ns", "read_ground_truth"]
 
@@ -25,7 +24,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-class GroundTruthLog:
+class GroundTruthLog(Closing):
     """Writer of ground-truth events (JSON Lines), safe to share between tasks.
 
     Args:
@@ -58,14 +57,6 @@ class GroundTruthLog:
         """Flush and close; idempotent."""
         self._writer.close()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def read_ground_truth(path: Path | str) -> list[dict[str, object]]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import socket
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from hanlab.errors import BrokerError
+from hanlab.resources import StartStop
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(StartStop):
     """An in-process MQTT broker on ``127.0.0.1:port``; an async context manager.
 
     Raises:
@@ -60,13 +60,3 @@ class EmbeddedBroker:
         broker, self._broker = self._broker, None
         if broker is not None:
             await broker.shutdown()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -22,12 +22,12 @@ import abc
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from hanlab.frames import Band, FrameBatch
+from hanlab.resources import StartStop
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class SourceSpec:
     rig: str = ""
 
 
-class FrameSource(abc.ABC):
+class FrameSource(StartStop, abc.ABC):
     """Base class of every sniffer driver. See the module docstring for the contract."""
 
     #: the driver's settings model, used to validate ``settings`` in rig files.
@@ -100,24 +100,12 @@ class FrameSource(abc.ABC):
         """Report a :class:`SourceEvent` of ``kind`` with ``detail``, stamped now."""
         self.report(SourceEvent(kind, self.spec.sniffer_id, now_ns(), detail))
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:
         """Open the device or file. Raises :class:`~hanlab.errors.SourceError`."""
 
-    async def stop(self) -> None:  # noqa: B027 - optional hook
+    async def stop(self) -> None:
         """Close the device or file; safe to call twice."""
 
     @abc.abstractmethod
     def batches(self) -> AsyncIterator[FrameBatch]:
         """Yield non-empty frame batches until exhausted; see the module docstring."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -29,6 +29,7 @@ class Watcher:
     """Subscribes to ``hanlab/#`` on 127.0.0.1:port until :meth:`close`."""
 
     port: int
+    client_id: str = "hanlab-test-watch"
     messages: list[Received] = field(default_factory=list)
     connected: threading.Event = field(default_factory=threading.Event)
 
@@ -44,7 +45,7 @@ class Watcher:
         self._task = asyncio.current_task()
         while not self._stop.is_set():
             try:
-                async with aiomqtt.Client("127.0.0.1", self.port, identifier="hanlab-test-watch",
+                async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.client_id,
                                           clean_session=False) as client:
                     await client.subscribe("hanlab/#", qos=1)
                     self.connected.set()

@@ -151,7 +151,7 @@ def test_sigterm_stops_cleanly_with_retained_offline_status(
     final = final_frames(watcher)
     (out,) = (tmp_path / "out").glob("replay_2.4GHz_*.pcapng")
     assert tshark_count(tshark, out) == final > 0
-    late = Watcher(mosquitto.port)  # a client arriving later sees the retained status
+    late = Watcher(mosquitto.port, "hanlab-test-late")  # a client arriving later sees the retained status
     try:
         late.wait_for(lambda msgs: any(m.retain and m.payload["kind"] == "status"
                                        for m in msgs), timeout_s=10)
@@ -176,10 +176,15 @@ def test_embedded_broker_serves_any_client(
         try:
             watcher.wait_for(lambda msgs: any(m.payload["kind"] == "stats"
                                               and m.payload["frames"] > 0 for m in msgs))
-            status = [m for m in watcher.messages if m.payload["kind"] == "status"]
-            assert status and status[0].retain and status[0].payload["state"] == "online"
         finally:
             watcher.close()
+        late = Watcher(port, "hanlab-test-late")  # subscribes after the fact: gets the retained status
+        try:
+            late.wait_for(lambda msgs: any(m.retain and m.payload["kind"] == "status"
+                                           for m in msgs), timeout_s=10)
+            assert {m.payload["state"] for m in late.messages if m.retain} == {"online"}
+        finally:
+            late.close()
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)
