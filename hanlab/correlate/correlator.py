@@ -97,8 +97,8 @@ class _Msg:
 
     __slots__ = ("band", "blocks", "channel", "counter", "cra", "done", "dst", "end_ts",
                  "first_ts", "frames", "last_ts", "level", "max_octets", "message_code",
-                 "nwk_seqs", "octets", "page", "retries", "src", "suppl", "total",
-                 "unique_octets", "up")
+                 "nwk_seqs", "octets", "page", "retries", "sink", "src", "suppl",
+                 "total", "unique_octets", "up")
 
     def __init__(self, frame: Frame, src: int, dst: int, up: bool, level: MatchLevel) -> None:
         self.band = frame.band
@@ -116,6 +116,8 @@ class _Msg:
         self.octets = 0
         self.unique_octets = 0
         self.max_octets = 0
+        #: where this message's frames were counted once it was settled (``counts`` key)
+        self.sink: str | None = None
         self.nwk_seqs: set[int] = set()
         self.done = False
         self.total: int | None = None
@@ -136,6 +138,7 @@ class _Msg:
         self.octets += other.octets
         self.unique_octets += other.unique_octets
         self.level = min(self.level, other.level)
+        other.sink = "frames_late_retransmissions"  # frames of ``other`` from now on
 
 
 class _Sr:
@@ -372,6 +375,8 @@ class Correlator:
 
     def _add(self, msg: _Msg, frame: Frame, nwk_seq: int | None) -> None:
         octets = len(frame.psdu)
+        if msg.sink is not None:
+            self.counts[msg.sink] += 1
         msg.frames += 1
         msg.octets += octets
         if octets > msg.max_octets:
@@ -398,8 +403,13 @@ class Correlator:
         return phy.airtime_ns(octets)
 
     def _discard(self, msg: _Msg, why: str) -> None:
-        self.counts[why] += msg.frames
-        msg.frames = -1_000_000_000  # later retransmissions of it are not counted twice
+        self._settle(msg, why)
+
+    def _settle(self, msg: _Msg, sink: str) -> None:
+        """Count ``msg``'s frames under ``sink``; later retransmissions follow them."""
+        if msg.sink is None:
+            msg.sink = sink
+            self.counts[sink] += msg.frames
 
     def _address_time(self, dev: _Device, frame: Frame, src: int, dst: int, up: bool,
                       nwk_seq: int | None) -> None:
@@ -495,8 +505,7 @@ class Correlator:
 
     def _unmatched(self, msg: _Msg) -> None:
         self.counts["messages_unmatched"] += 1
-        if msg.frames > 0:
-            self.counts["frames_unmatched"] += msg.frames
+        self._settle(msg, "frames_unmatched")
 
     def _pick_response(self, dev: _Device, sr: _Sr, until_ts: int) -> None:
         command = sr.command
@@ -631,9 +640,11 @@ class Correlator:
                     self._unmatched(msg)
                 del self._devices[dev.eui]
 
-    def _emit(self, exchange: Exchange) -> None:
+    def _emit(self, exchange: Exchange, *messages: _Msg | None) -> None:
         self.counts["exchanges"] += 1
-        self.counts["frames_matched"] += exchange.frames
+        for msg in messages:
+            if msg is not None:
+                self._settle(msg, "frames_matched")
         if self._keep:
             self._out.append(exchange)
         if self._on_exchange is not None:
@@ -649,7 +660,7 @@ class Correlator:
             if m is not None and m.level == MatchLevel.EXACT:
                 counter, code = m.counter, m.message_code
                 break
-        frames = sum(max(m.frames, 0) for m in (command, response) if m is not None)
+        frames = sum(m.frames for m in (command, response) if m is not None)
         self._emit(Exchange(
             kind="sr", request_id=sr.request_id, sr_variant=sr.sr_variant,
             command_variant=sr.command_variant, target=sr.target,
@@ -671,7 +682,7 @@ class Correlator:
             octets=sum(m.octets for m in (command, response) if m is not None),
             gbcs_originator_counter=counter,
             message_code=None if code is None else f"0x{code:04X}",
-        ))
+        ), command, response)
 
     def _emit_alert(self, msg: _Msg | None, device: int | None,
                     event: DuisEvent | None) -> None:
@@ -692,13 +703,13 @@ class Correlator:
             response_last_ts_ns=msg.last_ts if msg else None,
             response_end_ts_ns=msg.end_ts if msg else None,
             band=msg.band.value if msg else None, page=msg.page if msg else None,
-            channel=msg.channel if msg else None, frames=max(msg.frames, 0) if msg else 0,
+            channel=msg.channel if msg else None, frames=msg.frames if msg else 0,
             retries=msg.retries if msg else 0, octets=msg.octets if msg else 0,
             gbcs_originator_counter=msg.counter if msg else None,
             message_code=None if msg is None or msg.message_code is None
             else f"0x{msg.message_code:04X}",
             alert_code=alert_code,
-        ))
+        ), msg)
 
     # -- time-outs ----------------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+"""``hanlab analyse CAPTURE… --duis-log LOG [--keys KEYS]``: exchanges and timings offline.
+
+Feeds the captures and the DUIS log to the same correlator the live run uses (issue 5
+item 7; DESIGN.md "Live and offline share it all"), then prints the timing table and,
+with ``--out DIR``, writes ``exchanges.jsonl`` (one exchange per line, keys sorted),
+``timings.json`` and ``timings.csv``. Key material is never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hanlab.errors import BadInputError
+
+
+def analyse(
+    captures: Annotated[list[Path], typer.Argument(
+        help="pcap or pcapng captures (one per band or sniffer; merged by time).")],
+    duis_log: Annotated[Path, typer.Option("--duis-log", help="DUIS log (JSON Lines).")],
+    keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
+    targets: Annotated[Path | None, typer.Option(
+        "--targets", help="YAML/JSON {SR variant, Service Reference or *: seconds}: "
+                          "end-to-end target response times (none by default).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for exchanges.jsonl, timings.json and timings.csv.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the exchanges as JSON Lines instead of the table.")] = False,
+) -> None:
+    """Correlate captures with a DUIS log: one exchange per SR, timings per band.
+
+    Example:
+
+      hanlab analyse run-2.4GHz.pcapng run-subGHz.pcapng --duis-log run.jsonl \\
+          --keys lab-keys.yaml --out report/
+    """
+    from rich.console import Console
+
+    from hanlab.correlate.exchange import exchange_json
+    from hanlab.correlate.offline import analyse as run_analysis
+    from hanlab.correlate.stats import load_targets
+    from hanlab.zigbee.keyring import Keyring
+
+    for path in [*captures, duis_log]:
+        if not path.is_file():
+            raise BadInputError(f"{path}: no such file", hint="check the path")
+    ring = Keyring.load(keys) if keys is not None else Keyring()
+    result = run_analysis(captures, duis_log, keyring=ring,
+                          targets=load_targets(targets) if targets is not None else None)
+    lines = [exchange_json(exchange) for exchange in result.exchanges]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "exchanges.jsonl").write_text("".join(line + "\n" for line in lines),
+                                             encoding="utf-8")
+        (out / "timings.json").write_text(result.stats.to_json() + "\n", encoding="utf-8")
+        (out / "timings.csv").write_text(result.stats.to_csv(), encoding="utf-8")
+    if as_json:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        return
+    console = Console(highlight=False)
+    console.print(result.stats.table())
+    levels: dict[str, int] = {}
+    for exchange in result.exchanges:
+        if exchange.kind == "sr":
+            levels[exchange.match_level] = levels.get(exchange.match_level, 0) + 1
+    counts = result.counts
+    console.print(
+        f"{sum(levels.values())} SR exchanges ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(levels.items())) + f"); "
+        f"{counts['frames']} frames: {counts['frames_matched']} tied to SRs or alerts, "
+        f"{counts['frames_unmatched']} in untied messages, "
+        f"{counts['frames_idle'] + counts['frames_tunnel_control']} polls and idle traffic, "
+        f"{counts['frames_mac_other']} MAC ACKs and others, "
+        f"{counts['frames_bad_fcs']} with a bad FCS")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyse`` to the hanlab CLI."""
+    app.command("analyse")(analyse)

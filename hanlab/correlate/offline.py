@@ -1,0 +1,78 @@
+"""Offline correlation: captures and a DUIS log in, exchanges and timings out (issue 5
+item 7; DESIGN.md "Live and offline share it all").
+
+:func:`analyse` feeds the same :class:`~hanlab.correlate.correlator.Correlator` the live
+pipeline feeds, through :func:`~hanlab.correlate.events.time_ordered`, so a report's
+timings can be reproduced from the capture and the DUIS log alone. Captures are streamed
+(one frame per file held by the merge); the DUIS log is read whole (a few lines per SR) and
+put in time order (stable: lines with the same ``ts_ns`` keep their file order).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hanlab.correlate.correlator import Correlator, CorrelatorSettings
+from hanlab.correlate.events import DuisEvent, time_ordered
+from hanlab.correlate.exchange import Exchange
+from hanlab.correlate.stats import TimingStats
+from hanlab.zigbee.keyring import Keyring
+
+__all__ = ["AnalyseResult", "analyse", "read_duis_events"]
+
+
+def read_duis_events(path: Path | str) -> list[DuisEvent]:
+    """The DUIS log's events in time order (stable for equal ``ts_ns``).
+
+    Raises:
+        BadInputError: the file is missing or a line is not a DUIS log line.
+    """
+    from hanlab.duis.log import read_duis_log
+
+    events = [DuisEvent.from_log_line(line, where=f"{path}:{number}")
+              for number, line in enumerate(read_duis_log(path), start=1)]
+    events.sort(key=lambda event: event.ts_ns)
+    return events
+
+
+@dataclass
+class AnalyseResult:
+    """Exchanges in emission order, their timing statistics and the frame accounting."""
+
+    exchanges: list[Exchange]
+    stats: TimingStats
+    counts: Counter[str]
+
+
+def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[DuisEvent], *,
+            keyring: Keyring | None = None, targets: Mapping[str, float] | None = None,
+            device_roles: Mapping[str, str] | None = None,
+            settings: CorrelatorSettings | None = None,
+            on_exchange: Callable[[Exchange], None] | None = None) -> AnalyseResult:
+    """Correlate capture files (pcap/pcapng, any band) with a DUIS log.
+
+    Raises:
+        BadInputError: an unreadable capture or DUIS log.
+        CaptureFormatError: a damaged capture (after its good frames were used).
+    """
+    from hanlab.capture.reader import read_frames
+
+    events = (read_duis_events(duis_log) if isinstance(duis_log, str | Path)
+              else list(duis_log))
+    stats = TimingStats(targets)
+    exchanges: list[Exchange] = []
+
+    def emitted(exchange: Exchange) -> None:
+        exchanges.append(exchange)
+        stats.add(exchange)
+        if on_exchange is not None:
+            on_exchange(exchange)
+
+    correlator = Correlator(keyring, settings=settings, device_roles=device_roles,
+                            on_exchange=emitted, keep=False)
+    correlator.feed_all(time_ordered([read_frames(path) for path in captures], events))
+    correlator.close()
+    return AnalyseResult(exchanges, stats, correlator.counts)
