@@ -22,7 +22,6 @@ COMMAND_MODULES: list[str] = [
     "hanlab.commands.udev",
     "hanlab.commands.decode",
     "hanlab.commands.analyse",
-    "hanlab.commands.analyse",
     "hanlab.commands.scenarios",
 ]
 
