@@ -104,7 +104,7 @@ class RigRunner:
     async def _supervise(self, sniffer: SnifferConfig) -> None:
         cls = driver_class(sniffer.driver)
         spec = SourceSpec(sniffer.id, sniffer.band, sniffer.page, sniffer.channel,
-                          self.driver_settings[sniffer.id], self.rig.name)
+                          self.driver_settings[sniffer.id], self.rig.name, self.rig)
         lossless = bool(getattr(cls, "lossless", False))
         backoff_s = self.options.backoff_start_s
         gap_start_ns: int | None = None

@@ -22,12 +22,15 @@ import abc
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from hanlab.frames import Band, FrameBatch
 from hanlab.resources import StartStop
+
+if TYPE_CHECKING:
+    from hanlab.config.models import RigConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class SourceSpec:
         band, page, channel: the configured band, channel page and channel.
         settings: the driver's validated settings model.
         rig: the rig the sniffer belongs to.
+        rig_config: the whole :class:`~hanlab.config.models.RigConfig` (devices, other
+            sniffers), for drivers that need the rig's context (the emulated HAN); ``None``
+            where a source runs outside a rig.
     """
 
     sniffer_id: str
@@ -78,6 +84,7 @@ class SourceSpec:
     channel: int
     settings: DriverSettings
     rig: str = ""
+    rig_config: RigConfig | None = None
 
 
 class FrameSource(StartStop, abc.ABC):

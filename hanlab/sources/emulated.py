@@ -10,7 +10,7 @@ channel page and channel.
 
 Settings (rig file, ``sniffers[].settings``)::
 
-    rig_file: emulated-dual-band.yaml   # devices and channels of the rig (this file)
+    rig_file: other.yaml                # only outside a rig: where devices come from
     miss_rate: 0.0                      # probability of missing a frame
     jitter_us: 0.0                      # standard deviation of the timestamp error
     truth_log: ../captures/truth.jsonl  # ground truth (the first sniffer's wins)
@@ -71,7 +71,7 @@ class EmulatedSnifferSource(FrameSource):
         rig = self.spec.rig or self.spec.sniffer_id
         self.han = await stack.enter_async_context(shared_han(
             rig, self.settings.han, rig_file=self.settings.rig_file,
-            truth_log=self.settings.truth_log))
+            truth_log=self.settings.truth_log, rig_config=self.spec.rig_config))
         follow = self.settings.follow_channel
         remove = self.han.add_tap(self.spec.band, self._heard,
                                   page=None if follow else self.spec.page,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hanlab.config.models import ChVariant
+from hanlab.config.models import ChVariant, RigConfig
 from hanlab.emulator.han.han import EmulatedHan
 from hanlab.emulator.han.medium import TruthSink
 from hanlab.emulator.han.settings import EmulatedDevice, HanSettings
@@ -41,9 +41,10 @@ def han_of(rig: str) -> EmulatedHan | None:
 
 
 def build_han(rig: str, settings: HanSettings, *, rig_file: Path | None = None,
-              truth: TruthSink | None = None, start_ns: int | None = None) -> EmulatedHan:
-    """An :class:`EmulatedHan` for ``rig``: devices and channels from ``rig_file`` (when
-    given) completed by ``settings``.
+              truth: TruthSink | None = None, start_ns: int | None = None,
+              rig_config: RigConfig | None = None) -> EmulatedHan:
+    """An :class:`EmulatedHan` for ``rig``: devices and channels from the rig's
+    configuration (``rig_config``, or loaded from ``rig_file``) completed by ``settings``.
 
     Raises:
         BadInputError: the rig file cannot be loaded, or names another rig.
@@ -51,9 +52,11 @@ def build_han(rig: str, settings: HanSettings, *, rig_file: Path | None = None,
     devices = list(settings.devices)
     dual_band = any(d.band is Band.SUB_GHZ for d in devices)
     channels: dict[Band, tuple[int, int]] = {}
-    if rig_file is not None:
+    rig_cfg = rig_config
+    if rig_cfg is None and rig_file is not None:
         from hanlab.config.loader import load_rig
         rig_cfg, _ = load_rig(rig_file)
+    if rig_cfg is not None:
         if rig_cfg.name != rig:
             raise BadInputError(f"rig file {rig_file} is rig {rig_cfg.name!r}, not {rig!r}")
         extra = {d.eui64: d for d in devices}
@@ -74,12 +77,14 @@ def build_han(rig: str, settings: HanSettings, *, rig_file: Path | None = None,
 
 @contextlib.asynccontextmanager
 async def shared_han(rig: str, settings: HanSettings | None, *, rig_file: Path | None = None,
-                     truth_log: Path | None = None) -> AsyncIterator[EmulatedHan]:
+                     truth_log: Path | None = None,
+                     rig_config: RigConfig | None = None) -> AsyncIterator[EmulatedHan]:
     """Use the running HAN of ``rig``, creating and starting it on first use.
 
     Args:
         settings: the HAN settings (the first user's win; ``None`` for defaults).
-        rig_file: the rig file to read devices and channels from.
+        rig_file: the rig file to read devices and channels from (if no ``rig_config``).
+        rig_config: the rig's configuration (devices, sniffers).
         truth_log: ground-truth JSONL file to write (first user's wins).
     """
     entry = _HANS.get(rig)
@@ -88,7 +93,8 @@ async def shared_han(rig: str, settings: HanSettings | None, *, rig_file: Path |
         if truth_log is not None:
             from hanlab.emulator.truth import GroundTruthLog
             truth = GroundTruthLog(truth_log, flush_every=256)
-        han = build_han(rig, settings or HanSettings(), rig_file=rig_file, truth=truth)
+        han = build_han(rig, settings or HanSettings(), rig_file=rig_file, truth=truth,
+                        rig_config=rig_config)
         entry = _HANS[rig] = _Entry(han, 0, truth)
         await han.__aenter__()
     elif settings is not None and settings != entry.han.settings:
