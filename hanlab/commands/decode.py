@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -230,6 +231,38 @@ def export_wireshark(
     """
     for line in Keyring.load(keys).wireshark_uat_lines():
         sys.stdout.write(line + "\n")
+
+
+@keys_app.command("emulated")
+def emulated_keys(
+    rig_file: Annotated[Path, typer.Argument(help="Rig file of an emulated rig.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Keys file to write (mode 600).")],
+) -> None:
+    """Write the keys of an emulated rig (network key, every link key) as a keys file.
+
+    The file is what `hanlab decode --keys` and `hanlab keys export-wireshark` read.
+
+    Example:
+
+      hanlab keys emulated rigs/emulated-dual-band.yaml -o dual.keys.yaml
+
+      hanlab decode captures/emulated-dual-band_subGHz_*.pcapng --keys dual.keys.yaml
+    """
+    from hanlab.config import load_rig
+    from hanlab.emulator.han.registry import build_han
+    from hanlab.emulator.han.settings import HanSettings
+    from hanlab.sources.emulated import EmulatedSnifferSettings
+
+    rig, settings = load_rig(rig_file)
+    emulated = [s for s in settings.values() if isinstance(s, EmulatedSnifferSettings)]
+    if not emulated:
+        raise BadInputError(f"{rig_file}: rig {rig.name} has no emulated sniffer")
+    han = build_han(rig.name, emulated[0].han or HanSettings(), rig_config=rig)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(han.keyring().dump_yaml())
+    os.chmod(out, 0o600)
+    sys.stderr.write(f"wrote {out} (network key and {len(han.devices) * 2} link keys)\n")
 
 
 def register(app: typer.Typer) -> None:
