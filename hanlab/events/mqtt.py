@@ -166,12 +166,15 @@ class MqttPublisher:
                 except aiomqtt.MqttError as exc:
                     self.connected = False
                     if self.connects == 0 or backoff_s >= self.broker.reconnect_max_s:
-                        log.warning("MQTT broker %s:%s: %s", self.broker.host or "127.0.0.1",
-                                    self.broker.port, exc)
+                        log.warning("rig %s: MQTT broker %s:%s unavailable (%s); capture goes "
+                                    "on, %d events buffered until it is back", self.rig,
+                                    self.broker.host or "127.0.0.1", self.broker.port, exc,
+                                    len(self.pending))
                 if self._closing:
                     closed_at = closed_at or time.monotonic()
                     if time.monotonic() - closed_at > give_up_after_close_s:
-                        log.warning("MQTT: %d events not delivered at stop", len(self.pending))
+                        log.warning("rig %s: %d MQTT events not delivered at stop (broker "
+                                    "unavailable)", self.rig, len(self.pending))
                         return
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.broker.reconnect_max_s)
