@@ -31,11 +31,11 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import serial
-import serial_asyncio_fast
 from pydantic import Field
 
 from hanlab.errors import BadInputError, SourceError
@@ -146,27 +146,135 @@ def parse_line(line: bytes) -> ParsedLine | None:
 
 class _LineProtocol(asyncio.Protocol):
     """Receives bytes from the serial transport, hands complete lines on with their
-    host receive time (one time per read: lines coalesced in a read share it)."""
+    host receive time in ns (one time per read: lines coalesced in a read share it).
 
-    def __init__(self, on_lines: Callable[[list[bytes], int], None], clock: Callable[[], int]):
+    ``on_lost`` is called once when the port closes or fails, after ``lost`` is set.
+    """
+
+    def __init__(
+        self,
+        on_lines: Callable[[list[bytes], int], None],
+        clock: Callable[[], int],
+        on_lost: Callable[[], None],
+    ) -> None:
         self._on_lines = on_lines
         self._clock = clock
+        self._on_lost = on_lost
         self._carry = b""
         self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         host_rx_ns = self._clock()
-        data = self._carry + data
+        if self._carry:
+            data = self._carry + data
         lines = data.replace(b"\r", b"\n").split(b"\n")
         self._carry = lines.pop()
         if len(self._carry) > 4096:  # no line end for too long: garbage, drop it
             lines.append(self._carry)
             self._carry = b""
-        self._on_lines(lines, host_rx_ns)
+        if lines:
+            self._on_lines(lines, host_rx_ns)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(exc)
+            self._on_lost()
+
+
+class _SerialLink:
+    """A serial port read straight from the event loop: one ``os.read`` per readiness.
+
+    pyserial configures the port (raw mode, speed, exclusive lock); reading and writing
+    bypass its ``read()``, which costs two ``select`` calls and a timeout object per read
+    (pyserial-asyncio-fast calls it with a 1024-octet limit on each wake-up). Here each
+    wake-up drains up to 64 KiB in one system call, so a burst of lines costs one read.
+
+    A failed read (EIO or ENXIO: the dongle was pulled; the pty master closed) or end of
+    file closes the link and calls ``protocol.connection_lost`` with the error (``None``
+    for end of file), once.
+    """
+
+    _READ_OCTETS = 65536
+
+    def __init__(self, port: serial.Serial, protocol: _LineProtocol) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._port = port
+        self._fd: int = port.fileno()
+        self._protocol = protocol
+        self._out = b""
+        self._closing = False
+        self._loop.add_reader(self._fd, self._read_ready)
+
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` was called or the port failed."""
+        return self._closing
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self._fd, self._READ_OCTETS)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+        else:
+            self._lose(None)
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` without blocking; what the port does not take now is sent when
+        it becomes writable. Ignored once closing."""
+        if self._closing:
+            return
+        if self._out:
+            self._out += data
+            return
+        self._out = data
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        try:
+            n = os.write(self._fd, self._out)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._lose(exc)
+            return
+        self._out = self._out[n:]
+        if self._out:
+            self._loop.add_writer(self._fd, self._write_ready)
+        else:
+            self._loop.remove_writer(self._fd)
+
+    def close(self) -> None:
+        """Send what is buffered if the port takes it now, close the port, and report
+        ``connection_lost(None)``; safe to call twice."""
+        if not self._closing and self._out:
+            with contextlib.suppress(OSError):
+                os.write(self._fd, self._out)
+        self._lose(None)
+
+    def _lose(self, exc: Exception | None) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._out = b""
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        with contextlib.suppress(OSError, serial.SerialException):
+            self._port.close()
+        self._loop.call_soon(self._protocol.connection_lost, exc)
+
+
+def _open_port(port: str, baudrate: int) -> serial.Serial:
+    """Open ``port`` for non-blocking use (runs in a worker thread: a USB open can stall)."""
+    return serial.Serial(port, baudrate, exclusive=True, timeout=0, write_timeout=0)
+
+
+def _close_opened(opening: asyncio.Future[serial.Serial]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 class Nrf802154Source(FrameSource):
@@ -202,10 +310,12 @@ class Nrf802154Source(FrameSource):
             min_delay_ns=int(self.settings.min_delay_us * 1000),
         )
         self._timer = TimerUnwrapper(self.settings.timer_bits)
-        self._transport: asyncio.Transport | None = None
+        self._transport: _SerialLink | None = None
         self._protocol: _LineProtocol | None = None
         self._pending: FrameBatch = []
-        self._wakeup = asyncio.Event()
+        #: the future ``batches()`` sleeps on while nothing is pending; whoever has news
+        #: (lines parsed, port lost, stop) completes it: one event-loop hop per batch
+        self._waiter: asyncio.Future[None] | None = None
         self._last_ts_ns = 0
         self._last_rx_ns = 0
         self._stopped = False
@@ -243,15 +353,14 @@ class Nrf802154Source(FrameSource):
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
-        protocol = _LineProtocol(self._on_lines, self._clock)
-        transport, _ = await serial_asyncio_fast.create_serial_connection(
-            loop,
-            lambda: protocol,
-            self.settings.port,
-            baudrate=self.settings.baudrate,
-            exclusive=True,
-        )
-        self._transport, self._protocol = transport, protocol
+        protocol = _LineProtocol(self._on_lines, self._clock, self._wake)
+        opening = loop.run_in_executor(None, _open_port, self.settings.port, self.settings.baudrate)
+        try:
+            port = await asyncio.shield(opening)
+        except asyncio.CancelledError:  # the open still completes: close what it opens
+            opening.add_done_callback(_close_opened)
+            raise
+        self._transport, self._protocol = _SerialLink(port, protocol), protocol
         # a fresh USB connection means a fresh dongle clock: realign from scratch
         self._timer.reset()
         self.aligner.restart()
@@ -273,14 +382,14 @@ class Nrf802154Source(FrameSource):
             await asyncio.wait_for(asyncio.shield(protocol.lost), 2.0)
 
     @staticmethod
-    def _write_to(transport: asyncio.Transport, data: bytes) -> None:
+    def _write_to(transport: _SerialLink, data: bytes) -> None:
         if not transport.is_closing():
             transport.write(data)
 
     async def stop(self) -> None:
         """Put the dongle to sleep and close the port; safe to call twice."""
         self._stopped = True
-        self._wakeup.set()
+        self._wake()
         await self._close(say_sleep=True)
 
     async def set_channel(self, channel: int) -> None:
@@ -299,6 +408,11 @@ class Nrf802154Source(FrameSource):
         self.emit("info", channel=channel, what="channel_changed")
 
     # -- receiving ----------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _on_lines(self, lines: list[bytes], host_rx_ns: int) -> None:
         self._last_rx_ns = host_rx_ns
@@ -355,7 +469,7 @@ class Nrf802154Source(FrameSource):
             )
             counters["frames"] += 1
         if out:
-            self._wakeup.set()
+            self._wake()
 
     async def batches(self) -> AsyncIterator[FrameBatch]:
         """Yield frame batches until stopped; survive unplugs (see module docstring).
@@ -363,29 +477,26 @@ class Nrf802154Source(FrameSource):
         Raises:
             SourceError: the port failed and ``reopen`` is off.
         """
+        loop = asyncio.get_running_loop()
         while not self._stopped:
             protocol = self._protocol
             if protocol is None:
                 await self._recover("not open")
                 continue
-            if not self._pending:
-                waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wakeup.wait())
-                watched: set[asyncio.Future[Any]] = {waiter, protocol.lost}
-                timeout = self.settings.silence_timeout_s
+            if not self._pending and not protocol.lost.done():
+                self._waiter = waiter = loop.create_future()
+                timeout_s = self.settings.silence_timeout_s
                 try:
-                    done, _ = await asyncio.wait(
-                        watched,
-                        timeout=timeout,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    waiter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    if timeout_s is None:
                         await waiter
-                if not done and timeout is not None:
-                    await self._fault(f"silent for {timeout} s")
+                    else:
+                        async with asyncio.timeout(timeout_s):
+                            await waiter
+                except TimeoutError:
+                    await self._fault(f"silent for {timeout_s} s")
                     continue
-            self._wakeup.clear()
+                finally:
+                    self._waiter = None
             if self._pending:
                 batch, self._pending = self._pending, []
                 yield batch
