@@ -172,21 +172,13 @@ def capture(
               rigs=[rig_cfg], rig_files=[], driver_settings={(rig, driver): settings})
     sup = LabSupervisor(lab, mqtt=broker_cfg is not None, capture_folder=out,
                         exit_when_done=True)
-    runner = sup.runners[0]
-    damaged: list[str] = []
-    original_report = runner.report
-
-    def report(event):  # type: ignore[no-untyped-def]
-        if event.kind == "damaged":
-            damaged.append(str(event.detail.get("reason")))
-        original_report(event)
-
-    runner.report = report  # type: ignore[method-assign]
     asyncio.run(_run_with_display(sup, quiet=False))
     for line in _summary(sup):
         console.print(line, markup=False)
+    damaged = sup.runners[0].damaged
     if damaged:
-        raise BadInputError(damaged[0], hint="frames before the damage were written")
+        raise BadInputError(str(damaged[0].detail.get("reason")),
+                            hint="frames before the damage were written")
 
 
 def register(app: typer.Typer) -> None:

@@ -90,12 +90,15 @@ class RigRunner:
             )
         self.source_counters: dict[str, dict[str, int]] = {}
         self.gaps: list[SourceEvent] = []
+        self.damaged: list[SourceEvent] = []
         self._stop = asyncio.Event()
 
     def report(self, event: SourceEvent) -> None:
         """Put a source event on the bus (never blocks)."""
         if event.kind == "gap":
             self.gaps.append(event)
+        elif event.kind == "damaged":
+            self.damaged.append(event)
         self.bus.publish_nowait(event)
 
     def _emit(self, kind: str, sniffer_id: str, **detail: Any) -> None:
