@@ -19,6 +19,7 @@ from typing import Any
 
 from hanlab.capture.sink import CaptureSink
 from hanlab.config.models import BrokerConfig, RigConfig, SnifferConfig
+from hanlab.daemon.clockcheck import ClockCheck
 from hanlab.errors import SourceError
 from hanlab.events.bus import EventBus
 from hanlab.events.mqtt import MqttPublisher
@@ -70,6 +71,8 @@ class RigRunner:
         self.options = options
         self.bus = EventBus()
         self.stats = LiveStats(self.bus, [s.id for s in rig.sniffers], options.stats_interval_s)
+        # cross-sniffer clock check: None unless two sniffers share a channel
+        self.clockcheck = ClockCheck.for_rig(rig, self.bus, options.stats_interval_s)
         folder = options.capture_folder or rig.capture.folder
         cap = rig.capture
         self.capture = CaptureSink(
@@ -114,6 +117,7 @@ class RigRunner:
         gap_reason = ""
         while True:
             source = cls(spec, self.report)
+            observe = self.clockcheck.observer(sniffer.id, source) if self.clockcheck else None
             self.source_counters[sniffer.id] = source.counters
             try:
                 async with source:
@@ -124,6 +128,8 @@ class RigRunner:
                                        gap_end_ns=now_ns(), reason=gap_reason)
                             gap_start_ns = None
                         self.stats.add(batch)
+                        if observe is not None:
+                            observe(batch)
                         if lossless:
                             await self.bus.publish(batch)
                         else:

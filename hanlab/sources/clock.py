@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hanlab.frames import Frame
 
@@ -325,6 +325,24 @@ class CrossCheck:
     ts_ns: int
 
 
+@dataclass(slots=True)
+class PairStats:
+    """Running figures of one pair of sniffers (``sniffer_a`` < ``sniffer_b``) on one
+    channel: differences ``ts_ns(a) - ts_ns(b)`` of the frames both heard.
+
+    Attributes:
+        matched: frames heard by both, since the last :meth:`CrossSnifferCheck.take`.
+        matched_total: frames heard by both since the check started.
+        sum_diff_ns: sum of the differences since the last take (for the mean).
+        diffs_ns: the differences since the last take, at most ``keep`` of them.
+    """
+
+    matched: int = 0
+    matched_total: int = 0
+    sum_diff_ns: int = 0
+    diffs_ns: list[int] = field(default_factory=list)
+
+
 class CrossSnifferCheck:
     """Pairs identical PSDUs heard by different sniffers on the same channel and reports
     the difference of their aligned ``ts_ns`` (issue 6, item 3: the alignment's check).
@@ -335,39 +353,104 @@ class CrossSnifferCheck:
     IEEE 802.15.4-2015 §11.3 macAckWaitDuration), so a window below that pairs the same
     transmission; the default is 800 µs.
 
+    Frames may come in any order across sniffers (each source delivers its own batches,
+    one may lag another by its delivery delay and batching): a reception is kept until the
+    newest ``ts_ns`` seen is ``horizon_ns`` past it.
+
     Args:
         window_ns: largest |difference| that still pairs two receptions.
-        keep: how many differences to keep for :meth:`summary`.
+        horizon_ns: how long (in ``ts_ns``) a reception waits for its twin.
+        keep: how many differences to keep, overall (:meth:`summary`) and per pair
+            between two :meth:`take` calls.
     """
 
-    def __init__(self, *, window_ns: int = 800_000, keep: int = 10_000) -> None:
+    def __init__(
+        self, *, window_ns: int = 800_000, horizon_ns: int = 2 * _NS_PER_S, keep: int = 10_000
+    ) -> None:
         self.window_ns = window_ns
-        self._recent: deque[tuple[int, tuple[int, int, bytes], str]] = deque()
+        self.horizon_ns = horizon_ns
+        self.keep = keep
+        self._recent: deque[tuple[int, tuple[int, int, bytes]]] = deque()
         self._by_key: dict[tuple[int, int, bytes], list[tuple[int, str]]] = {}
+        self._newest_ns = 0
         self.diffs_ns: deque[int] = deque(maxlen=keep)
+        #: (sniffer_a, sniffer_b, page, channel) -> figures
+        self.pairs: dict[tuple[str, str, int, int], PairStats] = {}
 
     def observe(self, frames: Iterable[Frame]) -> list[CrossCheck]:
-        """Add ``frames`` (any sniffers, roughly time-ordered); return new pairings."""
+        """Add ``frames`` (any sniffers, any order within ``horizon_ns``); return new
+        pairings."""
         found: list[CrossCheck] = []
+        recent, by_key, window_ns = self._recent, self._by_key, self.window_ns
         for f in frames:
+            ts_ns = f.ts_ns
+            if ts_ns > self._newest_ns:
+                self._newest_ns = ts_ns
+                limit_ns = ts_ns - self.horizon_ns
+                while recent and recent[0][0] < limit_ns:
+                    _, old_key = recent.popleft()
+                    old = by_key[old_key]
+                    old.pop(0)
+                    if not old:
+                        del by_key[old_key]
             key = (f.page, f.channel, f.psdu)
-            while self._recent and self._recent[0][0] < f.ts_ns - 4 * self.window_ns:
-                _, old_key, _ = self._recent.popleft()
-                seen = self._by_key.get(old_key)
-                if seen:
-                    seen.pop(0)
-                    if not seen:
-                        del self._by_key[old_key]
-            seen = self._by_key.setdefault(key, [])
-            for ts_ns, sniffer_id in seen:
-                if sniffer_id != f.sniffer_id and abs(f.ts_ns - ts_ns) <= self.window_ns:
-                    a, b = sorted(((sniffer_id, ts_ns), (f.sniffer_id, f.ts_ns)))
-                    check = CrossCheck(a[0], b[0], a[1] - b[1], a[1])
-                    found.append(check)
-                    self.diffs_ns.append(check.diff_ns)
-            seen.append((f.ts_ns, f.sniffer_id))
-            self._recent.append((f.ts_ns, key, f.sniffer_id))
+            seen = by_key.get(key)
+            if seen is None:
+                by_key[key] = [(ts_ns, f.sniffer_id)]
+            else:
+                for other_ns, other_id in seen:
+                    if other_id != f.sniffer_id and abs(ts_ns - other_ns) <= window_ns:
+                        found.append(self._pair(f, other_ns, other_id))
+                seen.append((ts_ns, f.sniffer_id))
+            recent.append((ts_ns, key))
         return found
+
+    def _pair(self, f: Frame, other_ns: int, other_id: str) -> CrossCheck:
+        if f.sniffer_id < other_id:
+            check = CrossCheck(f.sniffer_id, other_id, f.ts_ns - other_ns, f.ts_ns)
+        else:
+            check = CrossCheck(other_id, f.sniffer_id, other_ns - f.ts_ns, other_ns)
+        self.diffs_ns.append(check.diff_ns)
+        key = (check.sniffer_a, check.sniffer_b, f.page, f.channel)
+        stats = self.pairs.get(key)
+        if stats is None:
+            stats = self.pairs[key] = PairStats()
+        stats.matched += 1
+        stats.matched_total += 1
+        stats.sum_diff_ns += check.diff_ns
+        if len(stats.diffs_ns) < self.keep:
+            stats.diffs_ns.append(check.diff_ns)
+        return check
+
+    def take(self) -> list[dict[str, str | int | float | None]]:
+        """Per pair of sniffers and channel, the figures since the last call (then reset):
+        ``matched`` frames (and ``matched_total`` since the start), the mean difference
+        ``ts_ns(a) - ts_ns(b)`` and the p99 and max of its absolute value, in µs
+        (``None`` when nothing matched)."""
+        out: list[dict[str, str | int | float | None]] = []
+        for (a, b, page, channel), stats in sorted(self.pairs.items()):
+            diffs = sorted(abs(d) for d in stats.diffs_ns)
+            n = stats.matched
+            out.append(
+                {
+                    "sniffer_a": a,
+                    "sniffer_b": b,
+                    "page": page,
+                    "channel": channel,
+                    "matched": n,
+                    "matched_total": stats.matched_total,
+                    "mean_diff_us": round(stats.sum_diff_ns / n / 1000, 1) if n else None,
+                    "abs_diff_p99_us": (
+                        round(diffs[min(len(diffs) - 1, len(diffs) * 99 // 100)] / 1000, 1)
+                        if diffs
+                        else None
+                    ),
+                    "abs_diff_max_us": round(diffs[-1] / 1000, 1) if diffs else None,
+                }
+            )
+            stats.matched = stats.sum_diff_ns = 0
+            stats.diffs_ns = []
+        return out
 
     def summary(self) -> dict[str, int]:
         """Count and p50/p99/max of |difference| in ns over the kept pairings."""

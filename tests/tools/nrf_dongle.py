@@ -85,6 +85,8 @@ class DongleConfig:
     payload_octets: tuple[int, int] = (4, 40)
     embed_write_time: bool = False
     seed: int = 0
+    #: generate its own frames (off: it prints only what a :class:`SharedAir` gives it)
+    own_traffic: bool = True
 
 
 @dataclass
@@ -127,6 +129,14 @@ def garbage_line(rng: random.Random) -> bytes:
     if kind == 3:
         return b"received: 4188630 power: -40 lqi: 200 time: 12345"  # odd hex length
     return b"received: 41886301 power: -40 lqi:"
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait for it to end."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class EmulatedNrfDongle:
@@ -203,7 +213,8 @@ class EmulatedNrfDongle:
 
     async def __aenter__(self) -> Self:
         self.plug()
-        self._task = asyncio.create_task(self._run())
+        if self.config.own_traffic:
+            self._task = asyncio.create_task(self._run())
         return self
 
     async def __aexit__(
@@ -212,10 +223,7 @@ class EmulatedNrfDongle:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
         self.unplug()
 
     # -- protocol ------------------------------------------------------------------
@@ -266,16 +274,37 @@ class EmulatedNrfDongle:
             return False
         return True
 
+    def delivery_delay_ns(self) -> int:
+        """One draw of the delay from a frame's end to its line: ``delay_ns`` ± ``jitter_ns``."""
+        cfg = self.config
+        return max(0, cfg.delay_ns + self._rng.randint(-cfg.jitter_ns, cfg.jitter_ns))
+
+    def print_heard(self, psdu: bytes, end_ns: int) -> None:
+        """Print a frame heard on the air (PSDU with FCS, ended at host ``end_ns``) now,
+        stamped with this dongle's clock at ``end_ns``."""
+        if not self.receiving or self._master is None:
+            return
+        out = []
+        if self.config.garbage_ratio and self._rng.random() < self.config.garbage_ratio:
+            out.append(garbage_line(self._rng) + b"\r\n")
+            self.stats.garbage += 1
+        line, sent = self._frame_line(end_ns, self._clock(), 0, psdu=psdu)
+        out.append(line)
+        if self._write(b"".join(out)):
+            self.sent.append(sent)
+            self.stats.frames += 1
+
     def _frame_line(
-        self, end_ns: int, written_ns: int, payload_octets: int
+        self, end_ns: int, written_ns: int, payload_octets: int, psdu: bytes | None = None
     ) -> tuple[bytes, SentFrame]:
         cfg = self.config
         rng = self._rng
         self._seq += 1
-        payload = os.urandom(payload_octets)
-        if cfg.embed_write_time:
-            payload = struct.pack("<Q", written_ns) + payload
-        psdu = build_psdu(self._seq, payload)
+        if psdu is None:
+            payload = os.urandom(payload_octets)
+            if cfg.embed_write_time:
+                payload = struct.pack("<Q", written_ns) + payload
+            psdu = build_psdu(self._seq, payload)
         raw_us = self.sniffer_time_us(end_ns)
         start_ns = end_ns - (len(psdu) + SHR_PHR_OCTETS) * OCTET_NS
         line = b"received: %s power: %d lqi: %d time: %d\r\n" % (
@@ -325,6 +354,81 @@ class EmulatedNrfDongle:
             if self._write(b"".join(out)):
                 self.sent.append(sent)
                 self.stats.frames += 1
+
+
+class SharedAir:
+    """One 2.4 GHz channel heard by several emulated dongles (``own_traffic`` off): each
+    frame is printed by every dongle receiving on ``channel``, stamped with that dongle's
+    clock at the frame's end and written after that dongle's own delivery delay
+    (:meth:`EmulatedNrfDongle.delivery_delay_ns`), as sniffers side by side on a bench
+    hear the same transmission.
+
+    Args:
+        dongles: the dongles listening.
+        channel: the channel the frames are sent on.
+        rate_hz: mean frame rate (exponential spacing, never closer than airtime plus
+            aTurnaroundTime).
+        payload_octets: payload size range (the PSDU adds 11 octets of header and
+            sequence number and 2 of FCS).
+        seed: random seed of the payloads and spacing.
+        host_clock_ns: host UTC clock (ns).
+    """
+
+    def __init__(
+        self,
+        dongles: list[EmulatedNrfDongle],
+        *,
+        channel: int = 15,
+        rate_hz: float = 200.0,
+        payload_octets: tuple[int, int] = (4, 40),
+        seed: int = 0,
+        host_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.dongles = dongles
+        self.channel = channel
+        self.rate_hz = rate_hz
+        self.payload_octets = payload_octets
+        self._rng = random.Random(seed)
+        self._clock = host_clock_ns
+        self._task: asyncio.Task[None] | None = None
+        #: (sequence number, PSDU with FCS, true end of frame in host ns) of every frame
+        self.sent: list[tuple[int, bytes, int]] = []
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await _cancel(self._task)
+
+    async def _run(self) -> None:
+        rng = self._rng
+        seq = 0
+        while True:
+            payload = rng.randbytes(rng.randint(*self.payload_octets))
+            seq += 1
+            psdu = build_psdu(seq, payload)
+            airtime_ns = (SHR_PHR_OCTETS + len(psdu)) * OCTET_NS
+            spacing_ns = max(airtime_ns + TURNAROUND_NS, int(rng.expovariate(self.rate_hz) * NS))
+            await asyncio.sleep(spacing_ns / NS)
+            end_ns = self._clock()
+            self.sent.append((seq, psdu, end_ns))
+            listening = [d for d in self.dongles if d.receiving and d.channel == self.channel]
+            due = sorted((end_ns + d.delivery_delay_ns(), i) for i, d in enumerate(listening))
+            for due_ns, i in due:
+                # the selector sleeps in whole ms: sleep to within 2 ms, then yield to the
+                # loop until due, so each dongle's delivery delay is what it drew (±µs)
+                while (left_ns := due_ns - self._clock()) > 0:
+                    if left_ns > 2_000_000:
+                        await asyncio.sleep((left_ns - 1_500_000) / NS)
+                    else:
+                        await asyncio.sleep(0)
+                listening[i].print_heard(psdu, end_ns)
 
 
 async def _main(argv: list[str]) -> None:
