@@ -91,6 +91,10 @@ class ClockAligner:
             sniffer's previous session: a crystal keeps its drift across a replug).
         max_drift_ppm: drift estimates are clamped to ±this (crystals are within ±50 ppm;
             more is a fault in the pairs, not the clock).
+        bucket_phase_ns: shift of the bucket boundaries (ns, modulo ``bucket_ns``)
+            against the first pair's sniffer time. Sniffers opened together should
+            differ here, so that their refits (≈0.2 ms each for a full window) do not all
+            fall into the same event-loop iteration.
     """
 
     def __init__(
@@ -101,9 +105,11 @@ class ClockAligner:
         min_delay_ns: int = 0,
         drift_prior_ppm: float = 0.0,
         max_drift_ppm: float = 500.0,
+        bucket_phase_ns: int = 0,
     ) -> None:
         self.window_ns = window_ns
         self.bucket_ns = bucket_ns
+        self.bucket_phase_ns = bucket_phase_ns % bucket_ns
         self.min_delay_ns = min_delay_ns
         self.max_drift_ppm = max_drift_ppm
         self._max_buckets = max(2, window_ns // bucket_ns)
@@ -152,7 +158,7 @@ class ClockAligner:
         self._pairs += 1
         x = float(sniffer_ns - self._s0)
         u = float(host_rx_ns - sniffer_ns - self._y0)
-        k = int(x // self.bucket_ns)
+        k = int((x + self.bucket_phase_ns) // self.bucket_ns)
         open_ = self._open
         if open_ is None or k != open_[0]:
             if open_ is not None:

@@ -19,6 +19,12 @@ the raw, unwrapped end-of-frame reading). ``ts_ns`` is the start of the frame: t
 end-of-frame time minus the frame's airtime, (SHR 5 + PHR 1 + PSDU) octets × 32 µs
 (IEEE 802.15.4-2015 §12.2, O-QPSK 250 kb/s).
 
+Latency (issue 6, ``benchmarks/serial_ingest.py``): each wake-up of the event loop for a
+port costs one ``os.read`` of everything pending (:class:`_SerialLink`), the lines are
+parsed at once, and the waiting ``batches()`` is resumed through one future: a line is on
+the rig's bus one event-loop hop after its bytes were read. Timestamps do not depend on
+this latency: they come from the dongle's clock.
+
 Faults (issue 6, item 4): when the port fails (EOF, read error, ENODEV: the dongle was
 pulled), the source waits for its device path to come back, reopens it, and reports one
 ``gap`` event with its start, end and reason; the frames before and after go to the same
@@ -32,6 +38,7 @@ import asyncio
 import binascii
 import contextlib
 import os
+import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -308,6 +315,8 @@ class Nrf802154Source(FrameSource):
         self.aligner = ClockAligner(
             window_ns=int(self.settings.clock_window_s * 1e9),
             min_delay_ns=int(self.settings.min_delay_us * 1000),
+            # spread the refits of sniffers opened together over the bucket span
+            bucket_phase_ns=zlib.crc32(spec.sniffer_id.encode()),
         )
         self._timer = TimerUnwrapper(self.settings.timer_bits)
         self._transport: _SerialLink | None = None

@@ -1,7 +1,7 @@
 """nRF 802.15.4 sniffer source against the emulated dongle on a pseudo-terminal.
 
-hanlab opens the pty exactly as it opens ``/dev/ttyACM0`` (pyserial-asyncio-fast); the
-emulator (tests/tools/nrf_dongle.py) speaks the dongle's text protocol.
+hanlab opens the pty exactly as it opens ``/dev/ttyACM0`` (pyserial, read on the event
+loop); the emulator (tests/tools/nrf_dongle.py) speaks the dongle's text protocol.
 """
 
 from __future__ import annotations
