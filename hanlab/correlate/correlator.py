@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from hanlab.correlate.events import DuisEvent, StreamItem
 from hanlab.correlate.exchange import Exchange, MatchLevel
-from hanlab.emulator.han.phy import PhyTiming, phy_for
+from hanlab.phy import PhyTiming, phy_for
 from hanlab.errors import BadInputError
 from hanlab.frames import MAX_PSDU_OCTETS, Band, Frame
 from hanlab.gbcs.codes import message_code_use_case

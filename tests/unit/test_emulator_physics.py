@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 from hanlab.emulator.han import EmulatedDevice, EmulatedHan, HanSettings, MemoryTruth
-from hanlab.emulator.han.phy import FSK_SUBGHZ, OQPSK_2G4, phy_for
+from hanlab.phy import FSK_SUBGHZ, OQPSK_2G4, phy_for
 from hanlab.emulator.han.settings import TrafficSettings
 from hanlab.frames import Band
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hanlab.emulator.han.phy import (
+from hanlab.phy import (
     MAC_MAX_BE,
     MAC_MAX_CSMA_BACKOFFS,
     MAC_MAX_FRAME_RETRIES,
