@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import tty
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hanlab.events.bus import CLOSED, EventBus
 from hanlab.events.stats import LiveStats
-from hanlab.frames import Band, Frame, FrameBatch, TsSource
+from hanlab.frames import Band, Frame, TsSource
 from hanlab.sources.base import SourceSpec
 from hanlab.sources.nrf802154 import Nrf802154Settings, Nrf802154Source, parse_line
 
@@ -147,8 +148,10 @@ async def run_hanlab(links: list[Path], duration_s: float, selector: StampingSel
         while await sub.queue.get() is not CLOSED:
             pass
 
-    # per batch: when it was on the bus, and the reads it came from (for after the run)
-    records: list[tuple[int, FrameBatch, list[tuple[int, int, int]], int]] = []
+    # latencies in µs, in arrays of floats: keeping the frames (or any tracked object)
+    # until the end would grow the heap the garbage collector walks, and its pauses
+    # would show in the very latencies measured
+    readable_us, read_us, write_us = array("d"), array("d"), array("d")
 
     async def consume(source: Nrf802154Source, clock: ArrivalClock) -> None:
         delivered = 0
@@ -158,7 +161,16 @@ async def run_hanlab(links: list[Path], duration_s: float, selector: StampingSel
             on_bus_ns = time.time_ns()
             reads = clock.reads
             if window.open:
-                records.append((on_bus_ns, batch, reads[:], delivered))
+                j = 0
+                for k, frame in enumerate(batch, delivered):
+                    # the frame's line was complete in the last read that began before it
+                    while j + 1 < len(reads) and reads[j + 1][0] <= k:
+                        j += 1
+                    _, ready_ns, read_ns = reads[j]
+                    readable_us.append((on_bus_ns - ready_ns) / 1000)
+                    read_us.append((on_bus_ns - read_ns) / 1000)
+                    write_us.append((on_bus_ns - written_ns(frame.psdu)) / 1000)
+                window.result.lines += len(batch)
             delivered += len(batch)
             while len(reads) > 1 and reads[1][0] <= delivered:
                 del reads[0]
@@ -182,17 +194,11 @@ async def run_hanlab(links: list[Path], duration_s: float, selector: StampingSel
         for source, _ in sources:
             await source.stop()
         await asyncio.gather(*tasks)
-    for on_bus_ns, batch, reads, delivered in records:
-        j = 0
-        for k, frame in enumerate(batch, delivered):
-            # the frame's line was complete in the last read that began before it
-            while j + 1 < len(reads) and reads[j + 1][0] <= k:
-                j += 1
-            _, ready_ns, read_ns = reads[j]
-            result.add("readable->bus", (on_bus_ns - ready_ns) / 1000)
-            result.add("read->bus", (on_bus_ns - read_ns) / 1000)
-            result.add("write->bus", (on_bus_ns - written_ns(frame.psdu)) / 1000)
-        result.lines += len(batch)
+    result.lat_us = {
+        "readable->bus": list(readable_us),
+        "read->bus": list(read_us),
+        "write->bus": list(write_us),
+    }
     await bus.close()
     await drainer
     dropped = sum(bus.dropped_frames().values())
