@@ -299,7 +299,7 @@ def step_role_refs(step: Step) -> list[str]:
     if isinstance(step, SrStep):
         if step.target is not None:
             refs.append(step.target)
-        refs.extend(_placeholders(step.params))
+        refs.extend(placeholders(step.params))
     elif isinstance(step, WaitAlertStep):
         if step.source is not None:
             refs.append(step.source)
@@ -307,13 +307,14 @@ def step_role_refs(step: Step) -> list[str]:
     return refs
 
 
-def _placeholders(value: Any) -> list[str]:
+def placeholders(value: Any) -> list[str]:
+    """Every ``{ROLE}`` placeholder in ``value`` (strings, dicts, lists, recursively)."""
     if isinstance(value, str):
         return _PLACEHOLDER.findall(value)
     if isinstance(value, dict):
-        return [ref for item in value.values() for ref in _placeholders(item)]
+        return [ref for item in value.values() for ref in placeholders(item)]
     if isinstance(value, list):
-        return [ref for item in value for ref in _placeholders(item)]
+        return [ref for item in value for ref in placeholders(item)]
     return []
 
 

@@ -1,0 +1,490 @@
+"""The scenario runner (issue 5, item 4): a variant's steps, one by one, through the DUIS
+client, on a live rig (emulated or real).
+
+It works against the DUIS client API only (:class:`hanlab.duis.client.DuisClient`: Users,
+RequestID counters, send -> acknowledgement -> asynchronous response, alerts queue) and a
+mapping from device roles to EUI-64s (the rig file's ``devices:``). Per step it records
+the outcome: the acknowledgement's and the response's ResponseCode, the alert seen, or a
+timeout. A variant passes when every mandatory step got its expected outcome (seed 000:
+"business-critical scenarios must achieve 100% pass"); optional steps are recorded and
+never fail it. Results go to the run store (:mod:`.store`) and, as ``scenario_step`` and
+``scenario_run`` events, to an event bus (MQTT ``hanlab/v1/<lab>/<rig>/<kind>``).
+
+While it runs, the runner is the one consumer of the client's alerts queue (a tracked
+task moves every alert into its own record, which ``wait_alert`` steps search).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+from hanlab.config.models import RigConfig
+from hanlab.duis.catalogue import sr
+from hanlab.duis.client import DuisClient, DuisClientError, DuisTimeoutError, ReceivedDocument
+from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
+from hanlab.errors import BadInputError
+from hanlab.events.bus import BusEvent, EventBus
+from hanlab.gbcs.eui64 import Eui64
+from hanlab.scenarios.bodies import build_body
+from hanlab.scenarios.models import (
+    ExternalStep,
+    PauseStep,
+    Scenario,
+    SrStep,
+    Step,
+    Variant,
+    WaitAlertStep,
+    alert_code_text,
+    placeholders,
+    substitute,
+)
+from hanlab.scenarios.store import RunStore
+
+Status = Literal["passed", "failed", "skipped"]
+
+Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
+"""``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
+the device raise the alert (an emulated lab makes the device raise it; on a real rig the
+technician does it and the hook may prompt). Returns whether it was done."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeenAlert:
+    """An alert the client received: ``0x8F69`` (Device) or ``N24`` (DCC), from whom, when."""
+
+    code: str
+    source: Eui64 | None
+    ts_ns: int
+
+
+@dataclass
+class StepResult:
+    """The outcome of one step.
+
+    Attributes:
+        index: 1-based position in the variant.
+        kind: ``sr``, ``wait``, ``pause`` or ``external``.
+        status: ``passed``, ``failed`` or ``skipped`` (an optional step whose role the rig
+            lacks, or not run).
+        optional: the step was optional (never fails the variant).
+        sr_variant, target_role, target_eui64, user_role, request_id, command_variant:
+            what was sent (SR steps).
+        ack_code: the (last) acknowledgement's ResponseCode (``I99``, ``I0``, ``E…``).
+        response_code: the asynchronous response's ResponseCode, if one came.
+        outcome: the final code compared with ``expect``: the response's code, the
+            acknowledgement's for non-device SRs and refusals, ``timeout``, ``error``; for a
+            wait, the alert code seen or ``timeout``.
+        alert_code, alert_source: the alert that ended a wait.
+        stimulus: the stimulus performed for a wait, e.g. ``GSME: 0x8183``.
+        started_ns, ended_ns: wall clock, ns since the UNIX epoch.
+        detail: free text (why it failed or was skipped, the step's comment).
+    """
+
+    index: int
+    kind: str
+    status: Status
+    optional: bool
+    comment: str = ""
+    sr_variant: str | None = None
+    sr_name: str | None = None
+    target_role: str | None = None
+    target_eui64: str | None = None
+    user_role: str | None = None
+    request_id: str | None = None
+    command_variant: int | None = None
+    ack_code: str | None = None
+    response_code: str | None = None
+    outcome: str | None = None
+    alert_code: str | None = None
+    alert_source: str | None = None
+    stimulus: str | None = None
+    started_ns: int = 0
+    ended_ns: int = 0
+    detail: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds the step took."""
+        return (self.ended_ns - self.started_ns) / 1e9
+
+
+@dataclass
+class VariantResult:
+    """One run of one variant: its steps and the verdict.
+
+    Attributes:
+        run_id: shared by every variant run of one ``run`` call.
+        passed: every mandatory step got its expected outcome.
+        srs_sent, srs_answered: SR steps sent, and those that got their expected outcome.
+    """
+
+    run_id: str
+    scenario: str
+    variant: str
+    title: str
+    rig: str
+    repetition: int
+    started_ns: int
+    ended_ns: int = 0
+    passed: bool = False
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def srs_sent(self) -> int:
+        """SR steps that were sent."""
+        return sum(1 for s in self.steps if s.kind == "sr" and s.request_id is not None)
+
+    @property
+    def srs_answered(self) -> int:
+        """SR steps that got their expected outcome."""
+        return sum(1 for s in self.steps if s.kind == "sr" and s.status == "passed")
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds the variant took."""
+        return (self.ended_ns - self.started_ns) / 1e9
+
+
+class RunObserver(Protocol):
+    """Progress display hooks (the CLI's rich display implements them)."""
+
+    def variant_started(self, result: VariantResult, steps: int) -> None:
+        """A variant run starts with ``steps`` steps."""
+
+    def step_finished(self, result: VariantResult, step: StepResult) -> None:
+        """A step ended (``result.steps`` includes it)."""
+
+    def variant_finished(self, result: VariantResult) -> None:
+        """A variant run ended (``result.passed`` is set)."""
+
+
+def devices_by_role(rig: RigConfig) -> dict[str, list[Eui64]]:
+    """The rig's devices per role, in file order (``ESME`` -> [first, second, …])."""
+    roles: dict[str, list[Eui64]] = {}
+    for device in rig.devices:
+        roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
+    return roles
+
+
+class UnresolvedRoleError(BadInputError):
+    """A step names a device role the rig does not have."""
+
+
+class ScenarioRunner:
+    """Runs scenario variants through a DUIS client (see the module docstring).
+
+    Args:
+        client: a started :class:`DuisClient` (its Users send the SRs).
+        devices: role -> EUI-64s of the rig (see :func:`devices_by_role`).
+        rig, lab: names for results and MQTT payloads.
+        users: User role -> User EUI-64; default: the first client User of each role.
+        dcc_eui64: the RequestID target of non-device SRs (the DCC).
+        response_timeout_s: default wait for a response (else the client's).
+        include_optional: run optional steps (else record them ``skipped``).
+        stimulus: performs a wait step's stimulus (see :data:`Stimulus`), or ``None``.
+        store: the run store, or ``None``.
+        bus: an event bus to publish ``scenario_step`` / ``scenario_run`` on, or ``None``.
+        observer: progress display hooks, or ``None``.
+
+    Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
+    cancelled and awaited on exit.
+    """
+
+    def __init__(
+        self,
+        client: DuisClient,
+        devices: Mapping[str, Sequence[Eui64]],
+        *,
+        rig: str = "",
+        lab: str = "",
+        users: Mapping[str, Eui64] | None = None,
+        dcc_eui64: Eui64 = DCC_ACCESS_CONTROL_BROKER,
+        response_timeout_s: float | None = None,
+        include_optional: bool = True,
+        stimulus: Stimulus | None = None,
+        store: RunStore | None = None,
+        bus: EventBus | None = None,
+        observer: RunObserver | None = None,
+    ) -> None:
+        self.client = client
+        self.devices = {role: list(euis) for role, euis in devices.items()}
+        self.rig = rig
+        self.lab = lab
+        if users is None:
+            users = {}
+            for account in client.users.values():
+                users.setdefault(account.role, account.eui64)
+        self.users = dict(users)
+        self.dcc_eui64 = dcc_eui64
+        self.response_timeout_s = response_timeout_s
+        self.include_optional = include_optional
+        self.stimulus = stimulus
+        self.store = store
+        self.bus = bus
+        self.observer = observer
+        self.alerts: list[SeenAlert] = []
+        self._alert_arrived = asyncio.Event()
+        self._drain_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._drain_task = asyncio.create_task(self._drain_alerts(), name="scenario-alerts")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel and await the alert-draining task; idempotent."""
+        task, self._drain_task = self._drain_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _drain_alerts(self) -> None:
+        while True:
+            received = await self.client.alerts.get()
+            seen = _seen_alert(received)
+            if seen is not None:
+                self.alerts.append(seen)
+                self._alert_arrived.set()
+
+    # -- roles -----------------------------------------------------------------------------
+
+    def resolve(self, ref: str, variant: Variant) -> Eui64:
+        """The EUI-64 of role reference ``ref`` (alias, ``ROLE`` or ``ROLE#n``, ``DCC``).
+
+        Raises:
+            UnresolvedRoleError: the rig has no such device.
+        """
+        ref = variant.roles.get(ref.split("#")[0], ref) if "#" not in ref else ref
+        if ref == "DCC":
+            return self.dcc_eui64
+        role, _, number = ref.partition("#")
+        index = int(number or "1") - 1
+        euis = self.devices.get(role, [])
+        if index >= len(euis):
+            raise UnresolvedRoleError(
+                f"rig {self.rig or '?'} has no {ref} ({len(euis)} {role} device(s))",
+                hint="add the device to the rig file's devices:")
+        return euis[index]
+
+    def user_eui64(self, role: str) -> Eui64:
+        """The User EUI-64 sending as ``role``.
+
+        Raises:
+            BadInputError: no User of that role.
+        """
+        found = self.users.get(role)
+        if found is None:
+            raise BadInputError(f"no DUIS User with role {role}",
+                                hint="add one to the lab file's duis: users:")
+        return found
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, scenario: Scenario, variants: Iterable[str] = (), *,
+                  repeat: int = 1) -> list[VariantResult]:
+        """Run ``variants`` (default: all) of ``scenario``, each ``repeat`` times, in order.
+
+        Raises:
+            KeyError: an unknown variant id.
+        """
+        chosen = [scenario.variant(v) for v in variants] or list(scenario.variants)
+        run_id = uuid.uuid4().hex[:12]
+        results = []
+        for repetition in range(1, repeat + 1):
+            for variant in chosen:
+                results.append(await self.run_variant(scenario, variant, run_id=run_id,
+                                                      repetition=repetition))
+        return results
+
+    async def run_variant(self, scenario: Scenario, variant: Variant, *, run_id: str = "",
+                          repetition: int = 1) -> VariantResult:
+        """Run one variant step by step (seed 000 business scenario variant)."""
+        steps = scenario.steps_of(variant)
+        result = VariantResult(run_id or uuid.uuid4().hex[:12], scenario.name, variant.id,
+                               variant.title, self.rig, repetition, time.time_ns())
+        if self.observer is not None:
+            self.observer.variant_started(result, len(steps))
+        variant_start_ns = result.started_ns
+        last_sent_ns = variant_start_ns
+        for index, step in enumerate(steps, 1):
+            started_ns = time.time_ns()
+            if step.optional and not self.include_optional:
+                outcome = StepResult(index, _kind(step), "skipped", True, step.comment,
+                                     detail="optional step not run")
+            elif isinstance(step, SrStep):
+                last_sent_ns = started_ns
+                outcome = await self._sr_step(index, step, variant)
+            elif isinstance(step, WaitAlertStep):
+                since_ns = {"step": last_sent_ns, "variant": variant_start_ns,
+                            "now": started_ns}[step.since]
+                outcome = await self._wait_step(index, step, variant, since_ns)
+            elif isinstance(step, PauseStep):
+                await asyncio.sleep(step.pause_s)
+                outcome = StepResult(index, "pause", "passed", step.optional, step.comment)
+            else:
+                outcome = StepResult(index, "external", "passed", step.optional, step.comment,
+                                     detail=f"outside DUIS, not executed: {step.external}")
+            outcome.started_ns = started_ns
+            outcome.ended_ns = time.time_ns()
+            result.steps.append(outcome)
+            self._emit_step(result, outcome)
+        result.ended_ns = time.time_ns()
+        result.passed = all(s.status == "passed" for s in result.steps if not s.optional)
+        self._emit_variant(result)
+        return result
+
+    async def _sr_step(self, index: int, step: SrStep, variant: Variant) -> StepResult:
+        entry = sr(step.sr)
+        user_role = step.user or variant.user_role
+        out = StepResult(index, "sr", "failed", step.optional, step.comment,
+                         sr_variant=step.sr, sr_name=entry.name,
+                         target_role=step.target or "DCC", user_role=user_role,
+                         command_variant=step.command_variant)
+        try:
+            target = self.resolve(step.target or "DCC", variant)
+            eui_of = {ref: self.resolve(ref, variant).duis for ref in _refs(step.params)}
+            user = self.user_eui64(user_role)
+        except BadInputError as error:
+            out.status = "skipped" if step.optional else "failed"
+            out.outcome, out.detail = "unresolved", error.message
+            return out
+        out.target_eui64 = target.duis
+        body = build_body(step.sr, substitute(step.params, eui_of))
+        timeout_s = step.response_timeout_s or self.response_timeout_s
+        try:
+            exchange = await self.client.send(
+                user, target, step.sr, body, command_variant=step.command_variant,
+                response_timeout_s=timeout_s)
+        except DuisTimeoutError as error:  # the message names the RequestID
+            out.outcome, out.detail = "timeout", error.message
+            return out
+        except DuisClientError as error:
+            out.outcome, out.detail = "error", error.message
+            return out
+        out.request_id = str(exchange.request_id)
+        out.command_variant = exchange.command_variant
+        out.ack_code = exchange.ack.response_code
+        if exchange.response is not None:
+            out.response_code = exchange.response.response_code
+            out.outcome = out.response_code
+        else:
+            out.outcome = out.ack_code
+        if out.outcome in step.expect:
+            out.status = "passed"
+        else:
+            out.detail = f"expected {'/'.join(step.expect)}, got {out.outcome}"
+        return out
+
+    async def _wait_step(self, index: int, step: WaitAlertStep, variant: Variant,
+                         since_ns: int) -> StepResult:
+        out = StepResult(index, "wait", "failed", step.optional, step.comment)
+        try:
+            source = None if step.source is None else self.resolve(step.source, variant)
+            stimuli = [(role, self.resolve(role, variant), int(code, 16))
+                       for role, code in (step.stimulus or {}).items()]
+        except BadInputError as error:
+            out.status = "skipped" if step.optional else "failed"
+            out.outcome, out.detail = "unresolved", error.message
+            return out
+        wanted = set(step.wait_alert)
+        failing = set(step.fail_on)
+        found = self._find_alert(wanted | failing, source, since_ns)
+        if found is None and stimuli and self.stimulus is not None:
+            done = [f"{role}: 0x{code:04X}" for role, eui, code in stimuli
+                    if await self.stimulus(role, eui, code)]
+            out.stimulus = ", ".join(done) or None
+        deadline = time.monotonic() + step.timeout_s
+        while found is None:
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                break
+            self._alert_arrived.clear()
+            found = self._find_alert(wanted | failing, source, since_ns)
+            if found is not None:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._alert_arrived.wait(), remaining_s)
+            found = self._find_alert(wanted | failing, source, since_ns)
+        if found is None:
+            out.outcome = "timeout"
+            out.detail = f"no alert {'/'.join(step.wait_alert)} within {step.timeout_s:g} s"
+            return out
+        out.alert_code = out.outcome = found.code
+        out.alert_source = None if found.source is None else found.source.duis
+        if found.code in wanted:
+            out.status = "passed"
+        else:
+            out.detail = f"alert {found.code} means failure"
+        return out
+
+    def _find_alert(self, codes: set[str], source: Eui64 | None,
+                    since_ns: int) -> SeenAlert | None:
+        for alert in self.alerts:
+            if alert.ts_ns >= since_ns and alert.code in codes and (
+                    source is None or alert.source is None or alert.source == source):
+                return alert
+        return None
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _base(self, result: VariantResult) -> dict[str, Any]:
+        return {"run_id": result.run_id, "lab": self.lab, "rig": result.rig,
+                "scenario": result.scenario, "variant": result.variant,
+                "repetition": result.repetition}
+
+    def _emit_step(self, result: VariantResult, step: StepResult) -> None:
+        record = {"record": "step", **self._base(result), **asdict(step),
+                  "duration_s": round(step.duration_s, 6)}
+        if self.store is not None:
+            self.store.write(record)
+        if self.bus is not None:
+            self.bus.publish_nowait(BusEvent("scenario_step", record))
+        if self.observer is not None:
+            self.observer.step_finished(result, step)
+
+    def _emit_variant(self, result: VariantResult) -> None:
+        record = {"record": "variant", **self._base(result), "title": result.title,
+                  "passed": result.passed, "started_ns": result.started_ns,
+                  "ended_ns": result.ended_ns, "duration_s": round(result.duration_s, 6),
+                  "steps": len(result.steps), "srs_sent": result.srs_sent,
+                  "srs_answered": result.srs_answered,
+                  "failed_steps": [s.index for s in result.steps
+                                   if s.status == "failed" and not s.optional]}
+        if self.store is not None:
+            self.store.write(record)
+        if self.bus is not None:
+            self.bus.publish_nowait(BusEvent("scenario_run", record))
+        if self.observer is not None:
+            self.observer.variant_finished(result)
+
+
+def _kind(step: Step) -> str:
+    return {SrStep: "sr", WaitAlertStep: "wait", PauseStep: "pause",
+            ExternalStep: "external"}[type(step)]
+
+
+def _refs(params: Mapping[str, Any]) -> list[str]:
+    return list(dict.fromkeys(placeholders(dict(params))))
+
+
+def _seen_alert(received: ReceivedDocument) -> SeenAlert | None:
+    document = received.document
+    if document.body_name == "DCCAlertMessage" and document.dcc_alert_code:
+        return SeenAlert(document.dcc_alert_code, None, received.ts_ns)
+    if document.body_name == "DeviceAlertMessage" and document.alert_code is not None:
+        source = None if document.response_id is None else document.response_id.originator
+        return SeenAlert(alert_code_text(document.alert_code), source, received.ts_ns)
+    return None
