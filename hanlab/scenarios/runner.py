@@ -261,13 +261,18 @@ class ScenarioRunner:
 
     # -- roles -----------------------------------------------------------------------------
 
+    @staticmethod
+    def concrete_role(ref: str, variant: Variant) -> str:
+        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``."""
+        return ref if "#" in ref else variant.roles.get(ref, ref)
+
     def resolve(self, ref: str, variant: Variant) -> Eui64:
         """The EUI-64 of role reference ``ref`` (alias, ``ROLE`` or ``ROLE#n``, ``DCC``).
 
         Raises:
             UnresolvedRoleError: the rig has no such device.
         """
-        ref = variant.roles.get(ref.split("#")[0], ref) if "#" not in ref else ref
+        ref = self.concrete_role(ref, variant)
         if ref == "DCC":
             return self.dcc_eui64
         role, _, number = ref.partition("#")
@@ -351,7 +356,8 @@ class ScenarioRunner:
         user_role = step.user or variant.user_role
         out = StepResult(index, "sr", "failed", step.optional, step.comment,
                          sr_variant=step.sr, sr_name=entry.name,
-                         target_role=step.target or "DCC", user_role=user_role,
+                         target_role=self.concrete_role(step.target or "DCC", variant),
+                         user_role=user_role,
                          command_variant=step.command_variant)
         try:
             target = self.resolve(step.target or "DCC", variant)
