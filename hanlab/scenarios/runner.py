@@ -32,7 +32,7 @@ from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
 from hanlab.errors import BadInputError
 from hanlab.events.bus import BusEvent, EventBus
 from hanlab.gbcs.eui64 import Eui64
-from hanlab.scenarios.bodies import build_body
+from hanlab.scenarios.bodies import body_element, build_body
 from hanlab.scenarios.models import (
     ExternalStep,
     PauseStep,
@@ -46,6 +46,7 @@ from hanlab.scenarios.models import (
     substitute,
 )
 from hanlab.scenarios.store import RunStore
+from hanlab.scenarios.xsd_bodies import BodyCompleter, completer_for
 
 Status = Literal["passed", "failed", "skipped"]
 
@@ -192,6 +193,8 @@ class ScenarioRunner:
         store: the run store, or ``None``.
         bus: an event bus to publish ``scenario_step`` / ``scenario_run`` on, or ``None``.
         observer: progress display hooks, or ``None``.
+        body_completer: completes each Body to an XSD-valid one (:mod:`.xsd_bodies`);
+            default: one for the client's schema when it validates against the DUIS XSD.
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -212,8 +215,12 @@ class ScenarioRunner:
         store: RunStore | None = None,
         bus: EventBus | None = None,
         observer: RunObserver | None = None,
+        body_completer: BodyCompleter | None = None,
     ) -> None:
         self.client = client
+        if body_completer is None and client.schema is not None:
+            body_completer = completer_for(client.schema.path)
+        self.body_completer = body_completer
         self.devices = {role: list(euis) for role, euis in devices.items()}
         self.rig = rig
         self.lab = lab
@@ -368,7 +375,13 @@ class ScenarioRunner:
             out.outcome, out.detail = "unresolved", error.message
             return out
         out.target_eui64 = target.duis
-        body = build_body(step.sr, substitute(step.params, eui_of))
+        params = substitute(step.params, eui_of)
+        try:
+            body = (build_body(step.sr, params) if self.body_completer is None
+                    else self.body_completer.complete(body_element(step.sr), params))
+        except BadInputError as error:
+            out.outcome, out.detail = "error", error.message
+            return out
         timeout_s = step.response_timeout_s or self.response_timeout_s
         try:
             exchange = await self.client.send(

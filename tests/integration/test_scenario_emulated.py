@@ -89,6 +89,26 @@ async def test_every_variant_passes(lab: EmulatedLab, tmp_path: Path) -> None:
     assert elapsed_s < 90
 
 
+async def test_every_variant_passes_with_the_xsd(tmp_path: Path, corpus_dir: Path) -> None:
+    """With the DUIS XSD configured, every request, acknowledgement, response and alert of
+    every variant validates (bodies completed from the schema, hanlab.scenarios.xsd_bodies)
+    and the emulated DCC refuses none."""
+    from hanlab.duis.schema import load_duis_schema
+
+    schema = load_duis_schema(corpus_dir / "duis" / "xsd" / "DUIS Schema V5.4.xsd")
+    library = load_library()
+    results: list[VariantResult] = []
+    async with EmulatedLab(RIG, FAST, schema=schema) as lab:
+        async with lab.runner() as runner:
+            for scenario in library.values():
+                results += await runner.run(scenario)
+        assert not _failures(results), "\n".join(_failures(results))
+        assert lab.client.invalid_documents == []
+        assert lab.dcc.invalid_documents == []
+        assert lab.dcc.stats.refused == {}
+    assert sum(r.srs_answered for r in results) == 570
+
+
 async def test_repeat_and_wait_failure(lab: EmulatedLab) -> None:
     """--repeat runs a variant N times; a wait for an alert nobody raises times out and
     fails the variant; an alert in fail_on fails it at once."""
