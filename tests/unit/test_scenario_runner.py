@@ -23,6 +23,7 @@ RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
 class _Client:
     def __init__(self) -> None:
         self.users: dict[Eui64, Any] = {}
+        self.schema = None
 
 
 def _runner() -> ScenarioRunner:
