@@ -28,7 +28,8 @@ from nrf_dongle import DongleConfig, EmulatedNrfDongle, SharedAir
 
 CHANNEL = 15
 DELAY_A_US, DELAY_B_US, JITTER_US = 100, 500, 50
-TOLERANCE_US = 80
+TOLERANCE_US = 100
+CLOCK_EVENTS = 6  # 1 s each: the last one is judged
 
 
 def rig_config(channels: dict[str, int], ports: dict[str, Path]) -> RigConfig:
@@ -98,7 +99,7 @@ async def test_two_dongles_one_frame_difference_reported(
         await until(lambda: a.receiving and b.receiving)
         events: list[BusEvent] = []
         async with SharedAir([a, b], channel=CHANNEL, rate_hz=200, seed=3) as air:
-            while len(events) < 4:
+            while len(events) < CLOCK_EVENTS:
                 item = await asyncio.wait_for(watch.queue.get(), 10)
                 if isinstance(item, BusEvent) and item.kind == "clock":
                     events.append(item)
@@ -117,13 +118,13 @@ async def test_two_dongles_one_frame_difference_reported(
         CHANNEL,
     )
     # about 200 frames per 1 s interval, nearly all heard by both
-    assert pair["matched"] > 100
+    assert pair["matched"] > 100, last
     assert last["matched"] == pair["matched"]
-    assert abs(pair["mean_diff_us"] - expected_diff_us) < TOLERANCE_US, pair
-    assert pair["abs_diff_p99_us"] < abs(expected_diff_us) + 2 * TOLERANCE_US, pair
+    assert abs(pair["mean_diff_us"] - expected_diff_us) < TOLERANCE_US, last
+    assert pair["abs_diff_p99_us"] < abs(expected_diff_us) + 2 * TOLERANCE_US, last
     models = last["sniffers"]
     assert set(models) == {"nrf0", "nrf1"}
     # drift_ppm is host rate minus sniffer rate: a fast sniffer (+30 ppm) shows -30
-    assert abs(models["nrf0"]["drift_ppm"] + 30) < 20, models
-    assert abs(models["nrf1"]["drift_ppm"] - 20) < 20, models
+    assert abs(models["nrf0"]["drift_ppm"] + 30) < 25, last
+    assert abs(models["nrf1"]["drift_ppm"] - 20) < 25, last
     assert {"offset_ns", "uncertainty_ns"} <= set(models["nrf0"])
