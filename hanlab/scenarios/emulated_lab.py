@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -127,6 +127,15 @@ def is_emulated(rig_path: Path) -> bool:
     return all(s.driver == "emulated" for s in rig.sniffers)
 
 
+_T = TypeVar("_T")
+
+
+def _started(part: _T | None) -> _T:
+    if part is None:
+        raise HanlabError("the emulated lab is not started (use 'async with')")
+    return part
+
+
 class EmulatedLab:
     """The emulated lab of one rig (see the module docstring).
 
@@ -137,6 +146,10 @@ class EmulatedLab:
         schema: validate every DUIS document against the XSD, or ``None``.
         duis_log, truth_log: where to write the DUIS log / the ground truth, or ``None``.
         counter_folder: RequestID counter state (default: a temporary folder).
+        han: an already running emulated HAN of the rig to use (the daemon's, from
+            :func:`hanlab.emulator.han.han_of`, so its emulated sniffers hear the scenario);
+            it is connected to this lab's DCC while the lab runs and left running after.
+            ``None``: build and run one (traffic generator and spontaneous alerts off).
 
     Attributes (once entered): ``client``, ``dcc``, ``han``, ``ch`` (the CH's own
     processing), ``rig``.
@@ -152,6 +165,7 @@ class EmulatedLab:
         duis_log: Path | None = None,
         truth_log: Path | None = None,
         counter_folder: Path | None = None,
+        han: EmulatedHan | None = None,
     ) -> None:
         self.rig_path = Path(rig_path)
         self.settings = settings or EmulatedLabSettings()
@@ -165,6 +179,7 @@ class EmulatedLab:
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: DuisClient | None = None
         self._dcc: EmulatedDcc | None = None
+        self._given_han = han
         self._han: EmulatedHan | None = None
         self._ch: FakeHan | None = None
 
@@ -173,30 +188,22 @@ class EmulatedLab:
     @property
     def client(self) -> DuisClient:
         """The DUIS client (once entered)."""
-        if self._client is None:
-            raise HanlabError("the emulated lab is not started (use 'async with')")
-        return self._client
+        return _started(self._client)
 
     @property
     def dcc(self) -> EmulatedDcc:
         """The emulated DCC (once entered)."""
-        if self._dcc is None:
-            raise HanlabError("the emulated lab is not started (use 'async with')")
-        return self._dcc
+        return _started(self._dcc)
 
     @property
     def han(self) -> EmulatedHan:
         """The rig's emulated HAN (once entered)."""
-        if self._han is None:
-            raise HanlabError("the emulated lab is not started (use 'async with')")
-        return self._han
+        return _started(self._han)
 
     @property
     def ch(self) -> FakeHan:
         """The stand-in for the CH's own processing of CHF / GPF commands."""
-        if self._ch is None:
-            raise HanlabError("the emulated lab is not started (use 'async with')")
-        return self._ch
+        return _started(self._ch)
 
     def _han_settings(self) -> HanSettings:
         base = han_settings_of(self.rig_path)
@@ -259,10 +266,17 @@ class EmulatedLab:
             users=[DccUser(u.eui64, self._client.receiver_url, u.certificate)
                    for u in self.users],
             devices=inventory, schema=self.schema, truth=truth))
-        han = build_han(self.rig.name, self._han_settings(), rig_file=self.rig_path,
-                        truth=truth)
-        han.dcc = self._dcc
-        self._han = await stack.enter_async_context(han)
+        if self._given_han is not None:
+            han = self._given_han
+            previous = han.dcc
+            stack.callback(setattr, han, "dcc", previous)
+            han.dcc = self._dcc
+            self._han = han
+        else:
+            han = build_han(self.rig.name, self._han_settings(), rig_file=self.rig_path,
+                            truth=truth)
+            han.dcc = self._dcc
+            self._han = await stack.enter_async_context(han)
         self._ch = await stack.enter_async_context(FakeHan(
             self._dcc, response_delay_s=settings.ch_processing_s, truth=truth))
         ch_devices = [eui for eui, role in inventory.items() if role in CH_ROLES]

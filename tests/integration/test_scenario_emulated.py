@@ -133,3 +133,21 @@ async def test_repeat_and_wait_failure(lab: EmulatedLab) -> None:
     assert not han_log.passed and han_log.steps[1].outcome == "N24"
     assert optional.passed and optional.steps[0].status == "skipped"
     assert optional.steps[1].status == "passed"
+
+
+async def test_lab_on_a_running_han() -> None:
+    """The daemon's hook: a lab on an already running emulated HAN (as the emulated
+    sniffers share it) connects it to its DCC while it runs and leaves it running."""
+    from hanlab.emulator.han import build_han
+    from hanlab.scenarios.emulated_lab import han_settings_of
+
+    settings = han_settings_of(RIG).model_copy(update={"time_scale": 20.0})
+    han = build_han("emulated-dual-band", settings, rig_file=RIG)
+    async with han:
+        async with EmulatedLab(RIG, FAST, han=han) as lab:
+            assert lab.han is han and han.dcc is lab.dcc
+            async with lab.runner() as runner:
+                (result,) = await runner.run(get_scenario("meter-reading"),
+                                             ["electricity-instantaneous"])
+            assert result.passed and result.srs_answered == 2
+        assert han.dcc is None and han._task is not None and not han._task.done()
