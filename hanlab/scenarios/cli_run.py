@@ -143,7 +143,8 @@ async def run_command(
                 users = None if duis is None else duis.duis_users()
                 lab_emulated = await stack.enter_async_context(EmulatedLab(
                     rig_path, EmulatedLabSettings(time_scale=time_scale), users=users,
-                    schema=schema, duis_log=None if duis is None else duis.log))
+                    schema=schema, duis_log=None if duis is None else duis.log,
+                    counter_folder=None if duis is None else duis.counter_state_folder))
                 runner = lab_emulated.runner(store=store, bus=bus, observer=observer,
                                              include_optional=include_optional, lab=lab_name)
             else:
