@@ -15,9 +15,8 @@ milliseconds (issue 5, item 4: "CI-sized time, short emulated delays").
   emulated air. Its traffic generator and spontaneous alerts are off (they would answer
   a scenario's waits), and device alerts go to the ``IS`` User.
 * Commands to the CHF and GPF themselves (CCS/GCS use cases: SR 8.11, 8.12.x, 6.21 to the
-  GPF …) never cross the HAN: the CH processes them internally. The emulated HAN does not
-  answer them, so the CH's own processing is stood in for by
-  :class:`hanlab.emulator.dcc.FakeHan` (a fixed ``ch_processing_s``).
+  GPF …) never cross the HAN: the emulated HAN's CHF / GPF nodes process them (a fixed
+  ``ch_processing_s`` here) and answer over the WAN.
 
 Use::
 
@@ -50,9 +49,9 @@ from hanlab.duis.client import DuisClient, DuisUser
 from hanlab.duis.counters import RequestCounterStore
 from hanlab.duis.log import DuisLog
 from hanlab.duis.schema import DuisSchema
-from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings, FakeHan
+from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings
 from hanlab.emulator.han import EmulatedDevice, EmulatedHan, HanSettings, build_han
-from hanlab.emulator.han.nodes import Device
+from hanlab.emulator.han.settings import ProcessingModel
 from hanlab.emulator.truth import GroundTruthLog
 from hanlab.errors import HanlabError
 from hanlab.events.bus import EventBus
@@ -78,7 +77,8 @@ class EmulatedLabSettings:
             ``None``: keep the rig's (default 30 s).
         dcc_processing_latency_s, dcc_wan_latency_s: the emulated DCC's latencies.
         dcc_response_timeout_s: how long the emulated DCC waits for a device's response.
-        ch_processing_s: the CH's processing of commands to the CHF / GPF.
+        ch_processing_s: the CHF's / GPF's processing of commands addressed to them
+            (emulated seconds, fixed; applies to a HAN this lab builds).
         response_timeout_s: the DUIS client's default wait for a response.
         join_timeout_s: host seconds to wait for every device to join the HAN.
         seed: the HAN's random seed (None: the rig's).
@@ -151,8 +151,7 @@ class EmulatedLab:
             it is connected to this lab's DCC while the lab runs and left running after.
             ``None``: build and run one (traffic generator and spontaneous alerts off).
 
-    Attributes (once entered): ``client``, ``dcc``, ``han``, ``ch`` (the CH's own
-    processing), ``rig``.
+    Attributes (once entered): ``client``, ``dcc``, ``han``, ``rig``.
     """
 
     def __init__(
@@ -181,7 +180,6 @@ class EmulatedLab:
         self._dcc: EmulatedDcc | None = None
         self._given_han = han
         self._han: EmulatedHan | None = None
-        self._ch: FakeHan | None = None
 
     # -- parts -------------------------------------------------------------------------------
 
@@ -200,11 +198,6 @@ class EmulatedLab:
         """The rig's emulated HAN (once entered)."""
         return _started(self._han)
 
-    @property
-    def ch(self) -> FakeHan:
-        """The stand-in for the CH's own processing of CHF / GPF commands."""
-        return _started(self._ch)
-
     def _han_settings(self) -> HanSettings:
         base = han_settings_of(self.rig_path)
         settings = self.settings
@@ -219,6 +212,8 @@ class EmulatedLab:
                 for d in self.rig.devices if d.eui64 not in known]
         update: dict[str, Any] = {
             "time_scale": settings.time_scale, "devices": devices,
+            "ch_processing": ProcessingModel(distribution="fixed",
+                                             mean_s=settings.ch_processing_s, min_s=0.0),
             "traffic": base.traffic.model_copy(update={
                 "enabled": False, "alert_interval_s": None,
                 "originator_eui64": recipient.duis}),
@@ -277,11 +272,7 @@ class EmulatedLab:
                             truth=truth)
             han.dcc = self._dcc
             self._han = await stack.enter_async_context(han)
-        self._ch = await stack.enter_async_context(FakeHan(
-            self._dcc, response_delay_s=settings.ch_processing_s, truth=truth))
-        ch_devices = [eui for eui, role in inventory.items() if role in CH_ROLES]
-        self._dcc.attach_han(self._han, devices=[e for e in inventory if e not in ch_devices])
-        self._dcc.attach_han(self._ch, devices=ch_devices)
+        self._dcc.attach_han(self._han, devices=list(inventory))
         self._client.base_url = self._dcc.url
         await self._wait_joined()
 
@@ -304,7 +295,7 @@ class EmulatedLab:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
-        self._client = self._dcc = self._han = self._ch = None
+        self._client = self._dcc = self._han = None
 
     # -- the scenario side -------------------------------------------------------------------
 
@@ -313,22 +304,7 @@ class EmulatedLab:
         on the emulated HAN (a device PUTs it to the CH; the CHF / GPF raise it over the
         WAN). Returns ``False`` for a device not on this HAN or not joined."""
         del role
-        han = self.han
-        node = han.node(device)
-        if node is None:
-            return False
-        if node is han.chf or node is han.gpf:
-            han.scheduler.call_later(0, han.chf_alert, alert_code)
-            return True
-        if not isinstance(node, Device) or not node.joined:
-            return False
-
-        def raise_it() -> None:
-            node.power(True)  # a sleepy GSME is awake while it raises the alert
-            node.raise_alert(alert_code)
-
-        han.scheduler.call_later(0, raise_it)
-        return True
+        return self.han.raise_device_alert(device, alert_code)
 
     def runner(self, *, store: RunStore | None = None, bus: EventBus | None = None,
                observer: RunObserver | None = None, include_optional: bool = True,

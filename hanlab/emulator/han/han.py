@@ -67,7 +67,22 @@ DEFAULT_2G4 = (0, 11)
 ROLE_PROCESSING: dict[DeviceRole, ProcessingModel] = {
     DeviceRole.ESME: ProcessingModel(mean_s=0.35, sd_s=0.1),
     DeviceRole.GSME: ProcessingModel(mean_s=0.8, sd_s=0.25),
+    DeviceRole.CHF: ProcessingModel(mean_s=0.15, sd_s=0.05, min_s=0.02),
+    DeviceRole.GPF: ProcessingModel(mean_s=0.2, sd_s=0.05, min_s=0.02),
 }
+
+#: GBCS Alert Codes the CHF / GPF raise after processing a command of a use case:
+#: "CHF Device Log Changed" 0x8F12 and "GPF Device Log Changed" 0x8071. hanlab's reading
+#: of seed 000 ('no WAN' installation: a locally delivered SR 8.11 (CCS01/CCS02) is
+#: followed by Device Alert 0x8F12, a locally delivered 8.7.2 to the GPF (CS03B) by
+#: 0x8071): raised only for locally delivered commands (CommandVariant 2, 3, 6, 7) unless
+#: ``HanSettings.ch_alerts_wan``; override with ``HanSettings.ch_alerts``.
+CH_COMMAND_ALERTS: dict[str, int] = {
+    "CHF:CCS01": 0x8F12, "CHF:CCS02": 0x8F12,
+    "GPF:CS03B": 0x8071, "GPF:CS03A2": 0x8071, "GPF:CS04AC": 0x8071,
+}
+#: DUIS CommandVariants of Local Command Delivery (DUIS 5.4 §3.2.3).
+LOCAL_COMMAND_VARIANTS = frozenset({2, 3, 6, 7})
 
 TapCallback = Callable[[Transmission, int, int], None]
 
@@ -129,6 +144,10 @@ class EmulatedHan:
         self._driver: RealtimeDriver | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
+        self._local_commands: set[tuple[int, int]] = set()
+        self._ch_alerts: dict[str, int] = (
+            CH_COMMAND_ALERTS if settings.ch_alerts is None
+            else {k.upper(): int(v, 16) for k, v in settings.ch_alerts.items()})
         self._build(list(devices))
 
     # -- construction -----------------------------------------------------------------------
@@ -139,8 +158,8 @@ class EmulatedHan:
             role=DeviceRole.CHF, eui64=self._synthetic_eui(0xC0))
         gpf_cfg = by_role.get(DeviceRole.GPF) or EmulatedDevice(
             role=DeviceRole.GPF, eui64=self._synthetic_eui(0xC1))
-        self.chf = Chf(self, chf_cfg, 0x0000)
-        self.gpf = Gpf(self, gpf_cfg, 0x0001)
+        self.chf = Chf(self, chf_cfg, 0x0000, self._ch_model(chf_cfg))
+        self.gpf = Gpf(self, gpf_cfg, 0x0001, self._ch_model(gpf_cfg))
         self.nodes: dict[int, Node] = {self.chf.eui64: self.chf, self.gpf.eui64: self.gpf}
         for band in self.channels:
             for ch_node in (self.chf, self.gpf):
@@ -163,6 +182,10 @@ class EmulatedHan:
             radio.power(False)
             self.nodes[node.eui64] = node
             self.devices.append(node)
+
+    def _ch_model(self, cfg: EmulatedDevice) -> ProcessingModel:
+        return (self.settings.ch_processing or self.settings.models.get(cfg.model)
+                or ROLE_PROCESSING[cfg.role])
 
     def _synthetic_eui(self, low: int) -> str:
         value = (zlib.crc32(self.rig.encode()) << 16) | 0x0D00 | low
@@ -300,14 +323,22 @@ class EmulatedHan:
         """Queue a GBCS command for ``target_eui64`` at the CHF (``HanLink``)."""
         self._catch_up()
         self.queue_command(target_eui64, gbcs_command, source="dcc",
-                           variant=request.service_reference_variant)
+                           variant=request.service_reference_variant,
+                           local=request.command_variant in LOCAL_COMMAND_VARIANTS)
 
     def queue_command(self, target_eui64: Eui64 | str | int, gbcs_command: bytes, *,
-                      source: str, variant: str = "") -> bool:
+                      source: str, variant: str = "", local: bool = False) -> bool:
         """Queue ``gbcs_command`` at the CHF (or, for a GSME, its GPF) for the target.
 
-        Returns ``False`` when no such device is on this HAN or duty-cycle management
-        discarded the command (alert 0x8F2C).
+        A command for the CHF or GPF itself never crosses the HAN: the CH processes it
+        (:meth:`GbcsServer.process_own`) and answers over the WAN.
+
+        Args:
+            local: the command was delivered locally (DUIS CommandVariant 2/3/6/7): the
+                CH raises the alerts of :data:`CH_COMMAND_ALERTS` for it.
+
+        Returns ``False`` when no such device is on this HAN, the CH is rebooting, or
+        duty-cycle management discarded the command (alert 0x8F2C).
         """
         node = self.node(target_eui64)
         parsed = parse_gbcs_message(gbcs_command)
@@ -318,6 +349,14 @@ class EmulatedHan:
                           target=str(target_eui64) if node is None else node.eui.duis,
                           device=node.name if node else None, originator_counter=counter,
                           message_code=code, variant=variant, octets=len(gbcs_command))
+        if isinstance(node, GbcsServer):
+            if not isinstance(parsed, GbcsMessage) or not node.powered:
+                return False
+            self.counters["commands"] += 1
+            if local:
+                self._local_commands.add((node.eui64, parsed.originator_counter))
+            node.process_own(parsed)
+            return True
         if not isinstance(node, Device):
             return False
         if node.band is Band.SUB_GHZ and self._duty_state >= 2:
@@ -358,14 +397,76 @@ class EmulatedHan:
 
     def chf_alert(self, alert_code: int) -> None:
         """An alert the CHF raises itself (sent over the WAN, not the HAN)."""
-        self.chf.alert_counter += 1
-        raw = alert_message(device=self.chf.eui, recipient=self.alert_recipient,
-                            counter=self.chf.alert_counter, alert_code=alert_code,
-                            ts_ns=self.scheduler.now_ns, rng=self.rng, asn1=True)
-        self.chf.record("alert_sent", alert_code=f"0x{alert_code:04X}")
+        self.ch_alert(self.chf, alert_code)
+
+    def ch_alert(self, node: GbcsServer, alert_code: int, *,
+                 recipient: Eui64 | None = None) -> None:
+        """An alert the CHF or GPF raises itself, sent over the WAN (never on the HAN).
+
+        CHF alerts are ASN.1, GPF alerts GBZ (GBCS v5.x §7.2.10, §16). ``recipient``: the
+        User it is for (default: the HAN's alert recipient). Ground truth ``alert_sent``
+        and ``alert_received`` (at the CH, the same instant).
+        """
+        node.alert_counter += 1
+        raw = alert_message(device=node.eui, recipient=recipient or self.alert_recipient,
+                            counter=node.alert_counter, alert_code=alert_code,
+                            ts_ns=self.scheduler.now_ns, rng=self.rng, asn1=node is self.chf)
+        node.record("alert_sent", alert_code=f"0x{alert_code:04X}")
         parsed = parse_gbcs_message(raw)
         if isinstance(parsed, GbcsMessage):
-            self._alert_to_dcc(self.chf, parsed, raw)
+            self._alert_to_dcc(node, parsed, raw)
+
+    def ch_command_alert(self, node: GbcsServer, command: GbcsMessage) -> None:
+        """Raise the alert GBCS calls for after the CH processed ``command`` (see
+        :data:`CH_COMMAND_ALERTS`), to the command's User (the Supplementary Remote Party
+        where the DCC originated the command)."""
+        local = (node.eui64, command.originator_counter) in self._local_commands
+        self._local_commands.discard((node.eui64, command.originator_counter))
+        if not (local or self.settings.ch_alerts_wan):
+            return
+        alert_code = self._ch_alerts.get(f"{node.role.value}:{command.use_case}".upper())
+        if alert_code is None:
+            return
+        user = command.supplementary_remote_party_id or command.originator_system_title
+        self.ch_alert(node, alert_code, recipient=user)
+
+    def raise_device_alert(self, eui64: Eui64 | str | int, alert_code: int) -> bool:
+        """Make a device of this HAN raise ``alert_code`` now (a field action: a device
+        joining, a consumer entering a UTRN ...).
+
+        A HAN device PUTs a GBCS alert (CRA flag 3) to its CH (GBCS v5.x §7.2.10; a sleepy
+        GSME wakes to send it); the CHF or GPF raise it over the WAN. The alert reaches
+        the DCC (``dcc.on_device_alert``) as any other. Safe to call from the event loop
+        while the HAN runs in real time (it is scheduled, not run inline).
+
+        Args:
+            eui64: the device (EUI-64 in DUIS form, :class:`Eui64` or int).
+            alert_code: GBCS Alert Code, 0..0xFFFF (e.g. 0x8183 device joined).
+
+        Returns:
+            ``False`` for a device not on this HAN, not joined, or bricked.
+
+        Raises:
+            BadInputError: ``alert_code`` outside 0..0xFFFF.
+        """
+        if not 0 <= alert_code <= 0xFFFF:
+            raise BadInputError(f"Alert Code {alert_code} outside 0..0xFFFF")
+        node = self.node(eui64)
+        if node is None:
+            return False
+        self._catch_up()
+        if isinstance(node, GbcsServer):
+            self.scheduler.call_later(0, self.ch_alert, node, alert_code)
+            return True
+        if not isinstance(node, Device) or not node.joined or node.bricked:
+            return False
+
+        def raise_it() -> None:
+            node.power(True)  # a sleepy GSME wakes to raise it, and sleeps once it is sent
+            node.raise_alert(alert_code)
+
+        self.scheduler.call_later(0, raise_it)
+        return True
 
     def left(self, peer: Node) -> None:
         """``peer`` left the network: drop what the CH held for it."""

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hanlab.emulator.han.scheduler import Scheduler, Timer
 from hanlab.phy import (
     MAC_MAX_BE,
     MAC_MAX_CSMA_BACKOFFS,
@@ -29,7 +30,6 @@ from hanlab.phy import (
     PhyTiming,
     phy_for,
 )
-from hanlab.emulator.han.scheduler import Scheduler, Timer
 from hanlab.zigbee.mac import MacFrame
 
 BROADCAST_SHORT = 0xFFFF

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import random
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -111,6 +112,21 @@ class _Outcome:
 def derive_key(*parts: str) -> bytes:
     """A 16-octet emulated key from labels (deterministic; emulated rigs only)."""
     return hashlib.sha256("|".join(("hanlab-emulated", *parts)).encode()).digest()[:16]
+
+
+def draw_processing_s(model: ProcessingModel, rng: random.Random,
+                      added_s: float = 0.0) -> float:
+    """A processing time in emulated seconds drawn from ``model`` (seed requirement
+    DIT.11: message and response timings), plus ``added_s`` (the latency fault)."""
+    if model.distribution == "fixed":
+        value = model.mean_s
+    elif model.distribution == "uniform":
+        value = rng.uniform(model.min_s, model.max_s)
+    else:
+        mean = max(model.mean_s, 1e-6)
+        sigma2 = math.log(1 + (model.sd_s / mean) ** 2)
+        value = rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
+    return min(max(value, model.min_s), model.max_s) + added_s
 
 
 def short_address(eui64: int) -> int:
@@ -318,13 +334,56 @@ class GbcsServer(Node):
     response or alert.
     """
 
-    def __init__(self, han: EmulatedHan, device: EmulatedDevice, short: int) -> None:
+    def __init__(self, han: EmulatedHan, device: EmulatedDevice, short: int,
+                 processing: ProcessingModel | None = None) -> None:
         super().__init__(han, device, short)
         self.queues: dict[int, deque[bytes]] = {}
         self.tunnels: dict[int, int] = {}
         self._next_tunnel = 1
         self._gbt = GbtReassembler()
         self.alert_counter = han.rng.randrange(1 << 40)
+        self.processing = processing or ProcessingModel()
+        #: incremented by a CH reboot: commands in processing before it are lost
+        self.epoch = 0
+        self.busy = 0
+
+    @property
+    def powered(self) -> bool:
+        """The CH is up (not in a ``ch_reboot`` fault)."""
+        return any(radio.on for radio in self.radios.values())
+
+    def process_own(self, command: GbcsMessage) -> None:
+        """Process a GBCS command addressed to this CHF / GPF itself.
+
+        Such commands (CCS/GCS/CS use cases: SR 8.11, 8.12.x, 6.15.2, 6.17, 6.21, 6.23,
+        joins to the GPF ...) reach the CH over the WAN and never cross the HAN. After a
+        processing time drawn from :attr:`processing` the CH answers with a GBCS response
+        (CRA flag 2, the command's Originator Counter and Message Code, GBCS v5.x §4.3.1.2)
+        built as the devices build theirs, and raises the GBCS alert the use case calls for
+        (:meth:`EmulatedHan.ch_command_alert`). Ground truth: ``processing_start``,
+        ``processing_end``, ``response_sent`` (or ``processing_lost`` after a CH reboot).
+        """
+        duration_s = draw_processing_s(self.processing, self.han.rng)
+        self.busy += 1
+        self.record("processing_start", originator_counter=command.originator_counter,
+                    message_code=command.message_code)
+        self.later(duration_s, self._own_done, command, self.epoch)
+
+    def _own_done(self, command: GbcsMessage, epoch: int) -> None:
+        self.busy -= 1
+        if epoch != self.epoch or not self.powered:
+            self.record("processing_lost", originator_counter=command.originator_counter,
+                        message_code=command.message_code)
+            return
+        self.record("processing_end", originator_counter=command.originator_counter,
+                    message_code=command.message_code)
+        response = response_message(command, rng=self.han.rng)
+        self.record("response_sent", originator_counter=command.originator_counter,
+                    message_code=command.message_code, octets=len(response))
+        parsed = parse_gbcs_message(response)
+        if isinstance(parsed, GbcsMessage):
+            self.han.from_device(self, parsed, response)
+        self.han.ch_command_alert(self, command)
 
     def hold(self, target: Node, message: bytes) -> None:
         """Queue ``message`` for ``target`` (GBT-segmented when long, GBCS v5.x §8.2)."""
@@ -335,8 +394,9 @@ class GbcsServer(Node):
             queue.append(message)
 
     def clear(self) -> None:
-        """Forget every held message (CH reboot)."""
+        """Forget every held message and the commands in processing (CH reboot)."""
         self.queues.clear()
+        self.epoch += 1
 
     def on_message(self, radio: Radio, msg: AppMessage) -> None:
         """Serve RequestTunnel, tunnel GET and PUT."""
@@ -553,17 +613,7 @@ class Device(Node):
 
     def processing_time_s(self) -> float:
         """A processing time drawn from this device model's distribution."""
-        model = self.processing
-        rng = self.han.rng
-        if model.distribution == "fixed":
-            value = model.mean_s
-        elif model.distribution == "uniform":
-            value = rng.uniform(model.min_s, model.max_s)
-        else:
-            mean = max(model.mean_s, 1e-6)
-            sigma2 = math.log(1 + (model.sd_s / mean) ** 2)
-            value = rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
-        return min(max(value, model.min_s), model.max_s) + self.added_latency_s
+        return draw_processing_s(self.processing, self.han.rng, self.added_latency_s)
 
     def _process(self, command: GbcsMessage) -> None:
         duration_s = self.processing_time_s()

@@ -137,6 +137,16 @@ class HanSettings(_Model):
         join_stagger_s: seconds between the devices' joins at start.
         stack_latency_s: seconds from a frame's reception to the node acting on it.
         gbt_threshold_octets: GBCS messages longer than this are GBT-segmented.
+        ch_processing: the CHF's and GPF's processing-time model for commands addressed
+            to them (CCS/GCS/CS use cases: SR 8.11, 8.12.x, 6.15.2, 6.17, 6.21, 6.23, joins
+            to the GPF ...); ``None``: the role defaults of
+            :data:`hanlab.emulator.han.han.ROLE_PROCESSING`. Emulated seconds.
+        ch_alerts: GBCS Alert Code the CHF or GPF raises after processing a command of a
+            GBCS use case, ``"<CHF|GPF>:<use case>" -> "0x8F12"``; ``None``: hanlab's reading
+            of GBCS (:data:`hanlab.emulator.han.han.CH_COMMAND_ALERTS`), an empty mapping
+            for none. Configurable because it is not established from GBCS itself.
+        ch_alerts_wan: raise ``ch_alerts`` for commands delivered over the WAN too (by
+            default only for locally delivered ones, CommandVariant 2/3/6/7).
     """
 
     seed: int = 1
@@ -156,3 +166,6 @@ class HanSettings(_Model):
     join_stagger_s: float = Field(default=0.2, ge=0)
     stack_latency_s: float = Field(default=0.003, ge=0)
     gbt_threshold_octets: int = Field(default=1200, ge=64)
+    ch_processing: ProcessingModel | None = None
+    ch_alerts: dict[str, str] | None = None
+    ch_alerts_wan: bool = False
