@@ -82,3 +82,52 @@ def test_tshark_dissects_emulated_gbcs(tshark: str, tmp_path: Path) -> None:
     taps = _fields(tshark, writers[Band.SUB_GHZ].path, config, "wpan-tap.ch_page",
                    "wpan-tap.ch_num")
     assert taps and {tuple(row) for row in taps} == {("31", "5")}
+
+
+def test_rotated_capture_after_the_join_still_decodes(tshark: str, tmp_path: Path) -> None:
+    """A capture file that starts after every device joined (a rotation, or a sniffer
+    started late) holds no Transport Key and no RequestTunnel: tshark, given the keys
+    (UAT), still dissects every GBCS Message in it, the same ones the whole capture shows
+    for that time span (tshark 4.0: the GBCS tunnel payload is dissected per TransferData,
+    without the RequestTunnel exchange)."""
+    devices = [EmulatedDevice(role="ESME", eui64="00-DB-12-00-00-00-01-01"),
+               EmulatedDevice(role="GSME", eui64="00-DB-12-00-00-00-02-01",
+                              wake_interval_s=5)]
+    settings = HanSettings(traffic=TrafficSettings(enabled=True, interval_s=0.5))
+    truth = MemoryTruth()  # a first run finds when the joins end (runs are reproducible)
+    EmulatedHan("rotated", settings, devices, dual_band=False, truth=truth,
+                start_ns=START_NS).run_for(5)
+    joined = [int(str(e["ts_ns"])) for e in truth.events if e["event"] == "joined"]
+    assert len(joined) == 2
+    whole = PcapngWriter(tmp_path / "whole.pcapng")
+    late = PcapngWriter(tmp_path / "late.pcapng")
+    whole_if, late_if = whole.interface("emu", "2.4GHz"), late.interface("emu", "2.4GHz")
+    split_ns = max(joined) + 2 * 10**9
+
+    def heard(tx: Transmission, page: int, channel: int) -> None:
+        frame = Frame(tx.start_ns, "emu", Band.GHZ_2_4, page, channel, tx.psdu,
+                      not tx.collided, None, None, TsSource.EMULATED)
+        whole.write(whole_if, frame)
+        if tx.start_ns >= split_ns:
+            late.write(late_if, frame)
+
+    han = EmulatedHan("rotated", settings, devices, dual_band=False, start_ns=START_NS)
+    han.add_tap(Band.GHZ_2_4, heard)
+    han.run_for(30)
+    whole.close()
+    late.close()
+    config = tmp_path / "wireshark"
+    config.mkdir()
+    (config / "zigbee_pc_keys").write_text("\n".join(han.keyring().wireshark_uat_lines()) + "\n")
+    fields = ("frame.time_epoch", "gbcs_message.grouping_header.cra_flag",
+              "gbcs_message.grouping_header.originator_counter")
+    display = f"gbcs_message && frame.time_epoch >= {split_ns / 1e9:.9f}"
+    in_whole = _fields(tshark, whole.path, config, *fields, display=display)
+    in_late = _fields(tshark, late.path, config, *fields, display="gbcs_message")
+    assert len(in_late) > 20
+    assert in_late == in_whole
+    # The late file really starts after the joins: no Transport Key, no RequestTunnel.
+    assert not _fields(tshark, late.path, config, "frame.number",
+                       display="zbee_aps.cmd.id == 0x05 || zbee_zcl_se.tun.protocol_id")
+    assert _fields(tshark, whole.path, config, "frame.number",
+                   display="zbee_zcl_se.tun.protocol_id")
