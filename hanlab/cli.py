@@ -29,8 +29,10 @@ app = typer.Typer(
     name="hanlab",
     help=(
         "Hardware-in-the-loop ZigBee HAN lab controller for GB smart metering.\n\n"
-        "Start a lab with `hanlab up`, replay or convert a capture with `hanlab capture`, "
-        "check a rig file with `hanlab rig validate`."
+        "Start a lab with `hanlab up` (no file: the emulated default lab), convert a capture "
+        "with `hanlab capture`, read one with `hanlab decode`, run a DIT business scenario "
+        "with `hanlab scenario run`, get per-band timings with `hanlab analyse`, check rig "
+        "files with `hanlab rig validate`. Every command has --help with examples."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
