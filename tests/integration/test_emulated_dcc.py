@@ -387,3 +387,92 @@ async def test_one_han_per_rig(rig: Rig) -> None:
         await rig.inbox.wait_for(2)
     assert [t for t, _, _ in rig.han.commands] == [ESME]
     assert [t for t, _, _ in second.commands] == [GSME]
+
+
+ED_USER = Eui64.parse("90-B3-D5-1F-30-03-00-00")
+GT_USER = Eui64.parse("90-B3-D5-1F-30-01-00-08")
+CHF_A2, GPF_A3, PPMID_A4 = (Eui64.parse(f"00-DB-12-34-56-78-90-A{i}") for i in (2, 3, 4))
+
+
+async def test_dcc_alerts_of_duis_3_6(schema: DuisSchema, corpus_dir: Path,
+                                      tmp_path: Path) -> None:
+    """The DCC Alerts the emulated DCC raises on its own (hanlab.emulator.dcc.alerts), each
+    to the right User and every one valid against the DUIS 5.4 XSD: N30/N31 after a log
+    restore, N27/N17 after a Change of Supplier, N4 after 3.2, N42 after 6.21, N43 after a
+    PPMID removal, N19 (configured) after 11.1, N1/N2/N9/N6 after decommissions."""
+    from hanlab.duis import RequestId, build_request
+    from hanlab.scenarios.xsd_bodies import completer_for
+
+    completer = completer_for(corpus_dir / "duis" / "xsd" / "DUIS Schema V5.4.xsd")
+    inbox = Inbox(schema)
+    roles = {SUPPLIER: "IS", SUPPLIER_2: "GS", ED_USER: "ED", GT_USER: "GT"}
+    counter = iter(range(1000, 10_000))
+    async with (
+        GroundTruthLog(tmp_path / "truth.jsonl") as truth,
+        DuisReceiver(inbox) as receiver,
+    ):
+        settings = EmulatedDccSettings(
+            processing_latency_s=0.001, wan_latency_s=0.001, response_timeout_s=2.0,
+            require_signature=False, firmware_failures={GSME: "N19"})
+        users = [DccUser(user, receiver.url, role=role) for user, role in roles.items()]
+        async with (
+            EmulatedDcc(settings, users=users, devices=RTDS_INVENTORY, schema=schema,
+                        truth=truth) as dcc,
+            FakeHan(dcc, response_delay_s=0.001) as han,
+            aiohttp.ClientSession() as http,
+        ):
+            dcc.attach_han(han)
+
+            async def send(user: Eui64, target: Eui64, variant: str, element: str,
+                           params: dict[str, object], cv: int = 1) -> None:
+                body = completer.complete(element, params)
+                document = build_request(
+                    request_id=RequestId(user, target, next(counter)), command_variant=cv,
+                    service_reference_variant=variant, body=body)
+                path = SERVICE_PATHS["D" if cv == 8 else "S"]
+                async with http.post(dcc.url + path, data=document) as reply:
+                    assert reply.status == 200, await reply.text()
+                await asyncio.sleep(0.05)  # the response (and its alerts) come back
+
+            dcc_eui = DCC_ACCESS_CONTROL_BROKER
+            for owner in (SUPPLIER, SUPPLIER_2, SUPPLIER_2):
+                await send(owner, dcc_eui, "5.1", "CreateSchedule", {"DeviceID": ESME.duis}, 8)
+            await send(SUPPLIER_2, ESME, "4.1.1", "ReadInstantaneousImportRegisters", {})
+            await send(SUPPLIER, ESME, "6.23", "UpdateSecurityCredentialsCoS", {})
+            await send(SUPPLIER_2, dcc_eui, "5.1", "CreateSchedule", {"DeviceID": ESME.duis}, 8)
+            await send(SUPPLIER, ESME, "3.2", "RestrictAccessForChangeOfTenancy", {})
+            await send(SUPPLIER, CHF_A2, "8.12.1", "RestoreHANDeviceLog",
+                       {"OldCHFID": "00-DB-12-34-56-78-90-B2"})
+            await send(SUPPLIER_2, GPF_A3, "8.12.2", "RestoreGPFDeviceLog",
+                       {"OldGPFID": "00-DB-12-34-56-78-90-B3"})
+            await send(SUPPLIER, ESME, "6.21", "RequestHandoverOfDCCControlledDevice",
+                       {"RemotePartyRole": "NetworkOperator"})
+            await send(SUPPLIER, CHF_A2, "8.11", "UpdateHANDeviceLog",
+                       {"DeviceID": PPMID_A4.duis, "RequestType": "Remove"})
+            await send(SUPPLIER, dcc_eui, "11.1", "UpdateFirmware",
+                       {"DeviceIDList": f"{ESME.duis},{GSME.duis}"}, 8)
+            await send(SUPPLIER, dcc_eui, "5.1", "CreateSchedule", {"DeviceID": ESME.duis}, 8)
+            for device in (ESME, GSME, CHF_A2):
+                await send(SUPPLIER, dcc_eui, "8.3", "DecommissionDevice",
+                           {"DeviceID": device.duis}, 8)
+            await asyncio.sleep(0.2)
+            assert dcc.invalid_documents == [] and dcc.stats.refused == {}
+    assert inbox.invalid == []
+    posted = [(str(e["user"]), str(e["dcc_alert_code"]))
+              for e in read_ground_truth(tmp_path / "truth.jsonl")
+              if e["event"] == "dcc_alert_posted"]
+    expected = {
+        ("N17", SUPPLIER_2), ("N27", SUPPLIER_2),  # 6.23: the old supplier's schedules
+        ("N4", SUPPLIER_2),                         # 3.2: the Other User's schedule
+        ("N30", SUPPLIER), ("N31", SUPPLIER_2),     # log restores
+        ("N42", ED_USER),                           # NO certificate placed on the ESME
+        ("N43", SUPPLIER_2), ("N24", SUPPLIER),     # PPMID removed: the other supplier
+        ("N19", SUPPLIER),                          # configured firmware failure
+        ("N1", ED_USER), ("N2", GT_USER), ("N9", SUPPLIER), ("N6", SUPPLIER),
+    }
+    assert {(code, Eui64.parse(user)) for user, code in posted} == expected
+    twice = sorted(code for code in {c for _, c in posted}
+                   if sum(c == code for _, c in posted) > 1)
+    assert twice == ["N17", "N6"] and len(posted) == len(expected) + 2  # two schedules each
+    content = {a.dcc_alert_code: a for a in inbox.of_kind("DCCAlertMessage")}
+    assert set(content) == {code for code, _ in expected}

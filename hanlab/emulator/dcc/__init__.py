@@ -1,5 +1,6 @@
 """The emulated DCC (DUIS 5.4 over HTTP) and a fake in-memory HAN for testing it."""
 
+from hanlab.emulator.dcc.alerts import DccAlert, DccAlertCodes, DccAlertRules
 from hanlab.emulator.dcc.commands import (
     DCC_ACCESS_CONTROL_BROKER,
     DCC_ORIGINATED_USE_CASES,
@@ -10,7 +11,6 @@ from hanlab.emulator.dcc.commands import (
 from hanlab.emulator.dcc.fake_han import FakeHan
 from hanlab.emulator.dcc.server import (
     SERVICE_PATHS,
-    DccAlertCodes,
     DccStats,
     DccUser,
     EmulatedDcc,
@@ -24,7 +24,9 @@ __all__ = [
     "SERVICE_PATHS",
     "CommandMappingError",
     "CommandPlan",
+    "DccAlert",
     "DccAlertCodes",
+    "DccAlertRules",
     "DccStats",
     "DccUser",
     "EmulatedDcc",

@@ -45,6 +45,7 @@ from hanlab.duis.schema import DuisSchema
 from hanlab.duis.signing import SignatureError, verify_document
 from hanlab.duis.xml import (
     SR_NS,
+    BodyMapping,
     DuisRequest,
     DuisXmlError,
     RequestId,
@@ -57,6 +58,7 @@ from hanlab.duis.xml import (
     parse_xml,
     sr_element,
 )
+from hanlab.emulator.dcc.alerts import DccAlert, DccAlertCodes, DccAlertRules, users_of
 from hanlab.emulator.dcc.commands import (
     DCC_ACCESS_CONTROL_BROKER,
     CommandMappingError,
@@ -112,21 +114,6 @@ class RefusalCodes:
     counter: str = "E11"
 
 
-@dataclass(frozen=True, slots=True)
-class DccAlertCodes:
-    """DCCAlertCodes the emulated DCC raises on its own (DUIS 5.4 section 3.6, configurable).
-
-    Attributes:
-        update_han_device_log_success: after a successful SR 8.11 (Update HAN Device Log).
-        update_han_device_log_failure: after a failed or timed-out SR 8.11.
-        command_failure: a device did not answer within ``response_timeout_s``.
-    """
-
-    update_han_device_log_success: str = "N24"
-    update_han_device_log_failure: str = "N25"
-    command_failure: str = "N3"
-
-
 @dataclass(frozen=True)
 class DccUser:
     """A DCC User the emulated DCC knows.
@@ -136,11 +123,15 @@ class DccUser:
         receive_url: where the DCC POSTs this User's responses and alerts.
         certificate: the User's XML-signing certificate, to verify signatures with when
             :attr:`EmulatedDccSettings.verify_signatures` is on.
+        role: the User's DUIS User role (``IS``, ``GS``, ``ED``, ``GT`` ...), which decides
+            who gets role-addressed DCC Alerts (N1 to ``ED``, N2 to ``GT``); ``None``:
+            unknown.
     """
 
     eui64: Eui64
     receive_url: str
     certificate: x509.Certificate | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +153,10 @@ class EmulatedDccSettings:
         dcc_counter_start: first Originator Counter of DCC-originated commands.
         gbcs_version: GBCSVersion written in PreCommands.
         refusal_codes, alert_codes: see :class:`RefusalCodes`, :class:`DccAlertCodes`.
+        mpxns: device EUI-64 -> MPAN / MPRN written in DCC Alerts (N1 / N2); others get a
+            placeholder derived from the EUI-64.
+        firmware_failures: device EUI-64 -> the DCCAlertCode (N18-N23) its firmware
+            distribution fails with after SR 11.1 (see :mod:`hanlab.emulator.dcc.alerts`).
     """
 
     host: str = "127.0.0.1"
@@ -177,6 +172,8 @@ class EmulatedDccSettings:
     gbcs_version: str = "4.0"
     refusal_codes: RefusalCodes = field(default_factory=RefusalCodes)
     alert_codes: DccAlertCodes = field(default_factory=DccAlertCodes)
+    mpxns: Mapping[Eui64, str] = field(default_factory=dict)
+    firmware_failures: Mapping[Eui64, str] = field(default_factory=dict)
 
 
 class DccRefusal(BadInputError):
@@ -238,6 +235,10 @@ class EmulatedDcc(StartStop):
         self.settings = settings
         self.users = {user.eui64: user for user in users}
         self.devices = {eui: kind.upper() for eui, kind in devices.items()}
+        self.alert_rules = DccAlertRules(
+            settings.alert_codes, self.devices,
+            roles=users_of((u.eui64, u.role) for u in self.users.values()),
+            mpxns=settings.mpxns, firmware_failures=settings.firmware_failures)
         self.schema = schema
         self.truth = truth
         self.stats = DccStats()
@@ -473,6 +474,7 @@ class EmulatedDcc(StartStop):
                 gbcs_version=self.settings.gbcs_version,
             )
             return 200, self._checked(document, "transform response")
+        self.alert_rules.device_command(request)
         delivery = CommandDelivery(
             request_id=request.request_id,
             service_reference_variant=request.service_reference_variant,
@@ -495,8 +497,15 @@ class EmulatedDcc(StartStop):
         return 200, self._checked(document, "acknowledgement")
 
     def _non_device(self, request: DuisRequest) -> tuple[int, bytes]:
-        """Non-Device Service (CommandVariant 8): answered at once with ``I0``."""
-        return self._acknowledge(request, "I0")
+        """Non-Device Service (CommandVariant 8): answered at once with ``I0``; the DCC
+        Alerts it causes (decommission, firmware distribution) follow after the DCC's
+        processing latency."""
+        answer = self._acknowledge(request, "I0")
+        alerts = self.alert_rules.non_device(request)
+        if alerts:
+            self._spawn(self._post_alerts(alerts, delay_s=self.settings.processing_latency_s),
+                        f"dcc-alerts-{request.request_id}")
+        return answer
 
     def _check_signature(
         self, request: DuisRequest, critical: bool, data: bytes, user: DccUser
@@ -590,6 +599,21 @@ class EmulatedDcc(StartStop):
                 user.eui64, self.settings.alert_codes.update_han_device_log_success,
                 "UpdateHANDeviceLogResult", {"UpdateHANDeviceLogServiceRequestID": str(rid)},
             )
+        await self._post_alerts(self.alert_rules.device_answered(request))
+
+    async def _post_alerts(self, alerts: Iterable[DccAlert], *, delay_s: float = 0.0) -> None:
+        """POST each alert to each of its recipients that is a User (others are recorded
+        as ``dcc_alert_dropped``)."""
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        for alert in alerts:
+            for recipient in alert.recipients:
+                if recipient not in self.users:
+                    self._record("dcc_alert_dropped", dcc_alert_code=alert.code,
+                                 recipient=recipient.duis)
+                    continue
+                await self.post_dcc_alert(recipient, alert.code, alert.element,
+                                          alert.content, request_id=alert.request_id)
 
     async def _command_failed(
         self, request: DuisRequest, delivery: CommandDelivery, user: DccUser
@@ -611,7 +635,7 @@ class EmulatedDcc(StartStop):
 
     async def post_dcc_alert(
         self, user: Eui64, dcc_alert_code: str, alert_name: str,
-        content: Mapping[str, str], *, request_id: RequestId | None = None,
+        content: BodyMapping, *, request_id: RequestId | None = None,
     ) -> bool:
         """POST a DCC Alert to ``user`` (DUIS 5.4 section 3.6); scenarios use it to inject.
 
