@@ -1,9 +1,12 @@
-"""``hanlab analyse CAPTURE… --duis-log LOG [--keys KEYS]``: exchanges and timings offline.
+"""``hanlab analyse CAPTURE… --duis-log LOG [--keys KEYS] [--rig RIG]``: exchanges and
+timings offline.
 
 Feeds the captures and the DUIS log to the same correlator the live run uses (issue 5
 item 7; DESIGN.md "Live and offline share it all"), then prints the timing table and,
 with ``--out DIR``, writes ``exchanges.jsonl`` (one exchange per line, keys sorted),
-``timings.json`` and ``timings.csv``. Key material is never printed.
+``timings.json`` and ``timings.csv``. ``--rig`` gives each device its role from the rig
+file (as the live correlator has it), so the report's rows and the exchanges match the
+live run's. Key material is never printed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ def analyse(
         help="pcap or pcapng captures (one per band or sniffer; merged by time).")],
     duis_log: Annotated[Path, typer.Option("--duis-log", help="DUIS log (JSON Lines).")],
     keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
+    rig: Annotated[Path | None, typer.Option(
+        "--rig", help="Rig file: device roles (ESME, GSME …) by EUI-64.")] = None,
     targets: Annotated[Path | None, typer.Option(
         "--targets", help="YAML/JSON {SR variant, Service Reference or *: seconds}: "
                           "end-to-end target response times (none by default).")] = None,
@@ -35,7 +40,10 @@ def analyse(
     Example:
 
       hanlab analyse run-2.4GHz.pcapng run-subGHz.pcapng --duis-log run.jsonl \\
-          --keys lab-keys.yaml --out report/
+          --keys lab-keys.yaml --rig rigs/emulated-dual-band.yaml --out report/
+
+    Give the captures in the order of the rig file's sniffers to reproduce a live run's
+    exchanges byte for byte (ties on ts_ns go to the earlier capture).
     """
     from rich.console import Console
 
@@ -44,11 +52,17 @@ def analyse(
     from hanlab.correlate.stats import load_targets
     from hanlab.zigbee.keyring import Keyring
 
-    for path in [*captures, duis_log]:
+    for path in [*captures, duis_log, *([rig] if rig is not None else [])]:
         if not path.is_file():
             raise BadInputError(f"{path}: no such file", hint="check the path")
     ring = Keyring.load(keys) if keys is not None else Keyring()
-    result = run_analysis(captures, duis_log, keyring=ring,
+    roles = None
+    if rig is not None:
+        from hanlab.config.loader import load_rig
+
+        rig_config, _ = load_rig(rig)
+        roles = {d.eui64: d.role.value for d in rig_config.devices}
+    result = run_analysis(captures, duis_log, keyring=ring, device_roles=roles,
                           targets=load_targets(targets) if targets is not None else None)
     lines = [exchange_json(exchange) for exchange in result.exchanges]
     if out is not None:

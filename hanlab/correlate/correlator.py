@@ -36,13 +36,13 @@ from dataclasses import dataclass
 
 from hanlab.correlate.events import DuisEvent, StreamItem
 from hanlab.correlate.exchange import Exchange, MatchLevel
-from hanlab.phy import PhyTiming, phy_for
 from hanlab.errors import BadInputError
 from hanlab.frames import MAX_PSDU_OCTETS, Band, Frame
 from hanlab.gbcs.codes import message_code_use_case
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.gbcs.message import GbcsMessage, GbtBlock
 from hanlab.gbcs.tunnel import TunnelCommand, parse_tunnel_payload
+from hanlab.phy import PhyTiming, phy_for
 from hanlab.zigbee.aps import APS_DATA, FRAGMENT_FIRST, FRAGMENT_NONE
 from hanlab.zigbee.frame import Decoder
 from hanlab.zigbee.keyring import Keyring
@@ -477,6 +477,11 @@ class Correlator:
         sr = self._sr_for(dev, counter)
         if sr is None and cra == 1 and msg.suppl is not None:
             sr = self._sr_for(dev, msg.suppl)
+            if sr is not None:
+                # the DCC originated the command (its own Originator Counter, the User's
+                # as Supplementary Remote Party Counter, GBCS §4.3.1): the device's
+                # response (CRA 2) carries the command's Originator Counter
+                self._index_gbcs(sr, counter)
         if sr is None or cra not in (1, 2):
             self._unmatched(msg)
             return

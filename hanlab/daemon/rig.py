@@ -15,7 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanlab.capture.sink import CaptureSink
 from hanlab.config.models import BrokerConfig, RigConfig, SnifferConfig
@@ -26,6 +26,9 @@ from hanlab.events.mqtt import MqttPublisher
 from hanlab.events.stats import LiveStats
 from hanlab.sources import SourceEvent, SourceSpec, driver_class
 from hanlab.sources.base import now_ns
+
+if TYPE_CHECKING:
+    from hanlab.correlate.live import LiveCorrelator
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,13 @@ class RigRunner:
         rig: the rig configuration.
         driver_settings: sniffer id -> validated driver settings.
         options: see :class:`RigOptions`.
+        correlator: a live correlator fed from this rig's bus (issue 5: "each SR
+            correlated"); it publishes ``exchange`` and ``timings`` on the bus. It is
+            drained after the sources stop and before the sinks close.
     """
 
     def __init__(self, rig: RigConfig, driver_settings: dict[str, Any],
-                 options: RigOptions) -> None:
+                 options: RigOptions, *, correlator: LiveCorrelator | None = None) -> None:
         self.rig = rig
         self.driver_settings = driver_settings
         self.options = options
@@ -82,6 +88,9 @@ class RigRunner:
             cap.rotate_duration_s, cap.flush_interval_s,
             {s.id: s.band for s in rig.sniffers},
         )
+        self.correlator = correlator
+        if correlator is not None:
+            correlator.attach(self.bus)
         self.mqtt: MqttPublisher | None = None
         if options.broker is not None:
             self.mqtt = MqttPublisher(
@@ -161,6 +170,9 @@ class RigRunner:
         if self.mqtt is not None:
             sinks.append(asyncio.create_task(self.mqtt.run(), name=f"mqtt-{self.rig.name}"))
         stats_task = asyncio.create_task(self.stats.run(), name=f"stats-{self.rig.name}")
+        correlate = (asyncio.create_task(self.correlator.run(),
+                                         name=f"correlate-{self.rig.name}")
+                     if self.correlator is not None else None)
         sources = [asyncio.create_task(self._supervise(s), name=f"source-{s.id}")
                    for s in self.rig.sniffers]
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -175,6 +187,10 @@ class RigRunner:
             for task in [*sources, stop_wait, stats_task]:
                 task.cancel()
             await asyncio.gather(*sources, stop_wait, stats_task, return_exceptions=True)
+            if correlate is not None and self.correlator is not None:
+                correlate.cancel()  # sources are stopped: take the rest synchronously
+                await asyncio.gather(correlate, return_exceptions=True)
+                self.correlator.drain()
             self.stats.report()
             await self.bus.close()
             results = await asyncio.gather(*sinks, return_exceptions=True)

@@ -18,6 +18,20 @@ milliseconds (issue 5, item 4: "CI-sized time, short emulated delays").
   GPF …) never cross the HAN: the emulated HAN's CHF / GPF nodes process them (a fixed
   ``ch_processing_s`` here) and answer over the WAN.
 
+With ``correlate=True`` the lab runs the rig the way the daemon does: a
+:class:`hanlab.daemon.rig.RigRunner` over the rig file's emulated sniffers (their HAN
+settings replaced by the lab's), writing per-band pcapng to ``capture_folder`` and
+publishing to ``broker``, with a :class:`hanlab.correlate.live.LiveCorrelator` on its bus
+fed the DUIS log lines as they are written: one exchange per SR, recorded with each step
+(issue 5, "each SR correlated in the scenario runs").
+
+One clock: with ``time_scale`` the HAN's emulated clock runs faster than the host's, and
+the sniffers stamp frames with it. The lab's DUIS log is therefore stamped on the HAN's
+clock too (:class:`LabDuisLog`: the client's host timestamp moved onto the HAN clock by
+the host time elapsed since, times ``time_scale``), so the log and the captures can be
+correlated together, live or by ``hanlab analyse``. At ``time_scale`` 1 the HAN clock is
+the host's UTC clock.
+
 Use::
 
     async with EmulatedLab(rig_path, EmulatedLabSettings(time_scale=20)) as lab:
@@ -32,7 +46,7 @@ import contextlib
 import datetime as dt
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -44,13 +58,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hanlab.config.loader import load_rig
-from hanlab.config.models import DeviceRole, RigConfig
+from hanlab.config.models import BrokerConfig, DeviceRole, RigConfig
+from hanlab.correlate.live import LiveCorrelator
 from hanlab.duis.client import DuisClient, DuisUser
 from hanlab.duis.counters import RequestCounterStore
+from hanlab.duis.jsonl import JsonLinesWriter
 from hanlab.duis.log import DuisLog
 from hanlab.duis.schema import DuisSchema
 from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings
 from hanlab.emulator.han import EmulatedDevice, EmulatedHan, HanSettings, build_han
+from hanlab.emulator.han.registry import han_of
 from hanlab.emulator.han.settings import ProcessingModel
 from hanlab.emulator.truth import GroundTruthLog
 from hanlab.errors import HanlabError
@@ -65,6 +82,10 @@ GAS_SUPPLIER = Eui64.parse("90-B3-D5-1F-30-02-00-00")
 """The emulated lab's Users (the ZAZ1 test PKI's two supplier EUI-64s)."""
 
 CH_ROLES = (DeviceRole.CHF, DeviceRole.GPF)
+#: the live correlator's reorder window in host seconds (times time_scale, plus 50 ms of
+#: HAN time for a frame's airtime): frames and DUIS lines reach it within a few loop
+#: iterations, and a stalled HAN holds the watermark back (han_watermark_clock)
+REORDER_HOST_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,89 @@ class EmulatedLabSettings:
     response_timeout_s: float = 180.0
     join_timeout_s: float = 60.0
     seed: int | None = None
+
+
+DuisLineSink = Callable[[dict[str, Any]], None]
+"""Takes each DUIS log line as written (a live correlator's :meth:`duis_line`)."""
+
+
+def han_clock(han: EmulatedHan) -> Callable[[], int]:
+    """The running HAN's clock: ns since the epoch on the emulated timeline (what its
+    sniffers stamp frames with). The emulator has no public clock yet: this reads its
+    real-time driver, falling back to the scheduler's time."""
+
+    def now_ns() -> int:
+        driver = getattr(han, "_driver", None)
+        if driver is not None:
+            return int(driver.true_now_ns())
+        return han.scheduler.now_ns
+
+    return now_ns
+
+
+def han_watermark_clock(han: EmulatedHan) -> Callable[[], int]:
+    """The time up to which the running HAN has produced its frames: its clock, or, while
+    its scheduler is behind (events overdue after a host stall), the scheduler's time.
+    The live correlator's watermark (items before it are released in time order)."""
+    clock = han_clock(han)
+
+    def now_ns() -> int:
+        true_ns = clock()
+        due = han.scheduler.next_ts_ns()
+        if due is not None and due <= true_ns:
+            return min(true_ns, han.scheduler.now_ns)
+        return true_ns
+
+    return now_ns
+
+
+class _TeeWriter(JsonLinesWriter):
+    """A JSON Lines writer that also hands each record to a sink (after writing it)."""
+
+    def __init__(self, path: Path, sink: DuisLineSink | None, *, flush_every: int) -> None:
+        super().__init__(path, flush_every=flush_every)
+        self.sink = sink
+
+    def write(self, record: dict[str, Any]) -> None:
+        super().write(record)
+        if self.sink is not None:
+            self.sink(record)
+
+
+class LabDuisLog(DuisLog):
+    """The emulated lab's DUIS log: lines stamped on the HAN's clock and handed, as
+    written, to a sink (the live correlator).
+
+    Args:
+        path: the ``.jsonl`` file.
+        clock_ns: the HAN clock (:func:`han_clock`), or ``None`` once there is none yet:
+            host time is written unchanged.
+        time_scale: emulated seconds per host second.
+        sink: gets each line dict as written, or ``None``.
+    """
+
+    def __init__(self, path: Path, *, clock_ns: Callable[[], int | None],
+                 time_scale: float, sink: DuisLineSink | None = None,
+                 keep_xml: bool = False) -> None:
+        super().__init__(path, keep_xml=keep_xml)
+        self._writer.close()  # the plain writer; the tee takes over the same file
+        self._writer = _TeeWriter(self.path, sink, flush_every=1)
+        self.clock_ns = clock_ns
+        self.time_scale = time_scale
+
+    def set_sink(self, sink: DuisLineSink | None) -> None:
+        """Where lines go from now on."""
+        assert isinstance(self._writer, _TeeWriter)
+        self._writer.sink = sink
+
+    def record(self, **fields: Any) -> None:
+        """:meth:`DuisLog.record` with ``ts_ns`` moved to the HAN clock: the HAN time now,
+        less the host time elapsed since ``ts_ns`` times ``time_scale``."""
+        han_now = self.clock_ns()
+        if han_now is not None:
+            host_elapsed_ns = time.time_ns() - int(fields["ts_ns"])
+            fields["ts_ns"] = han_now - int(host_elapsed_ns * self.time_scale)
+        super().record(**fields)
 
 
 def ephemeral_user(eui64: Eui64, role: str) -> DuisUser:
@@ -150,8 +254,18 @@ class EmulatedLab:
             :func:`hanlab.emulator.han.han_of`, so its emulated sniffers hear the scenario);
             it is connected to this lab's DCC while the lab runs and left running after.
             ``None``: build and run one (traffic generator and spontaneous alerts off).
+        correlate: run the rig's emulated sniffers through a RigRunner (pcapng per band
+            to ``capture_folder``, MQTT to ``broker``) with a live correlator fed the DUIS
+            log (a temporary one if ``duis_log`` is ``None``); not with ``han``.
+        capture_folder: where the RigRunner writes (default: a temporary folder).
+        broker: publish the rig's events (frames' stats, exchanges, timings, scenario
+            steps through the runner's bus) to this broker, or ``None``.
+        lab_name: the lab name in MQTT topics and results.
+        duis_sink: with ``han``: gets each DUIS log line as written (the daemon's rig
+            correlator), or ``None``.
 
-    Attributes (once entered): ``client``, ``dcc``, ``han``, ``rig``.
+    Attributes (once entered): ``client``, ``dcc``, ``han``, ``rig``; with
+    ``correlate``: ``rig_runner`` and ``correlator``.
     """
 
     def __init__(
@@ -165,7 +279,15 @@ class EmulatedLab:
         truth_log: Path | None = None,
         counter_folder: Path | None = None,
         han: EmulatedHan | None = None,
+        correlate: bool = False,
+        capture_folder: Path | None = None,
+        broker: BrokerConfig | None = None,
+        lab_name: str = "emulated",
+        duis_sink: DuisLineSink | None = None,
     ) -> None:
+        if correlate and han is not None:
+            raise HanlabError("EmulatedLab: correlate=True runs its own sniffers; with a "
+                              "running HAN, give duis_sink to the daemon's correlator")
         self.rig_path = Path(rig_path)
         self.settings = settings or EmulatedLabSettings()
         self.rig: RigConfig = load_rig(self.rig_path)[0]
@@ -180,6 +302,15 @@ class EmulatedLab:
         self._dcc: EmulatedDcc | None = None
         self._given_han = han
         self._han: EmulatedHan | None = None
+        self.correlate = correlate
+        self.capture_folder = capture_folder
+        self.broker = broker
+        self.lab_name = lab_name
+        self.duis_sink = duis_sink
+        self.rig_runner: Any = None  # hanlab.daemon.rig.RigRunner (imported lazily)
+        self.correlator: LiveCorrelator | None = None
+        self._clock: Callable[[], int] | None = None
+        self._running_han: EmulatedHan | None = None
 
     # -- parts -------------------------------------------------------------------------------
 
@@ -242,11 +373,21 @@ class EmulatedLab:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="hanlab-counters-")))
         truth = None
-        if self.truth_log is not None:
+        if self.correlate:
+            await self._start_rig(stack)  # stopped last: after the DUIS side
+        elif self.truth_log is not None:
             truth = await stack.enter_async_context(GroundTruthLog(self.truth_log))
         log = None
-        if self.duis_log is not None:
-            log = await stack.enter_async_context(DuisLog(self.duis_log))
+        duis_log = self.duis_log
+        if duis_log is None and self.correlate:
+            duis_log = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="hanlab-duis-"))) / "duis.jsonl"
+        if duis_log is not None:
+            sink = (self.correlator.duis_line if self.correlator is not None
+                    else self.duis_sink)
+            log = await stack.enter_async_context(LabDuisLog(
+                duis_log, clock_ns=lambda: None if self._clock is None else self._clock(),
+                time_scale=self._time_scale(), sink=sink))
         self._client = await stack.enter_async_context(DuisClient(
             base_url="http://127.0.0.1:1", users=self.users,
             counters=RequestCounterStore(folder), log=log, schema=self.schema,
@@ -261,8 +402,9 @@ class EmulatedLab:
             users=[DccUser(u.eui64, self._client.receiver_url, u.certificate)
                    for u in self.users],
             devices=inventory, schema=self.schema, truth=truth))
-        if self._given_han is not None:
-            han = self._given_han
+        running = self._running_han or self._given_han
+        if running is not None:
+            han = running
             previous = han.dcc
             stack.callback(setattr, han, "dcc", previous)
             han.dcc = self._dcc
@@ -274,7 +416,61 @@ class EmulatedLab:
             self._han = await stack.enter_async_context(han)
         self._dcc.attach_han(self._han, devices=list(inventory))
         self._client.base_url = self._dcc.url
+        self._clock = han_clock(self._han)
+        if self.correlator is not None:
+            self.correlator.clock_ns = han_watermark_clock(self._han)
         await self._wait_joined()
+
+    def _time_scale(self) -> float:
+        if self._given_han is not None:
+            return self._given_han.settings.time_scale
+        return self.settings.time_scale
+
+    async def _start_rig(self, stack: contextlib.AsyncExitStack) -> None:
+        """The rig's emulated sniffers under a RigRunner with a live correlator; wait for
+        the HAN they share (:func:`hanlab.emulator.han.registry.han_of`)."""
+        from hanlab.daemon.rig import RigOptions, RigRunner
+        from hanlab.sources.emulated import EmulatedSnifferSettings
+
+        if han_of(self.rig.name) is not None:
+            raise HanlabError(f"rig {self.rig.name} already runs an emulated HAN here: "
+                              "use han=han_of(rig)")
+        _, driver_settings = load_rig(self.rig_path)
+        han_settings = self._han_settings()
+        sniffers: dict[str, Any] = {}
+        for sid, value in driver_settings.items():
+            if isinstance(value, EmulatedSnifferSettings):
+                value = value.model_copy(update={"han": han_settings,
+                                                 "truth_log": self.truth_log})
+            sniffers[sid] = value
+        folder = self.capture_folder
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="hanlab-capture-")))
+        keys = build_han(self.rig.name, han_settings, rig_config=self.rig).keyring()
+        scale = self.settings.time_scale
+        self.correlator = LiveCorrelator(
+            keys, [s.id for s in self.rig.sniffers],
+            device_roles={d.eui64: d.role.value for d in self.rig.devices},
+            reorder_ns=int((REORDER_HOST_S * scale + 0.05) * 1e9))
+        runner = RigRunner(self.rig, sniffers,
+                           RigOptions(lab=self.lab_name, broker=self.broker,
+                                      capture_folder=folder),
+                           correlator=self.correlator)
+        self.rig_runner = runner
+        task = asyncio.create_task(runner.run(), name=f"lab-rig-{self.rig.name}")
+
+        async def stop_rig() -> None:
+            runner.stop()
+            await asyncio.gather(task, return_exceptions=True)
+
+        stack.push_async_callback(stop_rig)
+        deadline = time.monotonic() + self.settings.join_timeout_s
+        while (han := han_of(self.rig.name)) is None:
+            if task.done() or time.monotonic() > deadline:
+                raise HanlabError(f"emulated sniffers of {self.rig.name} did not start")
+            await asyncio.sleep(0.005)
+        self._running_han = han
 
     async def _wait_joined(self) -> None:
         deadline = time.monotonic() + self.settings.join_timeout_s
@@ -296,6 +492,8 @@ class EmulatedLab:
         if stack is not None:
             await stack.aclose()
         self._client = self._dcc = self._han = None
+        self._clock = None
+        self._running_han = None
 
     # -- the scenario side -------------------------------------------------------------------
 
@@ -310,8 +508,12 @@ class EmulatedLab:
                observer: RunObserver | None = None, include_optional: bool = True,
                lab: str = "emulated") -> ScenarioRunner:
         """A :class:`ScenarioRunner` on this lab's client and rig, with
-        :meth:`provoke_alert` as its stimulus (enter it with ``async with``)."""
+        :meth:`provoke_alert` as its stimulus and, with ``correlate``, the live
+        correlator's exchanges recorded per step (enter it with ``async with``).
+        ``bus`` defaults to the rig runner's bus (its MQTT) when the lab correlates."""
+        if bus is None and self.rig_runner is not None:
+            bus = self.rig_runner.bus
         return ScenarioRunner(
             self.client, devices_by_role(self.rig), rig=self.rig.name, lab=lab,
             stimulus=self.provoke_alert, store=store, bus=bus, observer=observer,
-            include_optional=include_optional)
+            include_optional=include_optional, exchanges=self.correlator)

@@ -10,6 +10,12 @@ timeout. A variant passes when every mandatory step got its expected outcome (se
 never fail it. Results go to the run store (:mod:`.store`) and, as ``scenario_step`` and
 ``scenario_run`` events, to an event bus (MQTT ``hanlab/v1/<lab>/<rig>/<kind>``).
 
+With an exchange source (the live correlator of the rig, :mod:`hanlab.correlate.live`),
+each SR step gets its exchange once the variant ends (issue 5: "each SR correlated"): the
+match level of its command and response, the band, and the timing segments; they are in
+the :class:`StepResult`, and in the run store as one ``"record": "exchange"`` line per SR
+step (joined to its ``step`` line by run id, variant, repetition and index).
+
 While it runs, the runner is the one consumer of the client's alerts queue (a tracked
 task moves every alert into its own record, which ``wait_alert`` steps search).
 """
@@ -26,6 +32,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from hanlab.config.models import RigConfig
+from hanlab.correlate.exchange import Exchange
 from hanlab.duis.catalogue import sr
 from hanlab.duis.client import DuisClient, DuisClientError, DuisTimeoutError, ReceivedDocument
 from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
@@ -54,6 +61,15 @@ Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
 """``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
 the device raise the alert (an emulated lab makes the device raise it; on a real rig the
 technician does it and the hook may prompt). Returns whether it was done."""
+
+
+class ExchangeSource(Protocol):
+    """Where the exchanges of SRs come from (:class:`hanlab.correlate.live.LiveCorrelator`)."""
+
+    async def wait_for(self, request_ids: Iterable[str],
+                       timeout_s: float) -> dict[str, Exchange]:
+        """The SR exchanges of ``request_ids`` that came within ``timeout_s`` seconds."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +102,13 @@ class StepResult:
         stimulus: the stimulus performed for a wait, e.g. ``GSME: 0x8183``.
         started_ns, ended_ns: wall clock, ns since the UNIX epoch.
         detail: free text (why it failed or was skipped, the step's comment).
+        match_level, command_level, response_level: the SR's exchange's levels
+            (``exact``, ``structural``, ``address_time``, ``none``), ``None`` without an
+            exchange source or when no exchange came.
+        band: where the command (else the response) went over the HAN.
+        segments_ns: the exchange's timing segments in ns (``end_to_end``,
+            ``downstream``, ``han_command``, ``turnaround``, ``han_response``,
+            ``upstream``; :meth:`Exchange.segments_ns`), on the lab's clock.
     """
 
     index: int
@@ -109,6 +132,11 @@ class StepResult:
     started_ns: int = 0
     ended_ns: int = 0
     detail: str = ""
+    match_level: str | None = None
+    command_level: str | None = None
+    response_level: str | None = None
+    band: str | None = None
+    segments_ns: dict[str, int | None] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -195,6 +223,9 @@ class ScenarioRunner:
         observer: progress display hooks, or ``None``.
         body_completer: completes each Body to an XSD-valid one (:mod:`.xsd_bodies`);
             default: one for the client's schema when it validates against the DUIS XSD.
+        exchanges: the rig's live correlator, or ``None``: no exchange per step.
+        exchange_timeout_s: at the end of a variant, how long to wait for its SRs'
+            exchanges (host seconds; the live correlator's reorder window delays them).
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -216,6 +247,8 @@ class ScenarioRunner:
         bus: EventBus | None = None,
         observer: RunObserver | None = None,
         body_completer: BodyCompleter | None = None,
+        exchanges: ExchangeSource | None = None,
+        exchange_timeout_s: float = 10.0,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
@@ -236,6 +269,8 @@ class ScenarioRunner:
         self.store = store
         self.bus = bus
         self.observer = observer
+        self.exchanges = exchanges
+        self.exchange_timeout_s = exchange_timeout_s
         self.alerts: list[SeenAlert] = []
         self._alert_arrived = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
@@ -355,6 +390,7 @@ class ScenarioRunner:
             self._emit_step(result, outcome)
         result.ended_ns = time.time_ns()
         result.passed = all(s.status == "passed" for s in result.steps if not s.optional)
+        await self._attach_exchanges(result)
         self._emit_variant(result)
         return result
 
@@ -456,6 +492,32 @@ class ScenarioRunner:
                     source is None or alert.source is None or alert.source == source):
                 return alert
         return None
+
+    async def _attach_exchanges(self, result: VariantResult) -> None:
+        """Each sent SR step's exchange from the live correlator, recorded (issue 5)."""
+        if self.exchanges is None:
+            return
+        sent = [s for s in result.steps if s.kind == "sr" and s.request_id is not None]
+        if not sent:
+            return
+        found = await self.exchanges.wait_for([s.request_id or "" for s in sent],
+                                              self.exchange_timeout_s)
+        for step in sent:
+            exchange = found.get(step.request_id or "")
+            if exchange is None:
+                continue
+            step.match_level = exchange.match_level
+            step.command_level = exchange.command_level
+            step.response_level = exchange.response_level
+            step.band = exchange.band
+            step.segments_ns = exchange.segments_ns()
+            if self.store is not None:
+                self.store.write({
+                    "record": "exchange", **self._base(result), "index": step.index,
+                    "request_id": step.request_id, "match_level": step.match_level,
+                    "command_level": step.command_level,
+                    "response_level": step.response_level, "band": step.band,
+                    "outcome": exchange.outcome, "segments_ns": step.segments_ns})
 
     # -- results ---------------------------------------------------------------------------
 

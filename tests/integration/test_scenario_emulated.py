@@ -2,7 +2,10 @@
 Change of Supplier process runs to a pass on ``rigs/emulated-dual-band.yaml`` through the
 DUIS client, the emulated DCC and the emulated HAN, each SR answered (issue 5, item 4,
 done-when), in CI-sized time (millisecond DCC latencies, the HAN 20 times faster than real
-time, GSMEs waking every 2 emulated seconds)."""
+time, GSMEs waking every 2 emulated seconds), each SR correlated live (issue 5, "each
+of its SRs correlated"): the lab runs the rig's emulated sniffers through a RigRunner
+with a live correlator, and every SR sent gets one exchange, exact with all keys wherever
+its command crosses the HAN."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from hanlab.scenarios.emulated_lab import EmulatedLab, EmulatedLabSettings
 from hanlab.scenarios.runner import VariantResult
 from hanlab.scenarios.store import RunStore, read_results
 
+HAN_DEVICES = ("ESME", "GSME", "IHD", "PPMID", "HCALCS")
 RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
 FAST = EmulatedLabSettings(
     time_scale=20.0, wake_interval_s=2.0, dcc_processing_latency_s=0.001,
@@ -29,7 +33,8 @@ FAST = EmulatedLabSettings(
 
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[EmulatedLab]:
-    async with EmulatedLab(RIG, FAST, duis_log=tmp_path / "duis.jsonl") as emulated:
+    async with EmulatedLab(RIG, FAST, duis_log=tmp_path / "duis.jsonl", correlate=True,
+                           capture_folder=tmp_path / "captures") as emulated:
         yield emulated
         assert emulated.dcc.invalid_documents == []
         assert emulated.client.pending_count == 0
@@ -68,11 +73,26 @@ async def test_every_variant_passes(lab: EmulatedLab, tmp_path: Path) -> None:
     assert all(s.outcome == "I0" for s in sent)
     device_srs = [s for s in sent if s.target_role != "DCC"]
     assert all(s.response_code == "I0" and s.ack_code == "I99" for s in device_srs)
+    # Each SR sent was correlated live: one exchange, exact where the command crosses
+    # the HAN (all keys known), none where it does not (CHF/GPF's own processing, DCC).
+    assert all(s.match_level is not None and s.segments_ns is not None for s in sent)
+    han_srs = [s for s in sent if (s.target_role or "").split("#")[0] in HAN_DEVICES]
+    not_exact = [f"{s.sr_variant} -> {s.target_role} {s.request_id}: {s.match_level}"
+                 for s in han_srs if not (s.match_level == s.command_level
+                                          == s.response_level == "exact")]
+    assert not not_exact, "\n".join(not_exact)
+    assert all(s.match_level == "none" for s in sent if s not in han_srs)
+    assert {s.band for s in han_srs} == {"2.4GHz", "subGHz"}
+    correlator = lab.correlator
+    assert correlator is not None and correlator.late_items == 0
+    sr_exchanges = [e for e in correlator.exchanges if e.kind == "sr"]
+    assert len({e.request_id for e in sr_exchanges}) == len(sr_exchanges) >= len(sent)
     # The run store and the bus got every step and variant.
     records = read_results(tmp_path / "runs")
     kinds = Counter(str(r["record"]) for r in records)
     assert kinds["variant"] == len(results)
     assert kinds["step"] == sum(len(r.steps) for r in results)
+    assert kinds["exchange"] == len(sent)
     published: Counter[str] = Counter()
     while not events.queue.empty():
         item = events.queue.get_nowait()
@@ -83,6 +103,8 @@ async def test_every_variant_passes(lab: EmulatedLab, tmp_path: Path) -> None:
     log = read_duis_log(tmp_path / "duis.jsonl")
     assert sum(1 for e in log if e["kind"] == "request") >= len(sent)
     assert lab.dcc.stats.refused == {}
+    print(f"\n{len(han_srs)} SRs over the HAN, all exact; "
+          f"{len(sent) - len(han_srs)} to the CH or DCC (no HAN command)")
     print(f"\n{len(results)} variant runs, {len(sent)} SRs answered, "
           f"{sum(1 for s in sr_steps if s.status == 'skipped')} optional SRs skipped "
           f"(no HHT on the rig), in {elapsed_s:.1f} s")
