@@ -40,10 +40,9 @@ def _captures(folder: Path) -> list[Path]:
 async def test_live_exchanges_equal_hanlab_analyse(tmp_path: Path) -> None:
     captures, log = tmp_path / "captures", tmp_path / "duis.jsonl"
     async with EmulatedLab(RIG, FAST, correlate=True, capture_folder=captures,
-                           duis_log=log) as lab:
-        async with lab.runner() as runner:
-            results = await runner.run(get_scenario("meter-reading"))
-            results += await runner.run(get_scenario("ppmid"), ["ppmid-exchange-gas"])
+                           duis_log=log) as lab, lab.runner() as runner:
+        results = await runner.run(get_scenario("meter-reading"))
+        results += await runner.run(get_scenario("ppmid"), ["ppmid-exchange-gas"])
     assert all(r.passed for r in results)
     live = lab.correlator
     assert live is not None and live.late_items == 0
@@ -91,10 +90,9 @@ async def test_per_band_report_follows_phy_and_wake_interval(tmp_path: Path) -> 
         time_scale=20.0, wake_interval_s=wake_s, dcc_processing_latency_s=0.001,
         dcc_wan_latency_s=0.001, dcc_response_timeout_s=20.0, response_timeout_s=30.0)
     async with EmulatedLab(RIG, settings, correlate=True,
-                           capture_folder=tmp_path / "captures") as lab:
-        async with lab.runner() as runner:
-            # pauses uniform over one wake interval (host s = emulated s / time_scale)
-            (result,) = await runner.run(_reads(16, wake_s / settings.time_scale, seed=5))
+                           capture_folder=tmp_path / "captures") as lab, lab.runner() as runner:
+        # pauses uniform over one wake interval (host s = emulated s / time_scale)
+        (result,) = await runner.run(_reads(16, wake_s / settings.time_scale, seed=5))
     assert result.passed
     live = lab.correlator
     assert live is not None
