@@ -10,9 +10,9 @@ from collections import defaultdict
 import pytest
 
 from hanlab.emulator.han import EmulatedDevice, EmulatedHan, HanSettings, MemoryTruth
-from hanlab.phy import FSK_SUBGHZ, OQPSK_2G4, phy_for
 from hanlab.emulator.han.settings import TrafficSettings
 from hanlab.frames import Band
+from hanlab.phy import FSK_SUBGHZ, OQPSK_2G4, phy_for
 
 START_NS = 1_750_000_000 * 10**9
 
