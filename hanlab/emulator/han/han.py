@@ -284,6 +284,14 @@ class EmulatedHan:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def now_ns(self) -> int:
+        """The HAN's true time now, in ns since the UNIX epoch: the clock its sniffers stamp
+        frames with (host time scaled by ``time_scale`` while running in real time, the
+        scheduler's time in virtual time)."""
+        if self._driver is not None and self._task is not None:
+            return self._driver.true_now_ns()
+        return self.scheduler.now_ns
+
     def _catch_up(self) -> None:
         if self._driver is not None:
             self._driver.catch_up()
