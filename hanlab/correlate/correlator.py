@@ -23,6 +23,14 @@ command (the CHF/GPF queue is first in, first out), and a response message is ch
 the DUIS response arrives: the first message from the device that started after the
 command's end and ended before the DUIS response.
 
+A command frame the CHF/GPF sent ``1 + macMaxFrameRetries`` times without a MAC ACK heard
+after the last attempt (IEEE 802.15.4-2015 §6.7.4.3; attempts counted on the MAC header,
+bad-FCS copies included) means the sender gave up: the message is delivered again whole at
+the device's next GET, and the device answers it again. Below exact, the next command
+message to that device with the same fragments and PSDU octets is that re-delivery, folded
+into the first one (not the next SR's command), and a device message after it the size of
+the SR's response is the repeated response.
+
 The hot path decodes MAC and NWK only; APS, ZCL and GBCS only for frames to or from a
 device with an SR outstanding. State is bounded: per device while it has SRs, messages
 until tied or timed out, SRs until their response or ``sr_timeout_s``.
@@ -42,10 +50,11 @@ from hanlab.gbcs.codes import message_code_use_case
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.gbcs.message import GbcsMessage, GbtBlock
 from hanlab.gbcs.tunnel import TunnelCommand, parse_tunnel_payload
-from hanlab.phy import PhyTiming, phy_for
+from hanlab.phy import MAC_MAX_FRAME_RETRIES, PhyTiming, phy_for
 from hanlab.zigbee.aps import APS_DATA, FRAGMENT_FIRST, FRAGMENT_NONE
 from hanlab.zigbee.frame import Decoder
 from hanlab.zigbee.keyring import Keyring
+from hanlab.zigbee.mac import decode_mac
 from hanlab.zigbee.zcl_tables import CLUSTER_TUNNELING
 
 __all__ = ["Correlator", "CorrelatorSettings"]
@@ -58,6 +67,11 @@ NO_HAN_COMMAND_VARIANTS = frozenset((4, 8))
 USE_CASE_ROLES = (("ECS", "ESME"), ("GCS", "GSME"), ("PCS", "PPMID"), ("HCS", "HCALCS"),
                   ("CCS", "CHF"))
 _NS = 1_000_000_000
+#: a MAC ACK belongs to the data frame with its sequence number sent at most this long before
+ACK_WINDOW_NS = 50_000_000
+#: a MAC data frame's (source, destination, sequence number) sent again after this is a new
+#: frame (MAC retries follow within macAckWaitDuration plus CSMA-CA backoffs)
+ATTEMPT_WINDOW_NS = 500_000_000
 #: a full APS fragment fills the PSDU: aMaxPhyPacketSize less the 2-octet FCS
 FULL_FRAGMENT_OCTETS = MAX_PSDU_OCTETS - 2
 
@@ -97,8 +111,8 @@ class _Msg:
 
     __slots__ = ("band", "blocks", "channel", "counter", "cra", "done", "dst", "end_ts",
                  "first_ts", "frames", "last_ts", "level", "max_octets", "message_code",
-                 "nwk_seqs", "octets", "page", "retries", "sink", "src", "suppl",
-                 "total", "unique_octets", "up")
+                 "nwk_seqs", "octets", "original_end_ts", "page", "retries", "sink", "src",
+                 "suppl", "total", "tx", "unique_octets", "up")
 
     def __init__(self, frame: Frame, src: int, dst: int, up: bool, level: MatchLevel) -> None:
         self.band = frame.band
@@ -119,6 +133,10 @@ class _Msg:
         #: where this message's frames were counted once it was settled (``counts`` key)
         self.sink: str | None = None
         self.nwk_seqs: set[int] = set()
+        #: MAC attempt states ([attempts, acked after the last, last ts]) of its frames
+        self.tx: list[list[int]] = []
+        #: end of the first delivery when a re-delivery was folded in
+        self.original_end_ts: int | None = None
         self.done = False
         self.total: int | None = None
         self.blocks: set[int] = set()
@@ -126,6 +144,10 @@ class _Msg:
         self.counter: int | None = None
         self.suppl: int | None = None
         self.message_code: int | None = None
+
+    def gave_up(self) -> bool:
+        """A frame was sent 1 + macMaxFrameRetries times and no ACK followed the last."""
+        return any(state[0] > MAC_MAX_FRAME_RETRIES and not state[1] for state in self.tx)
 
     def merge(self, other: _Msg) -> None:
         """Fold ``other`` (another part or a retransmission of the same GBCS message) in."""
@@ -183,10 +205,12 @@ def _expects_han(event: DuisEvent) -> bool:
 class _Device:
     """Per-device state, held while the device has an SR outstanding."""
 
-    __slots__ = ("closed", "eui", "open", "srs", "up_candidates")
+    __slots__ = ("closed", "eui", "last_command", "open", "srs", "up_candidates")
 
     def __init__(self, eui: int) -> None:
         self.eui = eui
+        #: the last command message tied below exact (a re-delivery of it may follow)
+        self.last_command: _Msg | None = None
         self.srs: list[_Sr] = []
         self.up_candidates: deque[_Msg] = deque()
         self.open: dict[tuple[int, int], _Msg] = {}
@@ -241,6 +265,10 @@ class Correlator:
         self._gap_ns = {band: int(s * _NS) for band, s in self.settings.fragment_gap_s}
         self._min_octets = self.settings.min_carrying_psdu_octets
         self._retry_ns = int(self.settings.retry_window_s * _NS)
+        #: MAC (source, destination, sequence number) -> [attempts, acked, last ts]
+        self._attempts: dict[tuple[int | None, int | None, int], list[int]] = {}
+        #: MAC sequence number -> the attempt state of the last data frame with it
+        self._by_mac_seq: dict[int, list[int]] = {}
         self._next_tick = 0
         self._now = 0
         self._closed = False
@@ -275,12 +303,24 @@ class Correlator:
             self._close_gaps(ts)
         if frame.fcs_ok is False:
             counts["frames_bad_fcs"] += 1
+            try:
+                bad = decode_mac(frame.psdu)
+            except (BadInputError, ValueError, IndexError):
+                return
+            if bad.frame_type == 1 and bad.seq is not None and bad.ack_request:
+                self._attempt(bad.src_addr, bad.dst_addr, bad.seq, ts)
             return
         d = self.decoder.decode(frame.psdu, ts)
         mac = d.mac
         if mac is None or mac.frame_type != 1:
+            if mac is not None and mac.frame_type == 2 and mac.seq is not None:
+                state = self._by_mac_seq.get(mac.seq)
+                if state is not None and ts - state[2] <= ACK_WINDOW_NS:
+                    state[1] = 1
             counts["frames_mac_other" if mac is not None else "frames_unreadable"] += 1
             return
+        tx = (self._attempt(mac.src_addr, mac.dst_addr, mac.seq, ts)
+              if mac.seq is not None and mac.ack_request else None)
         nwk = d.nwk
         if nwk is None or nwk.frame_type != 0 or nwk.src is None or nwk.dst is None:
             counts["frames_nwk_other"] += 1
@@ -300,7 +340,7 @@ class Correlator:
             counts["frames_idle"] += 1
             return
         if nwk.payload is None:
-            self._address_time(dev, frame, src, dst, up, nwk.seq)
+            self._address_time(dev, frame, src, dst, up, nwk.seq, tx)
             return
         aps = d.aps
         if aps is None or aps.frame_type != APS_DATA or aps.cluster != CLUSTER_TUNNELING \
@@ -316,7 +356,7 @@ class Correlator:
         if msg is None:
             level = MatchLevel.EXACT if aps.payload is not None else MatchLevel.STRUCTURAL
             msg = self._groups[key] = _Msg(frame, src, dst, up, level)
-        self._add(msg, frame, nwk.seq)
+        self._add(msg, frame, nwk.seq, tx)
         if msg.done:
             return
         if aps.payload is not None:
@@ -373,8 +413,23 @@ class Correlator:
             old.retries += old.frames
             msg.merge(old)
 
-    def _add(self, msg: _Msg, frame: Frame, nwk_seq: int | None) -> None:
+    def _attempt(self, src: int | None, dst: int | None, seq: int, ts: int) -> list[int]:
+        """Count one transmission attempt of a MAC data frame (good or bad FCS)."""
+        key = (src, dst, seq)
+        state = self._attempts.get(key)
+        if state is None or ts - state[2] > ATTEMPT_WINDOW_NS:
+            state = self._attempts[key] = [0, 0, ts]
+        state[0] += 1
+        state[1] = 0
+        state[2] = ts
+        self._by_mac_seq[seq] = state
+        return state
+
+    def _add(self, msg: _Msg, frame: Frame, nwk_seq: int | None,
+             tx: list[int] | None = None) -> None:
         octets = len(frame.psdu)
+        if tx is not None and not any(state is tx for state in msg.tx):
+            msg.tx.append(tx)
         if msg.sink is not None:
             self.counts[msg.sink] += 1
         msg.frames += 1
@@ -412,7 +467,7 @@ class Correlator:
             self.counts[sink] += msg.frames
 
     def _address_time(self, dev: _Device, frame: Frame, src: int, dst: int, up: bool,
-                      nwk_seq: int | None) -> None:
+                      nwk_seq: int | None, tx: list[int] | None) -> None:
         link = (src, dst)
         if len(frame.psdu) < self._min_octets:
             self.counts["frames_tunnel_control"] += 1
@@ -429,12 +484,12 @@ class Correlator:
             last = dev.closed.get(link)
             if (last is not None and nwk_seq in last.nwk_seqs
                     and frame.ts_ns - last.last_ts <= self._retry_ns):
-                self._add(last, frame, nwk_seq)  # a retransmission of its last frame
+                self._add(last, frame, nwk_seq, tx)  # a retransmission of its last frame
                 return
             msg = dev.open[link] = _Msg(frame, src, dst, up, MatchLevel.ADDRESS_TIME)
             self._open.append((dev, link, msg))
         retries = msg.retries
-        self._add(msg, frame, nwk_seq)
+        self._add(msg, frame, nwk_seq, tx)
         if len(frame.psdu) < FULL_FRAGMENT_OCTETS and msg.retries == retries:
             # only the last APS fragment of a message is short (ZigBee §2.2.8.4.5)
             self._close_open(dev, link, msg)
@@ -458,9 +513,20 @@ class Correlator:
         if msg.up:
             dev.up_candidates.append(msg)
             return
+        last = dev.last_command
+        if (last is not None and last.original_end_ts is None and last.gave_up()
+                and msg.unique_octets == last.unique_octets and msg.total == last.total
+                and len(msg.nwk_seqs) == len(last.nwk_seqs)):
+            # the CHF/GPF gave up on a frame of ``last`` and delivered it again whole
+            dev.last_command = None
+            last.original_end_ts = last.end_ts
+            msg.retries += msg.frames
+            last.merge(msg)
+            return
         for sr in dev.srs:
             if sr.command is None and sr.expects_han and sr.submitted_ts <= msg.first_ts:
                 sr.command = msg
+                dev.last_command = msg
                 return
         self._unmatched(msg)
 
@@ -517,7 +583,8 @@ class Correlator:
         if command is None or sr.response is not None:
             return
         candidates = dev.up_candidates
-        while candidates and candidates[0].first_ts < command.end_ts:
+        command_end = command.original_end_ts or command.end_ts
+        while candidates and candidates[0].first_ts < command_end:
             self._unmatched(candidates.popleft())
         eligible = [m for m in candidates if m.end_ts <= until_ts]
         if not eligible:
@@ -533,6 +600,14 @@ class Correlator:
                 best = min(eligible, key=lambda m: abs(m.unique_octets - expected))
         candidates.remove(best)
         sr.response = best
+        if command.original_end_ts is not None:
+            # the device answered the re-delivered command again: the same response
+            for repeat in [m for m in candidates if m.end_ts <= until_ts
+                           and m.first_ts >= command.end_ts
+                           and m.unique_octets == best.unique_octets]:
+                candidates.remove(repeat)
+                repeat.retries += repeat.frames
+                best.merge(repeat)
 
     # -- DUIS events ----------------------------------------------------------------------
 
@@ -737,6 +812,8 @@ class Correlator:
         alert_cut = now - int(settings.alert_pairing_s * _NS)
         for key in [k for k, m in self._han_alerts.items() if m.end_ts < alert_cut]:
             self._emit_alert(self._han_alerts.pop(key), key[0], None)
+        attempt_cut = now - ATTEMPT_WINDOW_NS
+        self._attempts = {k: v for k, v in self._attempts.items() if v[2] >= attempt_cut}
         group_cut = now - max(self._retry_ns, 30 * _NS)
         stale = [k for k, m in self._groups.items()
                  if (m.done and m.last_ts < now - self._retry_ns) or m.last_ts < group_cut]
