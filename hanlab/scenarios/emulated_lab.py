@@ -261,8 +261,9 @@ class EmulatedLab:
         broker: publish the rig's events (frames' stats, exchanges, timings, scenario
             steps through the runner's bus) to this broker, or ``None``.
         lab_name: the lab name in MQTT topics and results.
-        duis_sink: with ``han``: gets each DUIS log line as written (the daemon's rig
-            correlator), or ``None``.
+        correlator: with ``han``: the daemon's live correlator of the rig; it gets each
+            DUIS log line as written (a temporary log if ``duis_log`` is ``None``) and
+            the runner records its exchanges.
 
     Attributes (once entered): ``client``, ``dcc``, ``han``, ``rig``; with
     ``correlate``: ``rig_runner`` and ``correlator``.
@@ -283,11 +284,11 @@ class EmulatedLab:
         capture_folder: Path | None = None,
         broker: BrokerConfig | None = None,
         lab_name: str = "emulated",
-        duis_sink: DuisLineSink | None = None,
+        correlator: LiveCorrelator | None = None,
     ) -> None:
-        if correlate and han is not None:
+        if correlate and (han is not None or correlator is not None):
             raise HanlabError("EmulatedLab: correlate=True runs its own sniffers; with a "
-                              "running HAN, give duis_sink to the daemon's correlator")
+                              "running HAN, give the daemon's correlator")
         self.rig_path = Path(rig_path)
         self.settings = settings or EmulatedLabSettings()
         self.rig: RigConfig = load_rig(self.rig_path)[0]
@@ -306,9 +307,8 @@ class EmulatedLab:
         self.capture_folder = capture_folder
         self.broker = broker
         self.lab_name = lab_name
-        self.duis_sink = duis_sink
         self.rig_runner: Any = None  # hanlab.daemon.rig.RigRunner (imported lazily)
-        self.correlator: LiveCorrelator | None = None
+        self.correlator: LiveCorrelator | None = correlator
         self._clock: Callable[[], int] | None = None
         self._running_han: EmulatedHan | None = None
 
@@ -379,12 +379,11 @@ class EmulatedLab:
             truth = await stack.enter_async_context(GroundTruthLog(self.truth_log))
         log = None
         duis_log = self.duis_log
-        if duis_log is None and self.correlate:
+        if duis_log is None and self.correlator is not None:
             duis_log = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="hanlab-duis-"))) / "duis.jsonl"
         if duis_log is not None:
-            sink = (self.correlator.duis_line if self.correlator is not None
-                    else self.duis_sink)
+            sink = None if self.correlator is None else self.correlator.duis_line
             log = await stack.enter_async_context(LabDuisLog(
                 duis_log, clock_ns=lambda: None if self._clock is None else self._clock(),
                 time_scale=self._time_scale(), sink=sink))
