@@ -121,17 +121,9 @@ DuisLineSink = Callable[[dict[str, Any]], None]
 
 
 def han_clock(han: EmulatedHan) -> Callable[[], int]:
-    """The running HAN's clock: ns since the epoch on the emulated timeline (what its
-    sniffers stamp frames with). The emulator has no public clock yet: this reads its
-    real-time driver, falling back to the scheduler's time."""
-
-    def now_ns() -> int:
-        driver = getattr(han, "_driver", None)
-        if driver is not None:
-            return int(driver.true_now_ns())
-        return han.scheduler.now_ns
-
-    return now_ns
+    """The running HAN's clock (:meth:`EmulatedHan.now_ns`): ns since the epoch on the
+    emulated timeline, what its sniffers stamp frames with."""
+    return han.now_ns
 
 
 def han_watermark_clock(han: EmulatedHan) -> Callable[[], int]:
