@@ -19,6 +19,7 @@ PreCommand carried, or of a Signed Pre-Command sent). ``xml`` only with ``keep_x
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +52,8 @@ class DuisLog(Closing):
     def __init__(self, path: Path | str, *, keep_xml: bool = False, flush_every: int = 1) -> None:
         self._writer = JsonLinesWriter(path, flush_every=flush_every)
         self.path = self._writer.path
+        #: called with each line dict right after it is written (e.g. a live correlator).
+        self.on_line: Callable[[dict[str, Any]], None] | None = None
         self.keep_xml = keep_xml
 
     def record(
@@ -90,6 +93,8 @@ class DuisLog(Closing):
         if self.keep_xml and xml is not None:
             line["xml"] = xml.decode("utf-8", errors="replace")
         self._writer.write(line)
+        if self.on_line is not None:
+            self.on_line(line)
 
     def close(self) -> None:
         """Flush and close; idempotent."""

@@ -58,11 +58,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hanlab.config.loader import load_rig
-from hanlab.config.models import BrokerConfig, DeviceRole, RigConfig
+from hanlab.config.models import BrokerConfig, RigConfig
 from hanlab.correlate.live import LiveCorrelator
 from hanlab.duis.client import DuisClient, DuisUser
 from hanlab.duis.counters import RequestCounterStore
-from hanlab.duis.jsonl import JsonLinesWriter
 from hanlab.duis.log import DuisLog
 from hanlab.duis.schema import DuisSchema
 from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings
@@ -81,7 +80,6 @@ IMPORT_SUPPLIER = Eui64.parse("90-B3-D5-1F-30-01-00-00")
 GAS_SUPPLIER = Eui64.parse("90-B3-D5-1F-30-02-00-00")
 """The emulated lab's Users (the ZAZ1 test PKI's two supplier EUI-64s)."""
 
-CH_ROLES = (DeviceRole.CHF, DeviceRole.GPF)
 #: the live correlator's reorder window in host seconds (times time_scale, plus 50 ms of
 #: HAN time for a frame's airtime): frames and DUIS lines reach it within a few loop
 #: iterations, and a stalled HAN holds the watermark back (han_watermark_clock)
@@ -142,19 +140,6 @@ def han_watermark_clock(han: EmulatedHan) -> Callable[[], int]:
     return now_ns
 
 
-class _TeeWriter(JsonLinesWriter):
-    """A JSON Lines writer that also hands each record to a sink (after writing it)."""
-
-    def __init__(self, path: Path, sink: DuisLineSink | None, *, flush_every: int) -> None:
-        super().__init__(path, flush_every=flush_every)
-        self.sink = sink
-
-    def write(self, record: dict[str, Any]) -> None:
-        super().write(record)
-        if self.sink is not None:
-            self.sink(record)
-
-
 class LabDuisLog(DuisLog):
     """The emulated lab's DUIS log: lines stamped on the HAN's clock and handed, as
     written, to a sink (the live correlator).
@@ -171,15 +156,13 @@ class LabDuisLog(DuisLog):
                  time_scale: float, sink: DuisLineSink | None = None,
                  keep_xml: bool = False) -> None:
         super().__init__(path, keep_xml=keep_xml)
-        self._writer.close()  # the plain writer; the tee takes over the same file
-        self._writer = _TeeWriter(self.path, sink, flush_every=1)
+        self.on_line = sink
         self.clock_ns = clock_ns
         self.time_scale = time_scale
 
     def set_sink(self, sink: DuisLineSink | None) -> None:
         """Where lines go from now on."""
-        assert isinstance(self._writer, _TeeWriter)
-        self._writer.sink = sink
+        self.on_line = sink
 
     def record(self, **fields: Any) -> None:
         """:meth:`DuisLog.record` with ``ts_ns`` moved to the HAN clock: the HAN time now,
@@ -390,7 +373,7 @@ class EmulatedLab:
                 wan_latency_s=settings.dcc_wan_latency_s,
                 response_timeout_s=settings.dcc_response_timeout_s,
                 verify_signatures=True),
-            users=[DccUser(u.eui64, self._client.receiver_url, u.certificate)
+            users=[DccUser(u.eui64, self._client.receiver_url, u.certificate, role=u.role)
                    for u in self.users],
             devices=inventory, schema=self.schema, truth=truth))
         running = self._running_han or self._given_han

@@ -51,7 +51,7 @@ class Watcher:
                     self.connected.set()
                     async for msg in client.messages:
                         self.messages.append(Received(
-                            str(msg.topic), json.loads(bytes(msg.payload)),  # type: ignore[arg-type]
+                            str(msg.topic), json.loads(bytes(msg.payload)),
                             bool(msg.retain), time.monotonic()))
                         if self._stop.is_set():
                             return
