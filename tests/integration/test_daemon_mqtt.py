@@ -151,7 +151,8 @@ def test_sigterm_stops_cleanly_with_retained_offline_status(
     final = final_frames(watcher)
     (out,) = (tmp_path / "out").glob("replay_2.4GHz_*.pcapng")
     assert tshark_count(tshark, out) == final > 0
-    late = Watcher(mosquitto.port, "hanlab-test-late")  # a client arriving later sees the retained status
+    # a client arriving later sees the retained status
+    late = Watcher(mosquitto.port, "hanlab-test-late")
     try:
         late.wait_for(lambda msgs: any(m.retain and m.payload["kind"] == "status"
                                        for m in msgs), timeout_s=10)
@@ -178,7 +179,8 @@ def test_embedded_broker_serves_any_client(
                                               and m.payload["frames"] > 0 for m in msgs))
         finally:
             watcher.close()
-        late = Watcher(port, "hanlab-test-late")  # subscribes after the fact: gets the retained status
+        # subscribes after the fact: gets the retained status
+        late = Watcher(port, "hanlab-test-late")
         try:
             late.wait_for(lambda msgs: any(m.retain and m.payload["kind"] == "status"
                                            for m in msgs), timeout_s=10)
