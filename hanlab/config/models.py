@@ -214,7 +214,9 @@ class LabConfig(_Model):
 
 
 class Lab(BaseModel):
-    """A loaded lab: the lab settings and every rig, each with the file it came from."""
+    """A loaded lab: the lab settings, every rig, and the file each rig came from
+    (``rig_files``, in the order of ``rigs``; empty for an ad-hoc lab such as the one
+    ``hanlab capture`` builds)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 

@@ -48,7 +48,8 @@ class LabSupervisor:
         emulated_duis = duis is not None and duis.endpoint == "emulated"
         self.runners = []
         correlated = {}
-        for rig, rig_file in zip(lab.rigs, lab.rig_files, strict=True):
+        rig_files = dict(zip((r.name for r in lab.rigs), lab.rig_files, strict=False))
+        for rig in lab.rigs:
             settings = {sid: s for (rname, sid), s in lab.driver_settings.items()
                         if rname == rig.name}
             correlator = (rig_correlator(rig, settings)
@@ -58,7 +59,8 @@ class LabSupervisor:
                                           capture_folder=folder,
                                           exit_when_done=exit_when_done),
                 correlator=correlator))
-            if correlator is not None:
+            rig_file = rig_files.get(rig.name)
+            if correlator is not None and rig_file is not None:
                 correlated[rig.name] = (rig_file, correlator)
         #: the emulated DCC and DUIS client per emulated rig (``labs``), or ``None``
         self.duis_labs = (EmulatedDuis(duis, correlated)
