@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,8 @@ from pydantic import BaseModel, ValidationError
 from hanlab.config.models import BrokerConfig, Lab, LabConfig, RigConfig
 from hanlab.errors import BadInputError, ConfigError
 from hanlab.sources import driver_class
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
@@ -67,6 +69,28 @@ def _problems(path: Path, node: yaml.Node | None, exc: ValidationError,
     return out
 
 
+def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, yaml.Node | None]:
+    """Read the YAML mapping in ``path`` and validate it as ``model``.
+
+    Args:
+        what: how to name the file in the error, e.g. ``"a rig file"``.
+
+    Returns:
+        the model, and the YAML node tree (for the line of later problems).
+
+    Raises:
+        ConfigError: unreadable or invalid YAML, not a mapping, or invalid fields, each
+            problem as ``file:line: field: message``.
+    """
+    data, node = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: {what} must be a mapping"])
+    try:
+        return model.model_validate(data), node
+    except ValidationError as exc:
+        raise ConfigError(_problems(path, node, exc)) from exc
+
+
 def _resolve_paths(model: BaseModel, base: Path) -> dict[str, Any]:
     """Field values of ``model`` with relative Path fields made relative to ``base``."""
     updates: dict[str, Any] = {}
@@ -99,13 +123,7 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
     Raises:
         ConfigError: every problem, with file, line and field.
     """
-    data, node = _read_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: a rig file must be a mapping with name, sniffers, …"])
-    try:
-        rig = RigConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_problems(path, node, exc)) from exc
+    rig, node = load_yaml_model(path, RigConfig, "a rig file (name, sniffers, …)")
     base = path.parent
     problems: list[str] = []
     settings: dict[str, Any] = {}
@@ -142,18 +160,13 @@ def load_lab(path: Path) -> Lab:
     Raises:
         ConfigError: every problem of the lab file and of each rig file.
     """
-    data, node = _read_yaml(path)
+    data, _ = _read_yaml(path)
     if isinstance(data, dict) and "rigs" not in data and "sniffers" in data:
         rig, settings = load_rig(path)
         lab_cfg = LabConfig(name="lab", rigs=[path], broker=rig.broker or BrokerConfig())
         return Lab(config=lab_cfg, rigs=[rig], rig_files=[path],
                    driver_settings={(rig.name, k): v for k, v in settings.items()})
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: a lab file must be a mapping with name and rigs"])
-    try:
-        lab_cfg = LabConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_problems(path, node, exc)) from exc
+    lab_cfg, _ = load_yaml_model(path, LabConfig, "a lab file (name, rigs, …)")
     problems: list[str] = []
     rigs: list[RigConfig] = []
     files: list[Path] = []

@@ -13,9 +13,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from hanlab.config.loader import _problems, _read_yaml
+from hanlab.config.loader import load_yaml_model
 from hanlab.errors import BadInputError, ConfigError
 from hanlab.scenarios.models import Scenario, Variant
 
@@ -35,13 +33,7 @@ def load_scenario_file(path: Path) -> Scenario:
     Raises:
         ConfigError: invalid YAML or fields, with file and line.
     """
-    data, node = _read_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: a scenario file must be a mapping (name, variants …)"])
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_problems(path, node, exc)) from exc
+    scenario, _ = load_yaml_model(path, Scenario, "a scenario file (name, variants, …)")
     if scenario.name != path.stem:
         raise ConfigError([f"{path}:1: name: {scenario.name!r} must be the file's stem "
                            f"{path.stem!r}"])
