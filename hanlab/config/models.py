@@ -159,6 +159,15 @@ class CaptureConfig(_Model):
     flush_interval_s: float = Field(0.25, gt=0, le=1.0)
 
 
+def _no_repeats(values: list[str], what: str) -> None:
+    """Raise ValueError naming the first value that appears twice."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} appears twice")
+        seen.add(value)
+
+
 class RigConfig(_Model):
     """One rig (meter set). Loaded from ``rigs/<name>.yaml``."""
 
@@ -174,21 +183,13 @@ class RigConfig(_Model):
     @field_validator("devices")
     @classmethod
     def _unique_devices(cls, devices: list[DeviceConfig]) -> list[DeviceConfig]:
-        seen: set[str] = set()
-        for d in devices:
-            if d.eui64 in seen:
-                raise ValueError(f"EUI-64 {d.eui64} appears twice")
-            seen.add(d.eui64)
+        _no_repeats([d.eui64 for d in devices], "EUI-64")
         return devices
 
     @field_validator("sniffers")
     @classmethod
     def _unique_sniffers(cls, sniffers: list[SnifferConfig]) -> list[SnifferConfig]:
-        seen: set[str] = set()
-        for s in sniffers:
-            if s.id in seen:
-                raise ValueError(f"sniffer id {s.id!r} appears twice")
-            seen.add(s.id)
+        _no_repeats([s.id for s in sniffers], "sniffer id")
         return sniffers
 
     @model_validator(mode="after")
