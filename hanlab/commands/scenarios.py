@@ -135,6 +135,9 @@ def run(
     skip_optional: Annotated[bool, typer.Option(
         help="Do not run optional steps.")] = False,
     folder: FolderOption = None,
+    capture: Annotated[Path | None, typer.Option(
+        "--capture", help="Emulated rigs: write per-band pcapng and the DUIS log here, "
+        "correlate every SR and print the per-band timing report (DIT.11).")] = None,
 ) -> None:
     """Run a scenario's variants on a rig, step by step; exit status 1 if any fails.
 
@@ -146,6 +149,8 @@ def run(
     Example:
 
       hanlab scenario run meter-reading --rig rigs/emulated-dual-band.yaml --repeat 3
+
+      hanlab scenario run meter-reading --rig rigs/emulated-dual-band.yaml --capture captures/run1
     """
     from hanlab.scenarios.cli_run import run_command
 
@@ -153,7 +158,7 @@ def run(
     passed = asyncio.run(run_command(
         scenario, rig_path=rig, variants=variant or [], repeat=repeat, lab_path=lab,
         results_folder=results, time_scale=time_scale, include_optional=not skip_optional,
-        console=console))
+        console=console, capture_folder=capture))
     if not passed:
         raise typer.Exit(1)
 

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from hanlab.config.duis import DuisConfig
 from hanlab.config.loader import load_lab, load_rig
 from hanlab.config.models import RigConfig
+from hanlab.correlate.live import LiveCorrelator
 from hanlab.duis.client import DuisClient
 from hanlab.duis.counters import RequestCounterStore
 from hanlab.duis.log import DuisLog
@@ -112,9 +113,14 @@ async def _mqtt(rig: RigConfig, lab_name: str) -> AsyncIterator[EventBus | None]
 async def run_command(
     scenario: Scenario, *, rig_path: Path, variants: Sequence[str], repeat: int,
     lab_path: Path | None, results_folder: Path, time_scale: float, include_optional: bool,
-    console: Console,
+    console: Console, capture_folder: Path | None = None,
 ) -> bool:
     """Run ``scenario`` on the rig (issue 5, item 4); whether every variant run passed.
+
+    On an emulated rig with ``capture_folder``, the rig's sniffers write per-band pcapng
+    there, the DUIS log goes beside them, every SR is correlated live, and the per-band
+    timing report (DIT.11) is printed and written as ``timings.json`` / ``timings.csv``
+    in ``results_folder``.
 
     Raises:
         BadInputError: unknown variant; a real rig without a lab file's ``duis:`` section.
@@ -141,10 +147,14 @@ async def run_command(
             if emulated:
                 schema = None if duis is None or duis.xsd is None else load_duis_schema(duis.xsd)
                 users = None if duis is None else duis.duis_users()
+                duis_log = None if duis is None else duis.log
+                if duis_log is None and capture_folder is not None:
+                    duis_log = capture_folder / f"{rig.name}_duis.jsonl"
                 lab_emulated = await stack.enter_async_context(EmulatedLab(
                     rig_path, EmulatedLabSettings(time_scale=time_scale), users=users,
-                    schema=schema, duis_log=None if duis is None else duis.log,
-                    counter_folder=None if duis is None else duis.counter_state_folder))
+                    schema=schema, duis_log=duis_log,
+                    counter_folder=None if duis is None else duis.counter_state_folder,
+                    correlate=capture_folder is not None, capture_folder=capture_folder))
                 runner = lab_emulated.runner(store=store, bus=bus, observer=observer,
                                              include_optional=include_optional, lab=lab_name)
             else:
@@ -159,7 +169,23 @@ async def run_command(
     answered = sum(r.srs_answered for r in results)
     console.print(f"{scenario.name}: {passed}/{len(results)} variant runs passed, "
                   f"{answered}/{sent} SRs answered; results in {store.path}", highlight=False)
+    correlator = lab_emulated.correlator if emulated else None
+    if correlator is not None and capture_folder is not None:
+        _report_timings(correlator, rig.name, capture_folder, results_folder, console)
     return passed == len(results)
+
+
+def _report_timings(correlator: LiveCorrelator, rig_name: str, capture_folder: Path,
+                    results_folder: Path, console: Console) -> None:
+    """Print the per-band timing table; write ``timings.json``/``.csv`` to the results."""
+    stats = correlator.stats
+    console.print(stats.table())
+    (results_folder / "timings.json").write_text(stats.to_json() + "\n")
+    (results_folder / "timings.csv").write_text(stats.to_csv())
+    files = sorted(capture_folder.glob(f"{rig_name}_*.pcapng"))
+    console.print(f"{len(correlator.exchanges)} exchanges; timings in "
+                  f"{results_folder / 'timings.json'} and .csv; captures: "
+                  + ", ".join(str(f) for f in files), highlight=False)
 
 
 @contextlib.asynccontextmanager
