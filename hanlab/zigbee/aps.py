@@ -20,16 +20,16 @@ from collections.abc import Iterable
 
 from hanlab.zigbee.common import LayerError, need
 from hanlab.zigbee.security import (
-    MIC_OCTETS,
     ZIGBEE_SECURITY_LEVEL,
     AuxHeader,
     CcmKey,
     decode_aux,
+    seal,
+    unseal,
 )
 
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
-_NONCE = struct.Struct("<QIB")
 _CLUSTER_PROFILE = struct.Struct("<HH")
 
 #: APS frame types (§2.2.5.1.1.1, Table 2.21).
@@ -250,10 +250,7 @@ class ApsFrame:
         nonce_src = self.aux.src64 if self.aux.src64 is not None else src64
         if nonce_src is None:
             raise ValueError("APS security needs a source EUI-64 for the nonce")
-        ctl = (aux[0] & 0xF8) | level
-        aad = head + bytes((ctl,)) + aux[1:]
-        nonce = _NONCE.pack(nonce_src, self.aux.frame_counter, ctl)
-        return head + aux + key.encrypt(nonce, aad, self.payload, level)
+        return seal(head, aux, nonce_src, self.aux.frame_counter, key, self.payload, level)
 
 
 def decode_aps(buf: bytes) -> ApsFrame:
@@ -364,19 +361,12 @@ def decrypt_aps(
     nonce_src = aux.src64 if aux.src64 is not None else src64
     if nonce_src is None:
         return False
-    ctl = (aux.control & 0xF8) | level
-    nonce = _NONCE.pack(nonce_src, aux.frame_counter, ctl)
-    aad = buf[: aux.offset] + bytes((ctl,)) + buf[aux.offset + 1 : frame.payload_offset]
-    mic = MIC_OCTETS[level]
-    if len(frame.secured) < mic:
+    opened = unseal(buf, 0, aux.offset, frame.payload_offset, nonce_src, aux.frame_counter,
+                    frame.secured, keys, level)
+    if opened is None:
         return False
-    for label, key in keys:
-        plain = key.decrypt(nonce, aad, frame.secured, level)
-        if plain is not None:
-            frame.payload = plain
-            frame.key_label = label
-            return True
-    return False
+    frame.payload, frame.key_label = opened
+    return True
 
 
 class TransportKey:

@@ -23,13 +23,14 @@ from hanlab.zigbee.security import (
     AuxHeader,
     CcmKey,
     decode_aux,
+    seal,
+    unseal,
 )
 
 _HDR = struct.Struct("<HHHBB")
 _ADDR = struct.Struct("<HHBB")
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
-_NONCE = struct.Struct("<QIB")
 _AUX_NWK = struct.Struct("<BIQB")
 
 #: NWK frame types (§3.3.1.1.1, Table 3.46).
@@ -227,9 +228,8 @@ class NwkFrame:
             return head + aux + self.secured
         if self.aux.src64 is None:
             raise ValueError("NWK security needs the extended source in the aux header")
-        aad = head + bytes(((aux[0] & 0xF8) | level,)) + aux[1:]
-        nonce = _NONCE.pack(self.aux.src64, self.aux.frame_counter, (aux[0] & 0xF8) | level)
-        return head + aux + key.encrypt(nonce, aad, self.payload, level)
+        return seal(head, aux, self.aux.src64, self.aux.frame_counter, key, self.payload,
+                    level)
 
 
 def decode_nwk(buf: bytes, off: int) -> NwkFrame:
@@ -340,16 +340,9 @@ def decrypt_nwk(
     aux = frame.aux
     if aux is None or aux.src64 is None:
         return False
-    ctl = (aux.control & 0xF8) | level
-    nonce = _NONCE.pack(aux.src64, aux.frame_counter, ctl)
-    start = frame.offset
-    aux_off = aux.offset
-    aad = buf[start:aux_off] + bytes((ctl,)) + buf[aux_off + 1 : frame.payload_offset]
-    secured = frame.secured
-    for label, key in keys:
-        plain = key.decrypt(nonce, aad, secured, level)
-        if plain is not None:
-            frame.payload = plain
-            frame.key_label = label
-            return True
-    return False
+    opened = unseal(buf, frame.offset, aux.offset, frame.payload_offset, aux.src64,
+                    aux.frame_counter, frame.secured, keys, level)
+    if opened is None:
+        return False
+    frame.payload, frame.key_label = opened
+    return True

@@ -20,6 +20,7 @@ Keys are secrets: nothing here logs or prints key material.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -132,6 +133,55 @@ def ccm_nonce(src64: int, frame_counter: int, control: int, level: int = ZIGBEE_
               ) -> bytes:
     """The 13-octet CCM* nonce (§4.5.2.2) with the security level forced to ``level``."""
     return _NONCE.pack(src64, frame_counter, (control & 0xF8) | level)
+
+
+def seal(header: bytes, aux: bytes, src64: int, frame_counter: int, key: CcmKey,
+         payload: bytes, level: int = ZIGBEE_SECURITY_LEVEL) -> bytes:
+    """``header + aux + CCM*(payload)``: a secured NWK or APS frame (ZigBee §4.3.1.1,
+    §4.4.1.1).
+
+    Args:
+        header: the layer's header octets before the auxiliary header.
+        aux: the encoded auxiliary security header (its level bits as sent, normally 0).
+        src64: the sender's EUI-64 for the nonce.
+        frame_counter: the aux header's frame counter.
+        level: the security level forced into the nonce and the authenticated copy of
+            the security control (§4.5.1.1: ZigBee sends 0 and uses 5).
+    """
+    ctl = (aux[0] & 0xF8) | level
+    nonce = _NONCE.pack(src64, frame_counter, ctl)
+    aad = header + bytes((ctl,)) + aux[1:]
+    return header + aux + key.encrypt(nonce, aad, payload, level)
+
+
+def unseal(buf: bytes, start: int, aux_offset: int, end: int, src64: int,
+           frame_counter: int, secured: bytes, keys: Iterable[tuple[str, CcmKey]],
+           level: int = ZIGBEE_SECURITY_LEVEL) -> tuple[bytes, str] | None:
+    """Verify and decrypt a secured NWK or APS payload, trying ``keys`` in order
+    (ZigBee §4.3.1.2, §4.4.1.2).
+
+    Args:
+        buf, start, end: ``buf[start:end]`` is the layer's header including the auxiliary
+            header (the CCM* additional data before the level is forced); offsets are
+            absolute so the hot path slices ``buf`` only once.
+        aux_offset: offset in ``buf`` of the aux header's security control octet.
+        src64, frame_counter: nonce inputs from the aux header (or the sender's EUI-64).
+        secured: ciphertext followed by the MIC.
+        keys: ``(label, key)`` pairs.
+
+    Returns:
+        ``(plaintext, label)`` of the first key whose MIC verifies, or ``None``.
+    """
+    if len(secured) < MIC_OCTETS[level]:
+        return None
+    ctl = (buf[aux_offset] & 0xF8) | level
+    nonce = _NONCE.pack(src64, frame_counter, ctl)
+    aad = buf[start:aux_offset] + bytes((ctl,)) + buf[aux_offset + 1 : end]
+    for label, key in keys:
+        plain = key.decrypt(nonce, aad, secured, level)
+        if plain is not None:
+            return plain, label
+    return None
 
 
 class CcmKey:
