@@ -67,7 +67,7 @@ class ClockCheck:
         self.interval_s = interval_s
         self.check = check or CrossSnifferCheck()
         self._monotonic_s = monotonic_s
-        self._sources: dict[str, FrameSource] = {}
+        self._sources: dict[str, FrameSource[Any]] = {}
         self._last_s = monotonic_s()
         self.published = 0
 
@@ -81,7 +81,8 @@ class ClockCheck:
         shared = {sid for ids in by_channel.values() if len(ids) >= 2 for sid in ids}
         return cls(bus, shared, interval_s) if shared else None
 
-    def observer(self, sniffer_id: str, source: FrameSource) -> Callable[[FrameBatch], None] | None:
+    def observer(self, sniffer_id: str, source: FrameSource[Any]
+                 ) -> Callable[[FrameBatch], None] | None:
         """What the runner calls with each batch of ``source`` (a new one after every
         restart), or ``None`` if ``sniffer_id`` shares its channel with no other."""
         if sniffer_id not in self.sniffer_ids:

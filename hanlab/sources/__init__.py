@@ -7,6 +7,7 @@ rig that uses only replay does not import serial or radio libraries.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from hanlab.errors import BadInputError
 from hanlab.sources.base import (
@@ -26,7 +27,7 @@ DRIVERS: dict[str, str] = {
 }
 
 
-def driver_class(name: str) -> type[FrameSource]:
+def driver_class(name: str) -> type[FrameSource[Any]]:
     """The :class:`FrameSource` class of driver ``name``.
 
     Raises:
@@ -40,7 +41,7 @@ def driver_class(name: str) -> type[FrameSource]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BadInputError(f"sniffer driver {name!r} is not available: {exc}") from exc
-    cls: type[FrameSource] = getattr(module, class_name)
+    cls: type[FrameSource[Any]] = getattr(module, class_name)
     return cls
 
 

@@ -22,10 +22,11 @@ import abc
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from hanlab.errors import BadInputError
 from hanlab.frames import Band, FrameBatch
 from hanlab.resources import StartStop
 
@@ -87,13 +88,30 @@ class SourceSpec:
     rig_config: RigConfig | None = None
 
 
-class FrameSource(StartStop, abc.ABC):
-    """Base class of every sniffer driver. See the module docstring for the contract."""
+S = TypeVar("S", bound=DriverSettings)
+
+
+class FrameSource(StartStop, abc.ABC, Generic[S]):
+    """Base class of every sniffer driver, generic in its settings model ``S``.
+    See the module docstring for the contract.
+
+    Attributes:
+        settings: ``spec.settings``, checked to be an instance of the driver's
+            ``Settings`` model.
+
+    Raises:
+        BadInputError: ``spec.settings`` is not the driver's settings model.
+    """
 
     #: the driver's settings model, used to validate ``settings`` in rig files.
     Settings: ClassVar[type[DriverSettings]] = DriverSettings
 
     def __init__(self, spec: SourceSpec, report: EventReporter | None = None) -> None:
+        if not isinstance(spec.settings, self.Settings):
+            raise BadInputError(
+                f"sniffer {spec.sniffer_id}: settings are {type(spec.settings).__name__}, "
+                f"not {self.Settings.__name__}")
+        self.settings: S = cast(S, spec.settings)
         self.spec = spec
         self.report: EventReporter = report or (lambda _event: None)
         self.counters: dict[str, int] = {}

@@ -48,16 +48,14 @@ class EmulatedSnifferSettings(DriverSettings):
     han: HanSettings | None = None
 
 
-class EmulatedSnifferSource(FrameSource):
+class EmulatedSnifferSource(FrameSource[EmulatedSnifferSettings]):
     """A sniffer on the emulated HAN (see the module docstring)."""
 
     Settings = EmulatedSnifferSettings
 
     def __init__(self, spec: SourceSpec, report: EventReporter | None = None) -> None:
         super().__init__(spec, report)
-        settings = spec.settings
-        assert isinstance(settings, EmulatedSnifferSettings)
-        self.settings = settings
+        settings = self.settings
         self.counters.update({"frames": 0, "missed": 0})
         self._rng = random.Random(settings.seed ^ hash(spec.sniffer_id) & 0xFFFF)
         self._pending: list[Frame] = []

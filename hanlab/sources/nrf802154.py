@@ -284,7 +284,7 @@ def _close_opened(opening: asyncio.Future[serial.Serial]) -> None:
         opening.result().close()
 
 
-class Nrf802154Source(FrameSource):
+class Nrf802154Source(FrameSource[Nrf802154Settings]):
     """Frames from one nRF 802.15.4 sniffer dongle (issue 6, items 2-4).
 
     Args:
@@ -307,9 +307,6 @@ class Nrf802154Source(FrameSource):
         host_clock_ns: Callable[[], int] = now_ns,
     ) -> None:
         super().__init__(spec, report)
-        if not isinstance(spec.settings, Nrf802154Settings):
-            raise BadInputError(f"sniffer {spec.sniffer_id}: settings are not nrf802154 settings")
-        self.settings: Nrf802154Settings = spec.settings
         self._clock = host_clock_ns
         self.channel = spec.channel
         self.aligner = ClockAligner(

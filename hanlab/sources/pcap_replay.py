@@ -44,20 +44,13 @@ class PcapReplaySettings(DriverSettings):
     batch_frames: int = Field(512, ge=1, le=65536)
 
 
-class PcapReplaySource(FrameSource):
+class PcapReplaySource(FrameSource[PcapReplaySettings]):
     """Replays one capture file (driver ``pcap``); see the module docstring."""
 
     Settings: ClassVar[type[DriverSettings]] = PcapReplaySettings
     argument_field: ClassVar[str] = "file"
     #: file sources may be given backpressure instead of drops.
     lossless: ClassVar[bool] = True
-
-    @property
-    def settings(self) -> PcapReplaySettings:
-        """The validated driver settings."""
-        s = self.spec.settings
-        assert isinstance(s, PcapReplaySettings)
-        return s
 
     async def start(self) -> None:
         """Check that the file can be opened. Raises :class:`SourceError` if not."""

@@ -131,7 +131,7 @@ def captured_ts_ns(timestamp: datetime) -> int:
     return ((timestamp - _EPOCH) // _US) * 1000
 
 
-class ZigpyRadioSource(FrameSource):
+class ZigpyRadioSource(FrameSource[ZigpyRadioSettings]):
     """Frames and energy scans from one zigpy radio (issue 6, items 1 and 4).
 
     Args:
@@ -153,9 +153,6 @@ class ZigpyRadioSource(FrameSource):
         host_clock_ns: Callable[[], int] = now_ns,
     ) -> None:
         super().__init__(spec, report)
-        if not isinstance(spec.settings, ZigpyRadioSettings):
-            raise BadInputError(f"sniffer {spec.sniffer_id}: settings are not zigpy settings")
-        self.settings: ZigpyRadioSettings = spec.settings
         self._app_class = app_class
         self._clock = host_clock_ns
         self.channels = list(self.settings.channels or [spec.channel])
