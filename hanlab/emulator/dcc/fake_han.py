@@ -12,17 +12,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from hanlab.emulator.dcc.commands import build_alert, build_response_to
 from hanlab.emulator.dcc_link import CommandDelivery, DccLink
 from hanlab.emulator.truth import GroundTruthLog, now_ns
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.gbcs.message import GbcsMessage, parse_gbcs_message
+from hanlab.resources import StartStop
 
 
-class FakeHan:
+class FakeHan(StartStop):
     """In-memory CHF + devices implementing :class:`~hanlab.emulator.dcc_link.HanLink`.
 
     Args:
@@ -88,19 +87,10 @@ class FakeHan:
         self.dcc.on_device_alert(alert, source_eui64=device, ts_ns=now_ns())
         return alert
 
-    async def aclose(self) -> None:
+    async def stop(self) -> None:
         """Cancel and await pending answers; idempotent."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
