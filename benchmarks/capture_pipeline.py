@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import SINOPE, need_corpus, report
 from hanlab.config import RigConfig, SnifferConfig
-from hanlab.daemon.rig import RigOptions, RigRunner
+from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.sources.pcap_replay import PcapReplaySettings
 
 
@@ -44,7 +44,8 @@ def run_hanlab(source: Path, out: Path) -> tuple[int, float, float]:
     rig = RigConfig(name="bench", sniffers=[SnifferConfig(id="s", driver="pcap",
                                                           settings={"file": str(source)})])
     settings = {"s": PcapReplaySettings(file=source, pace="fast")}
-    runner = RigRunner(rig, settings, RigOptions(capture_folder=out, exit_when_done=True))
+    runner = RigRuntime(rig, settings, RigOptions(capture_folder=out, exit_when_done=True,
+                                                  correlate=False))
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     asyncio.run(runner.run())

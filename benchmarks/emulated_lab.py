@@ -3,7 +3,7 @@
 Each rig is an emulated dual-band CH with 2 ESMEs, 2 GSMEs, IHD, PPMID and HCALCS (two of
 them on sub-GHz), its built-in traffic generator queuing one SR per second at the CHF, and
 two emulated sniffers (2.4 GHz and sub-GHz). The lab runs under the real daemon
-(:class:`hanlab.daemon.supervisor.LabSupervisor`) in real time for ``--duration-s`` (60 by
+(:class:`hanlab.runtime.lab.LabRuntime`) in real time for ``--duration-s`` (60 by
 default) twice, each in a fresh process:
 
 * **hanlab**: capture to per-band pcapng and MQTT to the embedded broker on;
@@ -80,8 +80,8 @@ def _free_port() -> int:
 def child(folder: Path, rigs: int, duration_s: float, mqtt: bool) -> None:
     """Run the lab in this process and print a JSON line of figures."""
     from hanlab.config.loader import load_lab
-    from hanlab.daemon.supervisor import LabSupervisor
     from hanlab.emulator.han.registry import han_of
+    from hanlab.runtime.lab import LabOptions, LabRuntime
 
     for index in range(rigs):
         (folder / f"bench-{index}.yaml").write_text(_rig_yaml(index))
@@ -89,11 +89,11 @@ def child(folder: Path, rigs: int, duration_s: float, mqtt: bool) -> None:
         "name: bench\nrigs:\n" + "".join(f"  - bench-{i}.yaml\n" for i in range(rigs))
         + f"broker: {{port: {_free_port()}}}\n")
     lab = load_lab(folder / "lab.yaml")
-    supervisor = LabSupervisor(lab, mqtt=mqtt, capture_folder=folder / "captures",
-                               duration_s=duration_s)
+    supervisor = LabRuntime(lab, LabOptions(mqtt=mqtt, out=folder / "captures",
+                                            duration_s=duration_s, api=False))
     responses = {"n": 0}
 
-    def count(_sup: LabSupervisor) -> None:
+    def count(_sup: LabRuntime) -> None:
         async def sample() -> None:
             await asyncio.sleep(duration_s - 0.5)
             responses["n"] = sum(h.counters["responses"] for i in range(rigs)

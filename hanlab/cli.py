@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "hanlab.commands.decode",
     "hanlab.commands.analyse",
     "hanlab.commands.scenarios",
+    "hanlab.commands.jobs",
 ]
 
 app = typer.Typer(

@@ -119,46 +119,74 @@ def show(
         console.print(table)
 
 
+def _devices(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        role, sep, eui64 = value.partition("=")
+        if not sep or not role or not eui64:
+            from hanlab.errors import BadInputError
+
+            raise BadInputError(f"--device {value!r}: expected ROLE=EUI-64, e.g. "
+                                "GSME=00-DB-12-00-00-00-D2-02")
+        out[role] = eui64
+    return out
+
+
 @scenario_app.command("run")
 def run(
     name: Annotated[str, typer.Argument(help="Scenario name, e.g. meter-reading.")],
-    rig: Annotated[Path, typer.Option("--rig", help="Rig file (emulated or real).")],
+    rig: Annotated[str, typer.Option(
+        "--rig", help="Rig name (as a running daemon serves it) or rig file.")],
     variant: Annotated[list[str] | None, typer.Option(
         "--variant", help="Variant id (repeatable); default: every variant.")] = None,
-    repeat: Annotated[int, typer.Option(min=1, help="Run each variant N times.")] = 1,
+    repeat: Annotated[int, typer.Option(min=1, max=1000,
+                                        help="Run each variant N times.")] = 1,
+    device: Annotated[list[str] | None, typer.Option(
+        "--device", help="ROLE=EUI-64: the device the job targets for ROLE (repeatable); "
+                         "default: the first of each role in the rig file.")] = None,
     lab: Annotated[Path | None, typer.Option(
-        help="Lab file with a duis: section (DCC endpoint, Users, keys, XSD).")] = None,
-    results: Annotated[Path, typer.Option(
-        help="Folder of the run store (results JSONL).")] = Path("captures/scenarios"),
-    time_scale: Annotated[float, typer.Option(
-        help="Emulated rigs: emulated seconds per host second.")] = 1.0,
+        help="In-process: the lab file (its duis: section: DCC endpoint, Users, keys).")
+    ] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", help="In-process: folder for captures and jobs/ records.")
+    ] = Path("captures"),
+    time_scale: Annotated[float | None, typer.Option(
+        help="In-process, emulated rigs: emulated seconds per host second.")] = None,
     skip_optional: Annotated[bool, typer.Option(
         help="Do not run optional steps.")] = False,
-    folder: FolderOption = None,
-    capture: Annotated[Path | None, typer.Option(
-        "--capture", help="Emulated rigs: write per-band pcapng and the DUIS log here, "
-        "correlate every SR and print the per-band timing report (DIT.11).")] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Queue the job even if a sniffer of the rig is down now.")] = False,
+    daemon: Annotated[str | None, typer.Option(
+        "--daemon", help="The daemon's control URL (default: found from its state file; "
+                         "token from HANLAB_TOKEN or its tokens file).")] = None,
+    no_daemon: Annotated[bool, typer.Option(
+        "--no-daemon", help="Start the rig's runtime in this process instead.")] = False,
 ) -> None:
-    """Run a scenario's variants on a rig, step by step; exit status 1 if any fails.
+    """Run a scenario's variants as a job on a rig; exit status 1 if any fails.
 
-    An emulated rig (its sniffers all emulated) gets an in-process emulated DCC and HAN;
-    a real rig needs a lab file whose duis: section names the DCC simulator and the Users.
-    Results go to RESULTS/results.jsonl and, when the rig has a broker, to MQTT
-    (hanlab/v1/<lab>/<rig>/scenario_step and scenario_run).
+    With a running `hanlab up` that serves the rig, the job is submitted to it (queued
+    behind the rig's other jobs) and its steps are streamed here; without one (or with
+    --no-daemon) the same rig runtime starts in this process for the run. Either way
+    the rig captures both bands, correlates every SR live and the per-band timing report
+    (DIT.11) is printed at the end; the job's record, DUIS log and capture names stay
+    under jobs/<job id>/.
 
-    Example:
+    Examples:
 
-      hanlab scenario run meter-reading --rig rigs/emulated-dual-band.yaml --repeat 3
+      hanlab scenario run meter-reading --rig emulated-dual-band
 
-      hanlab scenario run meter-reading --rig rigs/emulated-dual-band.yaml --capture captures/run1
+      hanlab scenario run meter-reading --rig emulated-dual-band \\
+          --device GSME=00-DB-12-00-00-00-D2-02
+
+      hanlab scenario run meter-reading --rig rigs/emulated-dual-band.yaml --no-daemon
     """
     from hanlab.scenarios.cli_run import run_command
 
-    scenario = get_scenario(name, load_library(folder or []))
+    get_scenario(name, load_library())
     passed = asyncio.run(run_command(
-        scenario, rig_path=rig, variants=variant or [], repeat=repeat, lab_path=lab,
-        results_folder=results, time_scale=time_scale, include_optional=not skip_optional,
-        console=console, capture_folder=capture))
+        name, rig=rig, variants=variant or [], repeat=repeat, devices=_devices(device or []),
+        include_optional=not skip_optional, wait=wait, lab_path=lab, out=out,
+        time_scale=time_scale, daemon_url=daemon, no_daemon=no_daemon, console=console))
     if not passed:
         raise typer.Exit(1)
 

@@ -203,6 +203,33 @@ class RigConfig(_Model):
         return self
 
 
+class ApiConfig(_Model):
+    """The daemon's control API and dashboard (issue 9, items 3 and 5).
+
+    Attributes:
+        enabled: serve the API and dashboard.
+        host: where to listen; loopback unless configured otherwise.
+        port: TCP port (0: any free port; the state file and the retained MQTT
+            ``status`` carry the bound URL).
+        tokens_file: the bearer tokens (JSON, mode 600, created on first start);
+            default ``$XDG_STATE_HOME/hanlab/api-tokens.json`` (``~/.local/state/…``).
+        tls_certificate_file, tls_key_file: serve HTTPS with these (PEM) when both set.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8470, ge=0, le=65535)
+    tokens_file: Path | None = None
+    tls_certificate_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_certificate_file is None) != (self.tls_key_file is None):
+            raise ValueError("give both tls_certificate_file and tls_key_file, or neither")
+        return self
+
+
 class LabConfig(_Model):
     """A lab: its rigs (rig files), the broker they publish to, and its DUIS settings
     (:class:`~hanlab.config.duis.DuisConfig`: DCC endpoint, Users, keys, DUIS log)."""
@@ -212,6 +239,7 @@ class LabConfig(_Model):
     broker: BrokerConfig = BrokerConfig()
     capture_folder: Path | None = None
     duis: DuisConfig | None = None
+    api: ApiConfig = ApiConfig()
 
 
 class Lab(BaseModel):

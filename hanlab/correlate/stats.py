@@ -28,7 +28,7 @@ from typing import Any
 from hanlab.correlate.exchange import Exchange
 from hanlab.errors import BadInputError
 
-__all__ = ["SEGMENTS", "TimingStats", "load_targets", "percentile"]
+__all__ = ["SEGMENTS", "TimingStats", "load_targets", "percentile", "text_table"]
 
 #: Segment names, in the order they happen.
 SEGMENTS = ("end_to_end", "downstream", "han_command", "turnaround", "han_response",
@@ -176,3 +176,32 @@ class TimingStats:
                                                               "p99_us", "max_us")),
                           target)
         return table
+
+
+_TEXT_COLUMNS = (("band", "band", 6, "<"), ("SR", "sr_variant", 7, "<"),
+                 ("role", "device_role", 7, "<"), ("segment", "segment", 12, "<"),
+                 ("n", "count", 5, ">"), ("p50", "p50_us", 8, ">"), ("p90", "p90_us", 8, ">"),
+                 ("p99", "p99_us", 8, ">"), ("max", "max_us", 8, ">"))
+
+
+def text_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """:meth:`TimingStats.rows` as a plain-text table in ms, at most 80 columns, that
+    reads the same in a terminal and through a pipe (no cell is ever cut); a line per
+    row with an over-target count appended where a target is set."""
+    rows = list(rows)
+    if not rows:
+        return "HAN timings: no answered SR exchanges"
+    head = " ".join(f"{title:{align}{width}}" for title, _, width, align in _TEXT_COLUMNS)
+    lines = ["HAN timings (ms) per band x SR variant x device role", head.rstrip(),
+             "-" * len(head.rstrip())]
+    for row in rows:
+        cells = []
+        for _, key, width, align in _TEXT_COLUMNS:
+            value = row[key]
+            text = f"{value / 1000:.1f}" if key.endswith("_us") else str(value)
+            cells.append(f"{text:{align}{width}}")
+        line = " ".join(cells).rstrip()
+        if row.get("target_s") is not None:
+            line += f"  {row['over_target']} over {row['target_s']:g} s"
+        lines.append(line)
+    return "\n".join(lines)

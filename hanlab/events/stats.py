@@ -52,6 +52,8 @@ class LiveStats:
         self.interval_s = interval_s
         self.counts: dict[str, SnifferCounts] = {sid: SnifferCounts() for sid in sniffer_ids}
         self.on_report = on_report
+        #: frames/s of each sniffer over the last reporting period
+        self.rates: dict[str, float] = {}
         self._last_report = time.monotonic()
 
     def add(self, batch: list[Frame]) -> None:
@@ -88,7 +90,9 @@ class LiveStats:
             elapsed_s = now - self._last_report
         self._last_report = now
         for sid in self.counts:
-            self.bus.publish_nowait(BusEvent("stats", self.snapshot(sid, elapsed_s)))
+            payload = self.snapshot(sid, elapsed_s)
+            self.rates[sid] = payload["frames_per_s"]
+            self.bus.publish_nowait(BusEvent("stats", payload))
             self.counts[sid].frames_at_last_report = self.counts[sid].frames
         if self.on_report is not None:
             self.on_report(self.counts)

@@ -1,209 +1,212 @@
-"""``hanlab scenario run``: the rig's lab (emulated in-process, or a real DCC simulator
-through a lab file's ``duis:`` section), a rich progress display, the run store and MQTT.
+"""``hanlab scenario run``: a job on the rig's runtime, submitted to the running daemon
+that serves the rig, or to the same runtime started in-process for the run's duration
+(issue 9, item 4). Either way the job is the lab runtime's: the same capture,
+correlation and per-band timings (DIT.11).
+
+The daemon is found through the state files daemons write for their user
+(:func:`hanlab.daemon.statefile.daemon_for_rig`), or named with ``--daemon URL``;
+``--no-daemon`` forces in-process. Step progress is streamed from the job's record; the
+per-band timing report of the job is printed at the end (plain text, ≤ 80 columns, the
+same in a terminal and through a pipe).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.markup import escape
 
-from hanlab.config.duis import DuisConfig
-from hanlab.config.loader import load_lab, load_rig
-from hanlab.config.models import RigConfig
-from hanlab.correlate.live import LiveCorrelator
-from hanlab.duis.client import DuisClient
-from hanlab.duis.counters import RequestCounterStore
-from hanlab.duis.log import DuisLog
-from hanlab.duis.schema import load_duis_schema
-from hanlab.errors import BadInputError
-from hanlab.events.bus import EventBus
-from hanlab.events.mqtt import MqttPublisher
-from hanlab.gbcs.eui64 import Eui64
-from hanlab.scenarios.emulated_lab import EmulatedLab, EmulatedLabSettings, is_emulated
-from hanlab.scenarios.models import Scenario
-from hanlab.scenarios.runner import (
-    ScenarioRunner,
-    StepResult,
-    VariantResult,
-    devices_by_role,
-)
-from hanlab.scenarios.store import RunStore
+from hanlab.errors import BadInputError, HanlabError
+
+__all__ = ["follow_job", "print_job_report", "run_command"]
 
 _STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+POLL_S = 0.25
 
 
-class RichObserver:
-    """Progress bar per variant run and one line per step (response code, alert, timeout)."""
-
-    def __init__(self, console: Console, progress: Progress) -> None:
-        self.console = console
-        self.progress = progress
-        self._task: TaskID | None = None
-
-    def variant_started(self, result: VariantResult, steps: int) -> None:
-        """Start a progress bar for the variant."""
-        self._task = self.progress.add_task(
-            f"{result.scenario}/{result.variant} #{result.repetition}", total=steps)
-
-    def step_finished(self, result: VariantResult, step: StepResult) -> None:
-        """Print the step's outcome and advance the bar."""
-        style = _STATUS_STYLE[step.status]
-        if step.kind == "sr":
-            what = (f"SR {step.sr_variant} {step.sr_name} -> {step.target_role}"
-                    f" ({step.user_role}, CV{step.command_variant or '?'})")
-            codes = f"ack {step.ack_code or '-'} response {step.response_code or '-'}"
-        elif step.kind == "wait":
-            what = f"wait alert{' after ' + step.stimulus if step.stimulus else ''}"
-            codes = f"alert {step.alert_code or '-'}"
-        else:
-            what, codes = step.kind, ""
-        opt = " (optional)" if step.optional else ""
-        self.console.print(
-            f"  {step.index:>3} [{style}]{step.status:<7}[/] {what}{opt}: {codes} "
-            f"{step.outcome or ''} {step.duration_s:.3f} s {step.detail}".rstrip(),
-            highlight=False)
-        if self._task is not None:
-            self.progress.advance(self._task)
-
-    def variant_finished(self, result: VariantResult) -> None:
-        """Print the verdict and drop the bar."""
-        verdict = "[green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
-        self.console.print(
-            f"{verdict} {result.scenario}/{result.variant} #{result.repetition}: "
-            f"{result.srs_answered}/{result.srs_sent} SRs answered, {result.duration_s:.2f} s",
-            highlight=False)
-        if self._task is not None:
-            self.progress.remove_task(self._task)
-            self._task = None
+def describe_step(step: dict[str, Any]) -> str:
+    """One line for a finished step (response code, alert, timeout, match level)."""
+    if step["kind"] == "sr":
+        what = (f"SR {step['sr_variant']} {step['sr_name']} -> {step['target_role']}"
+                f" ({step['user_role']}, CV{step['command_variant'] or '?'})")
+        codes = (f"ack {step['ack_code'] or '-'} response {step['response_code'] or '-'}")
+    elif step["kind"] == "wait":
+        stimulus = step.get("stimulus")
+        what = f"wait alert{' after ' + stimulus if stimulus else ''}"
+        codes = f"alert {step['alert_code'] or '-'}"
+    else:
+        what, codes = step["kind"], ""
+    opt = " (optional)" if step["optional"] else ""
+    level = f" [{step['match_level']}]" if step.get("match_level") else ""
+    return (f"{step['index']:>3} {step['status']:<7} {what}{opt}: {codes} "
+            f"{step['outcome'] or ''} {step['duration_s']:.3f} s{level} "
+            f"{step['detail']}").rstrip()
 
 
-async def _prompt_stimulus(role: str, device: Eui64, alert_code: int) -> bool:
-    """A real rig: the technician performs the field action behind a wait step."""
-    print(f"ACTION: make the {role} {device.duis} raise alert 0x{alert_code:04X} "
-          "(e.g. power it up, join it, enter the UTRN), then wait", flush=True)
-    return True
+async def follow_job(get_job: Callable[[str], Awaitable[dict[str, Any]]], job_id: str,
+                     console: Console, *, poll_s: float = POLL_S) -> dict[str, Any]:
+    """Print a job's steps as they finish until it ends; its final record."""
+    shown_steps = 0
+    shown_runs = 0
+    last_state = ""
+    while True:
+        record = await get_job(job_id)
+        state = record["state"]
+        if state != last_state:
+            if state == "queued" and record.get("detail"):
+                console.print(f"queued: {record['detail']}", markup=False)
+            last_state = state
+        steps = record.get("steps", [])
+        runs = record.get("variant_runs", [])
+        for step in steps[shown_steps:]:
+            style = _STATUS_STYLE.get(step["status"], "default")
+            console.print(f"  [{style}]{escape(describe_step(step))}[/]", highlight=False)
+        shown_steps = len(steps)
+        for run in runs[shown_runs:]:
+            verdict = "[green]PASS[/]" if run["passed"] else "[bold red]FAIL[/]"
+            console.print(f"{verdict} {run['scenario']}/{run['variant']} "
+                          f"#{run['repetition']}: {run['srs_answered']}/{run['srs_sent']} "
+                          f"SRs answered, {run['duration_s']:.2f} s", highlight=False)
+        shown_runs = len(runs)
+        if state not in ("queued", "running"):
+            return record
+        await asyncio.sleep(poll_s)
+
+
+def print_job_report(record: dict[str, Any], console: Console, *, where: str) -> None:
+    """The job's verdict, per-band timing table and where its evidence is."""
+    from hanlab.correlate.stats import text_table
+
+    runs = record.get("variant_runs", [])
+    passed = sum(1 for r in runs if r["passed"])
+    sent = sum(r["srs_sent"] for r in runs)
+    answered = sum(r["srs_answered"] for r in runs)
+    console.print(f"job {record['id']} on {record['rig']}: {record['state']}"
+                  f"{' (' + record['detail'] + ')' if record.get('detail') else ''}; "
+                  f"{passed}/{len(runs)} variant runs passed, {answered}/{sent} SRs "
+                  "answered", markup=False)
+    rows = record.get("timings", {}).get("rows", [])
+    console.print(text_table(rows), markup=False, highlight=False, soft_wrap=True)
+    levels: dict[str, int] = {}
+    for exchange in record.get("exchanges", []):
+        levels[exchange["match_level"]] = levels.get(exchange["match_level"], 0) + 1
+    console.print(f"{len(record.get('exchanges', []))} SR exchanges ("
+                  + ", ".join(f"{k} {v}" for k, v in sorted(levels.items())) + ")",
+                  markup=False)
+    captures = ", ".join(record.get("captures", [])) or "none"
+    console.print(f"captures: {captures}; DUIS log: {record.get('duis_log')} ({where})",
+                  markup=False, soft_wrap=True)
+
+
+def _rig_name(rig: str) -> tuple[str, Path | None]:
+    """The rig's name and its file: ``rig`` is a rig file or the name of a rig."""
+    path = Path(rig)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        from hanlab.config.loader import load_rig
+
+        if not path.is_file():
+            raise BadInputError(f"{path}: file not found", hint="give a rig file or a rig name")
+        loaded, _ = load_rig(path)
+        return loaded.name, path
+    from hanlab.labdata import bundled_rig
+
+    return rig, bundled_rig(rig) or (Path("rigs") / f"{rig}.yaml"
+                                     if (Path("rigs") / f"{rig}.yaml").is_file() else None)
 
 
 @contextlib.asynccontextmanager
-async def _mqtt(rig: RigConfig, lab_name: str) -> AsyncIterator[EventBus | None]:
-    """An event bus published to the rig's external broker, or ``None`` without one."""
-    if rig.broker is None or rig.broker.host is None:
-        yield None
-        return
-    bus = EventBus()
-    publisher = MqttPublisher(bus.subscribe("mqtt", maxsize=10_000, frames=False),
-                              rig.broker, lab_name, rig.name)
-    task = asyncio.create_task(publisher.run(), name=f"scenario-mqtt-{rig.name}")
+async def _in_process(rig_name: str, rig_file: Path | None, lab_path: Path | None,
+                      out: Path, time_scale: float | None) -> AsyncIterator[Any]:
+    """The rig's lab runtime started in this process (no API), stopped on exit."""
+    from hanlab.config.loader import load_lab
+    from hanlab.runtime.emulation import EmulationSettings
+    from hanlab.runtime.lab import LabOptions, LabRuntime
+
+    if lab_path is not None:
+        lab = load_lab(lab_path)
+    elif rig_file is not None:
+        lab = load_lab(rig_file)
+    else:
+        raise BadInputError(f"no running daemon serves rig {rig_name!r} and no rig file "
+                            "or bundled rig has that name",
+                            hint="start `hanlab up`, or give --rig a rig file")
+    if rig_name not in {r.name for r in lab.rigs}:
+        raise BadInputError(f"--lab {lab_path}: has no rig {rig_name!r}")
+    mqtt = lab.config.broker.host is not None  # the lab's broker; never an embedded one
+    runtime = LabRuntime(lab, LabOptions(mqtt=mqtt, out=out, api=False,
+                                         emulation=EmulationSettings(time_scale=time_scale)))
+    task = asyncio.create_task(runtime.run(), name="scenario-lab")
     try:
-        yield bus
+        await asyncio.wait_for(runtime.runtimes[rig_name].started.wait(), 60)
+        yield runtime
     finally:
-        await bus.close()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 10)
-        except TimeoutError:
-            task.cancel()
+        runtime.stop()
         await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_command(
-    scenario: Scenario, *, rig_path: Path, variants: Sequence[str], repeat: int,
-    lab_path: Path | None, results_folder: Path, time_scale: float, include_optional: bool,
-    console: Console, capture_folder: Path | None = None,
+    scenario: str, *, rig: str, variants: list[str], repeat: int, devices: dict[str, str],
+    include_optional: bool, wait: bool, lab_path: Path | None, out: Path,
+    time_scale: float | None, daemon_url: str | None, no_daemon: bool, console: Console,
 ) -> bool:
-    """Run ``scenario`` on the rig (issue 5, item 4); whether every variant run passed.
-
-    On an emulated rig with ``capture_folder``, the rig's sniffers write per-band pcapng
-    there, the DUIS log goes beside them, every SR is correlated live, and the per-band
-    timing report (DIT.11) is printed and written as ``timings.json`` / ``timings.csv``
-    in ``results_folder``.
+    """Run ``scenario`` as a job on ``rig`` (see the module docstring); whether it passed.
 
     Raises:
-        BadInputError: unknown variant; a real rig without a lab file's ``duis:`` section.
+        BadInputError: a bad job (unknown rig, scenario, variant or device).
+        HanlabError: the daemon refused it (rig busy or down) or cannot be reached.
     """
-    for variant_id in variants:
-        from hanlab.scenarios.loader import get_variant
-        get_variant(scenario, variant_id)
-    rig, _ = load_rig(rig_path)
-    duis: DuisConfig | None = None
-    lab_name = "lab"
-    if lab_path is not None:
-        lab = load_lab(lab_path)
-        duis, lab_name = lab.config.duis, lab.config.name
-    emulated = is_emulated(rig_path) and (duis is None or duis.endpoint == "emulated")
-    if not emulated and duis is None:
-        raise BadInputError(f"rig {rig.name} is not emulated: give --lab with a duis: section",
-                            hint="the duis: section names the DCC simulator and the Users")
-    with RunStore(results_folder) as store, Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            console=console, transient=True) as progress:
-        observer = RichObserver(console, progress)
-        async with contextlib.AsyncExitStack() as stack:
-            bus = await stack.enter_async_context(_mqtt(rig, lab_name))
-            if emulated:
-                schema = None if duis is None or duis.xsd is None else load_duis_schema(duis.xsd)
-                users = None if duis is None else duis.duis_users()
-                duis_log = None if duis is None else duis.log
-                if duis_log is None and capture_folder is not None:
-                    duis_log = capture_folder / f"{rig.name}_duis.jsonl"
-                lab_emulated = await stack.enter_async_context(EmulatedLab(
-                    rig_path, EmulatedLabSettings(time_scale=time_scale), users=users,
-                    schema=schema, duis_log=duis_log,
-                    counter_folder=None if duis is None else duis.counter_state_folder,
-                    correlate=capture_folder is not None, capture_folder=capture_folder))
-                runner = lab_emulated.runner(store=store, bus=bus, observer=observer,
-                                             include_optional=include_optional, lab=lab_name)
-            else:
-                assert duis is not None
-                runner = await stack.enter_async_context(_real_runner(
-                    duis, rig, store=store, bus=bus, observer=observer,
-                    include_optional=include_optional, lab=lab_name))
-            async with runner:
-                results = await runner.run(scenario, variants, repeat=repeat)
-    passed = sum(r.passed for r in results)
-    sent = sum(r.srs_sent for r in results)
-    answered = sum(r.srs_answered for r in results)
-    console.print(f"{scenario.name}: {passed}/{len(results)} variant runs passed, "
-                  f"{answered}/{sent} SRs answered; results in {store.path}", highlight=False)
-    correlator = lab_emulated.correlator if emulated else None
-    if correlator is not None and capture_folder is not None:
-        _report_timings(correlator, rig.name, capture_folder, results_folder, console)
-    return passed == len(results)
+    rig_name, rig_file = _rig_name(rig)
+    spec = {"rig": rig_name, "scenario": scenario, "variants": variants, "repeat": repeat,
+            "devices": devices, "include_optional": include_optional, "wait": wait}
+    if not no_daemon:
+        client = _daemon_client(rig_name, daemon_url)
+        if client is not None:
+            async with client:
+                record = await client.submit(spec)
+                console.print(f"job {record['id']} queued on {rig_name} at {client.url}",
+                              markup=False)
+                try:
+                    final = await follow_job(client.job, record["id"], console)
+                except (KeyboardInterrupt, asyncio.CancelledError):
+                    await client.cancel(record["id"])
+                    raise
+            print_job_report(final, console, where=f"daemon {client.url}")
+            return bool(final["state"] == "passed")
+    async with _in_process(rig_name, rig_file, lab_path, out, time_scale) as runtime:
+        record = runtime.submit(spec)
+        console.print(f"job {record['id']} on {rig_name} (in-process; records in "
+                      f"{runtime.out / 'jobs'})", markup=False)
+
+        async def get_job(job_id: str) -> dict[str, Any]:
+            job: dict[str, Any] = runtime.job(job_id)
+            return job
+
+        final = await follow_job(get_job, record["id"], console)
+    print_job_report(final, console, where="in-process")
+    return bool(final["state"] == "passed")
 
 
-def _report_timings(correlator: LiveCorrelator, rig_name: str, capture_folder: Path,
-                    results_folder: Path, console: Console) -> None:
-    """Print the per-band timing table; write ``timings.json``/``.csv`` to the results."""
-    stats = correlator.stats
-    console.print(stats.table())
-    (results_folder / "timings.json").write_text(stats.to_json() + "\n")
-    (results_folder / "timings.csv").write_text(stats.to_csv())
-    files = sorted(capture_folder.glob(f"{rig_name}_*.pcapng"))
-    console.print(f"{len(correlator.exchanges)} exchanges; timings in "
-                  f"{results_folder / 'timings.json'} and .csv; captures: "
-                  + ", ".join(str(f) for f in files), highlight=False)
+def _daemon_client(rig_name: str, daemon_url: str | None) -> Any:
+    """An API client of the daemon serving ``rig_name`` (operator token), or ``None``."""
+    from hanlab.daemon.client import ApiClient
+    from hanlab.daemon.statefile import daemon_for_rig, find_daemons
 
-
-@contextlib.asynccontextmanager
-async def _real_runner(
-    duis: DuisConfig, rig: RigConfig, *, store: RunStore, bus: EventBus | None,
-    observer: RichObserver, include_optional: bool, lab: str,
-) -> AsyncIterator[ScenarioRunner]:
-    """A runner on a DUIS client to the lab's DCC (simulator) for a real rig."""
-    async with contextlib.AsyncExitStack() as stack:
-        log = None
-        if duis.log is not None:
-            log = await stack.enter_async_context(DuisLog(duis.log, keep_xml=duis.keep_xml))
-        client = await stack.enter_async_context(DuisClient(
-            base_url=str(duis.endpoint), users=duis.duis_users(),
-            counters=RequestCounterStore(duis.counter_state_folder), log=log,
-            schema=None if duis.xsd is None else load_duis_schema(duis.xsd),
-            receiver_host=duis.receiver.host, receiver_port=duis.receiver.port,
-            receiver_path=duis.receiver.path, response_timeout_s=duis.response_timeout_s))
-        yield ScenarioRunner(client, devices_by_role(rig), rig=rig.name, lab=lab,
-                             stimulus=_prompt_stimulus, store=store, bus=bus,
-                             observer=observer, include_optional=include_optional)
+    if daemon_url is not None:
+        token = os.environ.get("HANLAB_TOKEN")
+        if token is None:
+            for daemon in find_daemons():
+                if daemon.url.rstrip("/") == daemon_url.rstrip("/"):
+                    return ApiClient.for_daemon(daemon, "operator")
+            raise HanlabError(f"--daemon {daemon_url}: no operator token",
+                              hint="set HANLAB_TOKEN to the daemon's operator token")
+        return ApiClient(daemon_url, token)
+    found = daemon_for_rig(rig_name)
+    if found is None:
+        return None
+    return ApiClient.for_daemon(found, "operator")

@@ -272,6 +272,7 @@ class ScenarioRunner:
         self.exchanges = exchanges
         self.exchange_timeout_s = exchange_timeout_s
         self.alerts: list[SeenAlert] = []
+        self.cancelled = False
         self._alert_arrived = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
 
@@ -340,6 +341,11 @@ class ScenarioRunner:
 
     # -- running ---------------------------------------------------------------------------
 
+    def cancel(self) -> None:
+        """Stop after the running step (which finishes or times out): the variant's later
+        steps are recorded ``skipped`` ("cancelled") and no further variant starts."""
+        self.cancelled = True
+
     async def run(self, scenario: Scenario, variants: Iterable[str] = (), *,
                   repeat: int = 1) -> list[VariantResult]:
         """Run ``variants`` (default: all) of ``scenario``, each ``repeat`` times, in order.
@@ -349,9 +355,11 @@ class ScenarioRunner:
         """
         chosen = [scenario.variant(v) for v in variants] or list(scenario.variants)
         run_id = uuid.uuid4().hex[:12]
-        results = []
+        results: list[VariantResult] = []
         for repetition in range(1, repeat + 1):
             for variant in chosen:
+                if self.cancelled:
+                    return results
                 results.append(await self.run_variant(scenario, variant, run_id=run_id,
                                                       repetition=repetition))
         return results
@@ -368,7 +376,11 @@ class ScenarioRunner:
         last_sent_ns = variant_start_ns
         for index, step in enumerate(steps, 1):
             started_ns = time.time_ns()
-            if step.optional and not self.include_optional:
+            if self.cancelled:
+                outcome = StepResult(index, _kind(step), "skipped", step.optional,
+                                     step.comment, outcome="cancelled",
+                                     detail="the job was cancelled before this step")
+            elif step.optional and not self.include_optional:
                 outcome = StepResult(index, _kind(step), "skipped", True, step.comment,
                                      detail="optional step not run")
             elif isinstance(step, SrStep):
@@ -389,7 +401,8 @@ class ScenarioRunner:
             result.steps.append(outcome)
             self._emit_step(result, outcome)
         result.ended_ns = time.time_ns()
-        result.passed = all(s.status == "passed" for s in result.steps if not s.optional)
+        result.passed = not self.cancelled and all(
+            s.status == "passed" for s in result.steps if not s.optional)
         await self._attach_exchanges(result)
         self._emit_variant(result)
         return result

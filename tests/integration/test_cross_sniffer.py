@@ -19,8 +19,8 @@ import pytest
 
 from hanlab.config import RigConfig, SnifferConfig
 from hanlab.daemon.clockcheck import ClockCheck
-from hanlab.daemon.rig import RigOptions, RigRunner
 from hanlab.events.bus import CLOSED, BusEvent, EventBus
+from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.sources.nrf802154 import Nrf802154Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -89,7 +89,7 @@ async def test_two_dongles_one_frame_difference_reported(
         own_traffic=False,
         seed=2,
     )
-    runner = RigRunner(rig, settings, RigOptions(capture_folder=tmp_path, stats_interval_s=1.0))
+    runner = RigRuntime(rig, settings, RigOptions(capture_folder=tmp_path, stats_interval_s=1.0))
     watch = runner.bus.subscribe("watch", maxsize=10_000, frames=False)
     async with (
         EmulatedNrfDongle(ports["nrf0"], config_a) as a,

@@ -27,18 +27,17 @@ from hanlab.duis.catalogue import ServiceRequestMappingError, all_variants, mess
 from hanlab.duis.client import DuisExchange
 from hanlab.duis.xml import sr_element
 from hanlab.emulator.dcc import plan_command
-from hanlab.emulator.han import EmulatedHan, MemoryTruth, build_han
+from hanlab.emulator.han import EmulatedHan
 from hanlab.emulator.han.medium import Transmission
 from hanlab.frames import Band, Frame, TsSource, band_of
 from hanlab.gbcs.eui64 import Eui64
+from hanlab.runtime.emulation import EmulationSettings
 from hanlab.scenarios.bodies import BODY_ELEMENTS
-from hanlab.scenarios.emulated_lab import IMPORT_SUPPLIER, EmulatedLab, EmulatedLabSettings
+from tests.integration.dcc_harness import IMPORT_SUPPLIER, build_edges, dcc_on_han
 
 RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
-FAST = EmulatedLabSettings(
-    time_scale=20.0, wake_interval_s=2.0, dcc_processing_latency_s=0.001,
-    dcc_wan_latency_s=0.001, ch_processing_s=0.05, dcc_response_timeout_s=20.0,
-    response_timeout_s=30.0)
+FAST = EmulationSettings(time_scale=20.0, wake_interval_s=2.0, ch_processing_s=0.05)
+DCC = {"dcc_response_timeout_s": 20.0, "response_timeout_s": 30.0}
 GBCS_FIELDS = ("gbcs_message.grouping_header.cra_flag",
                "gbcs_message.grouping_header.originator_counter",
                "gbcs_message.grouping_header.message_code",
@@ -142,27 +141,26 @@ def write_keys(folder: Path, han: EmulatedHan) -> Path:
 async def test_every_sr_variant_reaches_tshark_with_its_counter(
         tshark: str, tmp_path: Path) -> None:
     started = time.monotonic()
-    probe = EmulatedLab(RIG, FAST)
-    truth = MemoryTruth()
-    han = build_han(probe.rig.name, probe._han_settings(), rig_file=RIG, truth=truth)
+    edges = build_edges(RIG, FAST)
+    han, truth = edges.han, edges.truth
     capture = Capture(tmp_path, han)  # tapped before the joins: tshark sees the tunnels open
     devices: dict[str, list[Eui64]] = defaultdict(list)
-    for device in probe.rig.devices:
+    for device in edges.rig.devices:
         devices[device.role.value].append(Eui64.parse(device.eui64))
     planned = plan(devices)
     exchanges: dict[Planned, DuisExchange] = {}
-    async with han, EmulatedLab(RIG, FAST, han=han) as lab:
+    async with dcc_on_han(edges, tmp_path / "counters", **DCC) as (client, dcc):
         locks: dict[Eui64, asyncio.Lock] = defaultdict(asyncio.Lock)
 
         async def send(item: Planned) -> None:
             async with locks[item.target]:  # RequestID counters rise per target
                 body = sr_element(BODY_ELEMENTS.get(item.variant, "Body"))
-                exchanges[item] = await lab.client.send(
+                exchanges[item] = await client.send(
                     IMPORT_SUPPLIER, item.target, item.variant, body)
 
         await asyncio.gather(*(send(item) for item in planned))
-        assert lab.dcc.invalid_documents == []
-        assert lab.dcc.stats.refused == {}
+        assert dcc.invalid_documents == []
+        assert dcc.stats.refused == {}
     capture.close()
     config = write_keys(tmp_path / "wireshark", han)
 

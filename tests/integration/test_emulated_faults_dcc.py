@@ -20,21 +20,20 @@ import pytest
 
 from hanlab.duis.client import DuisClient, ReceivedDocument
 from hanlab.duis.xml import RequestId, sr_element
-from hanlab.emulator.han import EmulatedHan, FaultEvent, MemoryTruth, build_han
+from hanlab.emulator.dcc import EmulatedDcc
+from hanlab.emulator.han import EmulatedHan, FaultEvent, MemoryTruth
 from hanlab.emulator.han.medium import Transmission
 from hanlab.frames import Band
 from hanlab.gbcs import GbcsMessage, parse_gbcs_message
 from hanlab.gbcs.eui64 import Eui64
-from hanlab.scenarios.emulated_lab import IMPORT_SUPPLIER, EmulatedLab, EmulatedLabSettings
+from hanlab.runtime.emulation import EmulationSettings
+from tests.integration.dcc_harness import IMPORT_SUPPLIER, build_edges, dcc_on_han
 
 RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
 ESME_2 = Eui64.parse("00-DB-12-00-00-00-D1-02")
 GSME_SUBGHZ = Eui64.parse("00-DB-12-00-00-00-D2-02")
 CHF = Eui64.parse("00-DB-12-00-00-00-D0-01")
-FAST = EmulatedLabSettings(
-    time_scale=20.0, wake_interval_s=2.0, dcc_processing_latency_s=0.001,
-    dcc_wan_latency_s=0.001, ch_processing_s=0.02, dcc_response_timeout_s=1.0,
-    response_timeout_s=10.0)
+FAST = EmulationSettings(time_scale=20.0, wake_interval_s=2.0, ch_processing_s=0.02)
 READ = sr_element("ReadInstantaneousImportRegisters")
 
 
@@ -53,15 +52,20 @@ class Heard:
         return [item for item in self.items if item[0].start_ns >= ts_ns]
 
 
+class Emulated:
+    def __init__(self, client: DuisClient, dcc: EmulatedDcc) -> None:
+        self.client = client
+        self.dcc = dcc
+
+
 @pytest.fixture
-async def lab() -> AsyncIterator[tuple[EmulatedLab, EmulatedHan, Heard, MemoryTruth]]:
-    probe = EmulatedLab(RIG, FAST)
-    truth = MemoryTruth()
-    han = build_han(probe.rig.name, probe._han_settings(), rig_file=RIG, truth=truth)
-    heard = Heard(han)
-    async with han, EmulatedLab(RIG, FAST, han=han) as emulated:
-        yield emulated, han, heard, truth
-        assert emulated.dcc.invalid_documents == []
+async def lab(tmp_path: Path) -> AsyncIterator[tuple[Emulated, EmulatedHan, Heard, MemoryTruth]]:
+    edges = build_edges(RIG, FAST)
+    heard = Heard(edges.han)
+    async with dcc_on_han(edges, tmp_path / "counters", dcc_response_timeout_s=1.0,
+                          response_timeout_s=10.0) as (client, dcc):
+        yield Emulated(client, dcc), edges.han, heard, edges.truth
+        assert dcc.invalid_documents == []
 
 
 async def next_alert(client: DuisClient, body_name: str,
@@ -75,7 +79,7 @@ async def next_alert(client: DuisClient, body_name: str,
 
 
 async def test_bricked_device_gives_the_dccs_command_failure(
-        lab: tuple[EmulatedLab, EmulatedHan, Heard, MemoryTruth]) -> None:
+        lab: tuple[Emulated, EmulatedHan, Heard, MemoryTruth]) -> None:
     emulated, han, heard, truth = lab
     client = emulated.client
     node = han.node(ESME_2)
@@ -107,7 +111,7 @@ async def test_bricked_device_gives_the_dccs_command_failure(
 
 
 async def test_channel_change_moves_traffic_and_raises_8f26(
-        lab: tuple[EmulatedLab, EmulatedHan, Heard, MemoryTruth]) -> None:
+        lab: tuple[Emulated, EmulatedHan, Heard, MemoryTruth]) -> None:
     emulated, han, heard, truth = lab
     client = emulated.client
     old = han.channels[Band.SUB_GHZ]

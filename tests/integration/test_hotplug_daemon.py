@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hanlab.config import load_lab
-from hanlab.daemon.supervisor import LabSupervisor
+from hanlab.runtime.lab import LabOptions, LabRuntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from nrf_dongle import DongleConfig, EmulatedNrfDongle
@@ -71,7 +71,7 @@ async def test_hundred_replugs_with_another_rig_capturing(tmp_path: Path, tshark
         EmulatedNrfDongle(tmp_path / "nrfA", DongleConfig(rate_hz=200, seed=1)) as a,
         EmulatedNrfDongle(tmp_path / "nrfB", DongleConfig(rate_hz=200, seed=2)) as b,
     ):
-        supervisor = LabSupervisor(lab, mqtt=False)
+        supervisor = LabRuntime(lab, LabOptions(mqtt=False, api=False))
         daemon = asyncio.create_task(supervisor.run())
         rig_a, rig_b = supervisor.runners
         await until(lambda: a.receiving and b.receiving)

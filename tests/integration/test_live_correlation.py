@@ -2,10 +2,11 @@
 done-when; DIT.11 "message and response timings across home area networks for both HAN
 radio frequencies").
 
-A scenario runs live on ``rigs/emulated-dual-band.yaml`` (the rig's emulated sniffers
-through a RigRunner writing per-band pcapng, the DUIS log, a live correlator on the bus);
-``hanlab analyse`` on the captures and the DUIS log, with the keys from ``hanlab keys
-emulated`` and the roles from ``--rig``, gives the same exchanges, byte for byte.
+Scenarios run as jobs of the lab runtime on ``rigs/emulated-dual-band.yaml`` (the rig's
+emulated sniffers writing per-band pcapng, its DUIS log, its live correlator, always on);
+``hanlab analyse`` on the captures that cover the job and the job's own DUIS log, with the
+keys from ``hanlab keys emulated`` and the roles from ``--rig``, gives the same SR
+exchanges and timings, byte for byte.
 
 The per-band report of one run of repeated meter reads (ESME and GSME on 2.4 GHz, GSME on
 sub-GHz, requests at uniformly random moments) shows HAN delivery times in proportion to
@@ -19,47 +20,66 @@ from pathlib import Path
 from typing import Any
 
 from hanlab.cli import main
-from hanlab.correlate import Exchange, exchange_json
+from hanlab.correlate import Exchange
+from hanlab.correlate.stats import TimingStats
 from hanlab.phy import phy_for
-from hanlab.scenarios import get_scenario
-from hanlab.scenarios.emulated_lab import EmulatedLab, EmulatedLabSettings
+from hanlab.runtime.emulation import EmulationSettings
+from hanlab.runtime.jobs import exchange_from_record
 from hanlab.scenarios.models import Scenario
+from hanlab.scenarios.runner import ScenarioRunner, devices_by_role
+from tests.integration.lab_util import DUAL, lab_of, run_job, running_lab
 
-RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
-FAST = EmulatedLabSettings(
-    time_scale=20.0, wake_interval_s=2.0, dcc_processing_latency_s=0.001,
-    dcc_wan_latency_s=0.001, dcc_response_timeout_s=20.0, response_timeout_s=30.0)
-
-
-def _captures(folder: Path) -> list[Path]:
-    """The per-band captures in the order of the rig file's sniffers (2.4 GHz, sub-GHz)."""
-    return [path for band in ("2.4GHz", "subGHz")
-            for path in sorted(folder.glob(f"emulated-dual-band_{band}_*.pcapng"))]
+RIG = DUAL
 
 
-async def test_live_exchanges_equal_hanlab_analyse(tmp_path: Path) -> None:
-    captures, log = tmp_path / "captures", tmp_path / "duis.jsonl"
-    async with EmulatedLab(RIG, FAST, correlate=True, capture_folder=captures,
-                           duis_log=log) as lab, lab.runner() as runner:
-        results = await runner.run(get_scenario("meter-reading"))
-        results += await runner.run(get_scenario("ppmid"), ["ppmid-exchange-gas"])
-    assert all(r.passed for r in results)
-    live = lab.correlator
-    assert live is not None and live.late_items == 0
-    live_lines = [exchange_json(e) for e in live.exchanges]
-    bands = {e.band for e in live.exchanges if e.match_level == "exact"}
-    assert bands == {"2.4GHz", "subGHz"}
+def job_captures(out: Path, job: dict[str, Any]) -> list[Path]:
+    """The job's captures in the order of the rig file's sniffers (2.4 GHz, sub-GHz)."""
+    return [out / name for band in ("2.4GHz", "subGHz") for name in job["captures"]
+            if f"_{band}_" in name]
+
+
+def analyse_job(tmp_path: Path, out: Path, job: dict[str, Any]) -> tuple[list[str], str]:
+    """``hanlab analyse`` on the job's captures and DUIS log: its SR exchanges (compact
+    JSON lines) and its timings.json text."""
+    import json
 
     keys = tmp_path / "keys.yaml"
     main(["keys", "emulated", str(RIG), "-o", str(keys)])
-    paths = _captures(captures)
-    assert len(paths) == 2
-    out = tmp_path / "report"
-    main(["analyse", *map(str, paths), "--duis-log", str(log), "--keys", str(keys),
-          "--rig", str(RIG), "--out", str(out)])
-    offline_lines = (out / "exchanges.jsonl").read_text().splitlines()
-    assert offline_lines == live_lines
-    assert (out / "timings.json").read_text() == live.stats.to_json() + "\n"
+    report = tmp_path / f"report-{job['id']}"
+    main(["analyse", *map(str, job_captures(out, job)), "--duis-log", job["duis_log"],
+          "--keys", str(keys), "--rig", str(RIG), "--out", str(report)])
+    lines = [line for line in (report / "exchanges.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "sr"]
+    return lines, (report / "timings.json").read_text()
+
+
+def job_lines(job: dict[str, Any]) -> list[str]:
+    """The job's SR exchanges as ``hanlab analyse`` writes them (compact, keys sorted)."""
+    from hanlab.correlate import exchange_json
+
+    return [exchange_json(exchange_from_record(e)) for e in job["exchanges"]]
+
+
+async def test_live_exchanges_equal_hanlab_analyse(tmp_path: Path) -> None:
+    out = tmp_path / "lab"
+    async with running_lab(lab_of(RIG), out) as lab:
+        jobs = [await run_job(lab, rig="emulated-dual-band", scenario="meter-reading"),
+                await run_job(lab, rig="emulated-dual-band", scenario="ppmid",
+                              variants=["ppmid-exchange-gas"])]
+        live = lab.runtimes["emulated-dual-band"].correlator
+        assert live is not None and live.late_items == 0
+    assert all(job["state"] == "passed" for job in jobs)
+    bands = {e["band"] for job in jobs for e in job["exchanges"]
+             if e["match_level"] == "exact"}
+    assert bands == {"2.4GHz", "subGHz"}
+    for job in jobs:
+        assert len(job_captures(out, job)) == 2
+        offline_lines, offline_timings = analyse_job(tmp_path, out, job)
+        assert sorted(offline_lines) == sorted(job_lines(job))
+        stats = TimingStats()
+        stats.add_all(exchange_from_record(e) for e in job["exchanges"])
+        assert offline_timings == stats.to_json() + "\n"
+        assert job["timings"] == stats.summary()
 
 
 def _reads(reads_per_device: int, pause_max_s: float, seed: int) -> Scenario:
@@ -86,19 +106,24 @@ def _row(rows: list[dict[str, Any]], band: str, role: str, segment: str) -> dict
 
 async def test_per_band_report_follows_phy_and_wake_interval(tmp_path: Path) -> None:
     wake_s = 4.0
-    settings = EmulatedLabSettings(
-        time_scale=20.0, wake_interval_s=wake_s, dcc_processing_latency_s=0.001,
-        dcc_wan_latency_s=0.001, dcc_response_timeout_s=20.0, response_timeout_s=30.0)
-    async with EmulatedLab(RIG, settings, correlate=True,
-                           capture_folder=tmp_path / "captures") as lab, lab.runner() as runner:
-        # pauses uniform over one wake interval (host s = emulated s / time_scale)
-        (result,) = await runner.run(_reads(16, wake_s / settings.time_scale, seed=5))
+    settings = EmulationSettings(time_scale=20.0, wake_interval_s=wake_s)
+    async with running_lab(lab_of(RIG), tmp_path, emulation=settings) as lab:
+        rig = lab.runtimes["emulated-dual-band"]
+        side = rig.duis
+        side.pause_traffic(True)
+        async with ScenarioRunner(side.client, devices_by_role(rig.rig), rig=rig.rig.name,
+                                  exchanges=rig.correlator) as runner:
+            # pauses uniform over one wake interval (host s = emulated s / time_scale)
+            (result,) = await runner.run(_reads(16, wake_s / 20.0, seed=5))
+        live = rig.correlator
+        assert live is not None
+        sent = {s.request_id for s in result.steps if s.request_id is not None}
+        exchanges = [e for e in live.exchanges if e.kind == "sr" and e.request_id in sent]
     assert result.passed
-    live = lab.correlator
-    assert live is not None
-    exchanges = [e for e in live.exchanges if e.kind == "sr"]
     assert len(exchanges) == 48 and all(e.match_level == "exact" for e in exchanges)
-    rows = live.stats.rows()
+    stats = TimingStats()
+    stats.add_all(exchanges)
+    rows = stats.rows()
 
     # HAN delivery of the same GBCS messages to the GSME on each band: sub-GHz takes
     # longer in proportion to the PPDU airtime (80 µs vs 32 µs per octet, longer SHR).

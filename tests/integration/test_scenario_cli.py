@@ -1,56 +1,89 @@
-"""``hanlab scenario run`` on the emulated dual-band rig: progress lines, verdict, the run
-store (issue 5, item 4)."""
+"""``hanlab scenario run`` on the emulated dual-band rig with no daemon running: the same
+lab runtime starts in-process for the run; progress lines, verdict, the job's record
+(issue 9, item 4) and MQTT events."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from hanlab.cli import main
-from hanlab.scenarios.store import read_results
 from tests.integration.conftest import Mosquitto
 from tests.integration.mqtt_watch import Watcher
 
 RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
 
 
+def _job(out: Path) -> dict[str, object]:
+    (path,) = (out / "jobs").glob("j-*/job.json")
+    record: dict[str, object] = json.loads(path.read_text())
+    return record
+
+
 def test_scenario_run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["scenario", "run", "ppmid", "--rig", str(RIG), "--variant",
-          "esme-exchange-repairing", "--repeat", "2", "--time-scale", "20",
-          "--results", str(tmp_path)])
+          "esme-exchange-repairing", "--repeat", "2", "--time-scale", "20", "--no-daemon",
+          "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "PASS ppmid/esme-exchange-repairing #1" in out
     assert "PASS ppmid/esme-exchange-repairing #2" in out
     assert "SR 8.7.1 Join Service (Critical) -> ESME#2" in out
     assert "2/2 variant runs passed, 8/8 SRs answered" in out
-    records = read_results(tmp_path)
-    variants = [r for r in records if r["record"] == "variant"]
-    assert len(variants) == 2 and all(r["passed"] for r in variants)
-    steps = [r for r in records if r["record"] == "step"]
-    assert {r["target_eui64"] for r in steps if r["target_role"] == "PPMID"} == {
+    record = _job(tmp_path)
+    runs = record["variant_runs"]
+    assert isinstance(runs, list) and len(runs) == 2 and all(r["passed"] for r in runs)
+    steps = record["steps"]
+    assert isinstance(steps, list)
+    assert {s["target_eui64"] for s in steps if s["target_role"] == "PPMID"} == {
         "00-DB-12-00-00-00-D4-01"}
 
 
-def test_scenario_run_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+def test_scenario_run_targets_the_chosen_device(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--device GSME=<the sub-GHz GSME> makes every GSME step go to it, on sub-GHz."""
+    main(["scenario", "run", "meter-reading", "--rig", str(RIG), "--variant",
+          "gas-instantaneous", "--device", "GSME=00-DB-12-00-00-00-D2-02",
+          "--time-scale", "20", "--no-daemon", "--out", str(tmp_path)])
+    assert "1/1 variant runs passed" in capsys.readouterr().out
+    record = _job(tmp_path)
+    steps = record["steps"]
+    assert isinstance(steps, list)
+    assert {s["target_eui64"] for s in steps} == {"00-DB-12-00-00-00-D2-02"}
+    assert {s["band"] for s in steps} == {"subGHz"}
+    rows = record["timings"]["rows"]  # type: ignore[index]
+    assert {r["band"] for r in rows} == {"subGHz"}
+
+
+def test_scenario_run_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["scenario", "run", "ppmid", "--rig", str(RIG), "--variant", "nope"])
+        main(["scenario", "run", "ppmid", "--rig", str(RIG), "--variant", "nope",
+              "--no-daemon", "--out", str(tmp_path)])
     assert exited.value.code == 2
     assert "has no variant 'nope'" in capsys.readouterr().err
+    assert not list((tmp_path / "jobs").glob("j-*"))  # nothing queued
+    with pytest.raises(SystemExit) as exited:
+        main(["scenario", "run", "ppmid", "--rig", str(RIG), "--device",
+              "GSME=00-DB-12-00-00-00-D1-01", "--no-daemon", "--out", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "is a ESME, not a GSME" in capsys.readouterr().err
 
 
 @pytest.mark.mosquitto
 def test_scenario_run_publishes_to_mqtt(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """Each step and each variant run reach the rig's broker as scenario_step /
-    scenario_run on hanlab/v1/<lab>/<rig>/<kind>."""
-    rig = tmp_path / RIG.name  # the sniffers' rig_file names the rig file by this name
+    scenario_run, and the job's progress as job, on hanlab/v1/<lab>/<rig>/<kind>."""
+    rig = tmp_path / RIG.name
     rig.write_text(RIG.read_text() + f"broker: {{host: 127.0.0.1, port: {mosquitto.port}}}\n")
     watcher = Watcher(mosquitto.port, client_id="scenario-watch")
     try:
         main(["scenario", "run", "meter-reading", "--rig", str(rig), "--variant",
-              "gas-instantaneous", "--time-scale", "20", "--results", str(tmp_path / "r")])
+              "gas-instantaneous", "--time-scale", "20", "--no-daemon",
+              "--out", str(tmp_path / "r")])
         watcher.wait_for(lambda messages: any(
-            m.payload.get("kind") == "scenario_run" for m in messages), timeout_s=20)
+            m.payload.get("kind") == "job" and m.payload.get("state") == "passed"
+            for m in messages), timeout_s=20)
     finally:
         watcher.close()
     steps = watcher.of_kind("scenario_step")

@@ -11,10 +11,10 @@ import pytest
 
 from hanlab.capture.reader import read_frames
 from hanlab.config import RigConfig, SnifferConfig
-from hanlab.daemon.rig import RigOptions, RigRunner
 from hanlab.errors import SourceError
 from hanlab.events.bus import CLOSED, BusEvent, EventBus
 from hanlab.frames import Band, Frame, FrameBatch
+from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.sources import DRIVERS
 from hanlab.sources.base import DriverSettings, FrameSource, SourceEvent
 
@@ -101,7 +101,7 @@ async def test_failed_source_restarts_with_backoff_and_reports_the_gap(
     rig = RigConfig(name="r", sniffers=[
         SnifferConfig(id="flaky", driver="flaky"), SnifferConfig(id="bug", driver="crashing")])
     seen: list[SourceEvent] = []
-    runner = RigRunner(rig, {"flaky": FlakySettings(), "bug": DriverSettings()},
+    runner = RigRuntime(rig, {"flaky": FlakySettings(), "bug": DriverSettings()},
                        RigOptions(capture_folder=tmp_path, backoff_start_s=0.01,
                                   backoff_max_s=0.02))
     report = runner.report
@@ -132,7 +132,7 @@ async def test_failed_source_restarts_with_backoff_and_reports_the_gap(
 
 async def test_stop_is_prompt_and_closes_files(test_drivers: None, tmp_path: Path) -> None:
     rig = RigConfig(name="r", sniffers=[SnifferConfig(id="flaky", driver="flaky")])
-    runner = RigRunner(rig, {"flaky": FlakySettings(fail_times=1000)},
+    runner = RigRuntime(rig, {"flaky": FlakySettings(fail_times=1000)},
                        RigOptions(capture_folder=tmp_path, backoff_start_s=0.01))
     task = asyncio.create_task(runner.run())
     await asyncio.sleep(0.1)

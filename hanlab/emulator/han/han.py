@@ -137,6 +137,9 @@ class EmulatedHan:
         self.alerts: list[tuple[int, int | None, str]] = []
         self._taps: list[tuple[Band, int | None, int | None, TapCallback]] = []
         self._traffic_index = 0
+        #: while set, the traffic generator and spontaneous alerts send nothing (a job
+        #: runs on the rig: its waits must see only what its own SRs cause)
+        self.traffic_paused = False
         self._traffic_counter = settings.traffic.first_counter
         self._duty_state = 0
         self._duty_log: deque[tuple[int, int]] = deque()
@@ -486,7 +489,8 @@ class EmulatedHan:
 
     def _traffic_tick(self) -> None:
         traffic = self.settings.traffic
-        targets = [d for d in self.devices if d.role in traffic.roles and d.joined]
+        targets = [] if self.traffic_paused else [
+            d for d in self.devices if d.role in traffic.roles and d.joined]
         variants = traffic.variants
         for _ in range(len(targets) * max(1, len(variants))):
             if not targets or not variants:
@@ -510,8 +514,8 @@ class EmulatedHan:
 
     def _alert_tick(self) -> None:
         interval_s = self.settings.traffic.alert_interval_s
-        joined = [d for d in self.devices if d.joined and d.role in
-                  (DeviceRole.ESME, DeviceRole.GSME)]
+        joined = [] if self.traffic_paused else [
+            d for d in self.devices if d.joined and d.role in (DeviceRole.ESME, DeviceRole.GSME)]
         if joined:
             device = joined[self.rng.randrange(len(joined))]
             device.raise_alert(self.rng.choice((0x8F0A, 0x8F35, 0x8F69)))

@@ -1,0 +1,216 @@
+"""A rig's DUIS side: its DUIS client and receiver, its DUIS log, and, where the lab's DCC
+is emulated, the emulated DCC on the rig's emulated HAN (issue 9, item 1; DESIGN.md "One
+lab runtime").
+
+The same for real and emulated rigs, except at the edge: the client posts to the lab's
+``duis: endpoint`` (a DCC simulator's URL) or, with ``endpoint: emulated``, to an emulated
+DCC this side starts for the rig (an HTTP endpoint like any other, attached to the rig's
+emulated HAN once its emulated sniffers have started it). Every document sent or received
+goes to the rig's DUIS log (:class:`~hanlab.runtime.emulation.RigDuisLog`), stamped on
+the rig's clock and handed to the line sinks as written (the live correlator, the running
+job's log).
+
+A wait step's stimulus (a field action such as joining a device): on an emulated rig the
+device raises the alert on the emulated HAN; on a real rig the technician is asked on the
+rig's bus (``action`` event, MQTT ``hanlab/v1/<lab>/<rig>/action``) and in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hanlab.config.duis import DuisConfig
+from hanlab.config.models import RigConfig
+from hanlab.duis.client import DuisClient, DuisUser
+from hanlab.duis.counters import RequestCounterStore
+from hanlab.errors import HanlabError
+from hanlab.events.bus import BusEvent, EventBus
+from hanlab.gbcs.eui64 import Eui64
+from hanlab.runtime.emulation import RigDuisLog, han_watermark_clock
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RigDuis"]
+
+
+class RigDuis:
+    """The DUIS side of one rig (see the module docstring).
+
+    Args:
+        rig: the rig.
+        duis: the lab's ``duis:`` section (paths resolved).
+        users: the lab's Users with their signing keys.
+        counters: the lab's RequestID counter store (one per process and folder).
+        log_path: the rig's DUIS log file.
+        bus: the rig's event bus (``action`` events).
+        emulated: the rig's sniffers are emulated (the DCC, when emulated, is attached to
+            the rig's emulated HAN).
+        time_scale: the emulated HAN's rig seconds per host second.
+        join_timeout_s: host seconds to wait for the emulated HAN and its joins.
+
+    Use as ``async with RigDuis(...) as side``; :attr:`client` is then the started client.
+    """
+
+    def __init__(self, rig: RigConfig, duis: DuisConfig, *, users: list[DuisUser],
+                 counters: RequestCounterStore, log_path: Path, bus: EventBus,
+                 emulated: bool, time_scale: float = 1.0,
+                 join_timeout_s: float = 60.0) -> None:
+        self.rig = rig
+        self.duis = duis
+        self.users = users
+        self.counters = counters
+        self.log_path = log_path
+        self.bus = bus
+        self.emulated = emulated
+        self.time_scale = time_scale
+        self.join_timeout_s = join_timeout_s
+        self.log: RigDuisLog | None = None
+        self.dcc: Any = None  # hanlab.emulator.dcc.EmulatedDcc with endpoint: emulated
+        self.han: Any = None  # the rig's EmulatedHan on an emulated rig
+        self._client: DuisClient | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def client(self) -> DuisClient:
+        """The started DUIS client.
+
+        Raises:
+            HanlabError: not started.
+        """
+        if self._client is None:
+            raise HanlabError(f"rig {self.rig.name}: its DUIS side is not running")
+        return self._client
+
+    @property
+    def clock_ns(self) -> Callable[[], int] | None:
+        """The rig clock the DUIS log and the correlator follow (``None``: host UTC)."""
+        return None if self.han is None else han_watermark_clock(self.han)
+
+    async def __aenter__(self) -> RigDuis:
+        stack = contextlib.AsyncExitStack()
+        self._stack = stack
+        try:
+            await self._start(stack)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the client, the emulated DCC and the log; idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self._client = None
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        from hanlab.duis.schema import load_duis_schema
+
+        duis = self.duis
+        schema = None if duis.xsd is None else load_duis_schema(duis.xsd)
+        if self.emulated:
+            self.han = await self._wait_for_han()
+            stack.callback(setattr, self, "han", None)
+        han = self.han
+        self.log = stack.enter_context(RigDuisLog(
+            self.log_path, clock_ns=None if han is None else han.now_ns,
+            time_scale=self.time_scale, keep_xml=duis.keep_xml))
+        receiver = duis.receiver
+        client = await stack.enter_async_context(DuisClient(
+            base_url="http://127.0.0.1:1" if duis.endpoint == "emulated"
+            else str(duis.endpoint),
+            users=self.users, counters=self.counters, log=self.log, schema=schema,
+            receiver_host=receiver.host, receiver_port=receiver.port,
+            receiver_path=receiver.path, response_timeout_s=duis.response_timeout_s))
+        if duis.endpoint == "emulated":
+            if han is None:
+                raise HanlabError(
+                    f"rig {self.rig.name} has real sniffers but the lab's DCC is emulated",
+                    hint="give the lab's duis: endpoint the DCC simulator's URL")
+            await self._start_emulated_dcc(stack, client, schema)
+        self._client = client
+
+    async def _wait_for_han(self) -> Any:
+        from hanlab.emulator.han.registry import han_of
+
+        deadline = time.monotonic() + self.join_timeout_s
+        while (han := han_of(self.rig.name)) is None:
+            if time.monotonic() > deadline:
+                raise HanlabError(f"rig {self.rig.name}: its emulated HAN did not start")
+            await asyncio.sleep(0.01)
+        while not all(d.joined or d.bricked for d in han.devices):
+            if time.monotonic() > deadline:
+                missing = [d.name for d in han.devices if not d.joined]
+                raise HanlabError(f"rig {self.rig.name}: {missing} did not join the "
+                                  f"emulated HAN within {self.join_timeout_s} s")
+            await asyncio.sleep(0.01)
+        return han
+
+    async def _start_emulated_dcc(self, stack: contextlib.AsyncExitStack,
+                                  client: DuisClient, schema: Any) -> None:
+        from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings
+
+        config = self.duis.emulated_dcc
+        inventory = {Eui64.parse(d.eui64): d.role.value for d in self.rig.devices}
+        dcc = await stack.enter_async_context(EmulatedDcc(
+            EmulatedDccSettings(
+                host=config.host, port=config.port,
+                processing_latency_s=config.processing_latency_s,
+                wan_latency_s=config.wan_latency_s,
+                response_timeout_s=config.response_timeout_s,
+                verify_signatures=config.verify_signatures,
+                check_counters=config.check_counters, rtds_folder=config.rtds_folder),
+            users=[DccUser(u.eui64, client.receiver_url, u.certificate, role=u.role)
+                   for u in self.users],
+            devices=inventory, schema=schema))
+        han = self.han
+        previous = han.dcc
+        han.dcc = dcc
+        stack.callback(setattr, han, "dcc", previous)
+        dcc.attach_han(han, devices=list(inventory))
+        client.base_url = dcc.url
+        self.dcc = dcc
+
+    def reattach(self) -> None:
+        """After the emulated sniffers restarted the rig's HAN: point the DCC, the log's
+        clock and :attr:`han` at the new one (no-op on a real rig)."""
+        if not self.emulated or self.dcc is None:
+            return
+        from hanlab.emulator.han.registry import han_of
+
+        han = han_of(self.rig.name)
+        if han is None or han is self.han:
+            return
+        self.han = han
+        han.dcc = self.dcc
+        self.dcc.attach_han(han, devices=[Eui64.parse(d.eui64) for d in self.rig.devices])
+        if self.log is not None:
+            self.log.clock_ns = han.now_ns
+
+    async def stimulus(self, role: str, device: Eui64, alert_code: int) -> bool:
+        """The field action behind a wait step (see the module docstring); whether it was
+        done (an emulated device not on the HAN or not joined: ``False``)."""
+        if self.han is not None:
+            return bool(self.han.raise_device_alert(device, alert_code))
+        text = (f"make the {role} {device.duis} raise alert 0x{alert_code:04X} (e.g. power "
+                "it up, join it, enter the UTRN)")
+        log.warning("rig %s: ACTION: %s", self.rig.name, text)
+        self.bus.publish_nowait(BusEvent("action", {
+            "role": role, "device": device.duis, "alert_code": f"0x{alert_code:04X}",
+            "text": text}))
+        return True
+
+    def pause_traffic(self, paused: bool) -> None:
+        """Pause (or resume) the emulated HAN's traffic generator and spontaneous alerts
+        while a job runs (no-op on a real rig)."""
+        if self.han is not None:
+            self.han.traffic_paused = paused
