@@ -99,7 +99,8 @@ def list_jobs(
         return
     table = Table(title="jobs")
     for column in ("id", "rig", "scenario", "state", "steps", "submitted (UTC)", "detail"):
-        table.add_column(column)
+        # never cut a cell to "j-2026…": ids whole, other cells wrap (80 columns, pipes)
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for job in found:
         progress = job.get("progress", {})
         table.add_row(job["id"], job["rig"], job["scenario"], job["state"],

@@ -202,7 +202,8 @@ class LabRuntime:
                 if self.embedded is not None:
                     await self.embedded.start()
                     stack.push_async_callback(self.embedded.stop)
-                if self.options.api and self.store is not None:
+                if (self.options.api and self.model.config.api.enabled
+                        and self.store is not None):
                     await self._start_api(stack)
                 rigs = [asyncio.create_task(self._run_rig(r), name=f"rig-{r.rig.name}")
                         for r in self.runtimes.values()]
