@@ -20,7 +20,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -500,25 +499,29 @@ class LabDaemon:
         time_scale: emulated seconds per host second (sleepy GSMEs wake sooner).
     """
 
-    def __init__(self, folder: Path, port: int, *, time_scale: float = 1.0) -> None:
+    def __init__(self, folder: Path, port: int, *, time_scale: float = 1.0,
+                 lab_file: Path | None = None, mqtt: bool = False,
+                 out: Path | None = None) -> None:
         self.folder = folder
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.time_scale = time_scale
+        self.lab_file = lab_file
+        self.mqtt = mqtt
+        self.out = out or folder / "out"
         self.log_path = folder / "hanlab-up.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LabDaemon:
         run = self.folder / "run"
         run.mkdir(mode=0o700, parents=True, exist_ok=True)
-        env = {**os.environ, "XDG_STATE_HOME": str(self.folder / "state"),
-               "XDG_RUNTIME_DIR": str(run)}
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hanlab.cli", "up", "--no-mqtt", "--quiet",
-                 "--out", str(self.folder / "out"), "--api-port", str(self.port),
+                ["hanlab", "up", *([] if self.lab_file is None else [str(self.lab_file)]),
+                 *([] if self.mqtt else ["--no-mqtt"]), "--quiet",
+                 "--out", str(self.out), "--api-port", str(self.port),
                  "--time-scale", str(self.time_scale)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.folder)
         try:
             self._wait_healthy(30.0)
         except BaseException:
@@ -554,6 +557,19 @@ class LabDaemon:
             time.sleep(0.2)
         raise AssertionError(f"hanlab up did not serve {self.url} in {timeout_s} s:\n"
                              f"{self.log()}")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of the daemon and of its CLI clients (state under folder)."""
+        return {**os.environ, "XDG_STATE_HOME": str(self.folder / "state"),
+                "XDG_RUNTIME_DIR": str(self.folder / "run")}
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (no clean stop) and reap it."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
 
     @property
     def tokens_file(self) -> Path:
