@@ -49,7 +49,7 @@ async def statuses_from_broker(host: str, port: int, *, lab: str | None = None,
                 except TimeoutError:
                     break
                 try:
-                    payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                    payload = json.loads(bytes(message.payload))
                 except (ValueError, TypeError):
                     continue
                 if isinstance(payload, dict):
