@@ -53,6 +53,7 @@ class RigDuis:
             the rig's emulated HAN).
         time_scale: the emulated HAN's rig seconds per host second.
         join_timeout_s: host seconds to wait for the emulated HAN and its joins.
+        receiver_port_offset: added to a fixed receiver port (rig n of a lab: n).
 
     Use as ``async with RigDuis(...) as side``; :attr:`client` is then the started client.
     """
@@ -60,7 +61,7 @@ class RigDuis:
     def __init__(self, rig: RigConfig, duis: DuisConfig, *, users: list[DuisUser],
                  counters: RequestCounterStore, log_path: Path, bus: EventBus,
                  emulated: bool, time_scale: float = 1.0,
-                 join_timeout_s: float = 60.0) -> None:
+                 join_timeout_s: float = 60.0, receiver_port_offset: int = 0) -> None:
         self.rig = rig
         self.duis = duis
         self.users = users
@@ -70,6 +71,7 @@ class RigDuis:
         self.emulated = emulated
         self.time_scale = time_scale
         self.join_timeout_s = join_timeout_s
+        self.receiver_port_offset = receiver_port_offset
         self.log: RigDuisLog | None = None
         self.dcc: Any = None  # hanlab.emulator.dcc.EmulatedDcc with endpoint: emulated
         self.han: Any = None  # the rig's EmulatedHan on an emulated rig
@@ -129,7 +131,8 @@ class RigDuis:
             base_url="http://127.0.0.1:1" if duis.endpoint == "emulated"
             else str(duis.endpoint),
             users=self.users, counters=self.counters, log=self.log, schema=schema,
-            receiver_host=receiver.host, receiver_port=receiver.port,
+            receiver_host=receiver.host,
+            receiver_port=receiver.port + self.receiver_port_offset if receiver.port else 0,
             receiver_path=receiver.path, response_timeout_s=duis.response_timeout_s))
         if duis.endpoint == "emulated":
             if han is None:

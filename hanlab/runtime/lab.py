@@ -108,7 +108,7 @@ class LabRuntime:
                                            in self.duis_config.model_fields_set
                                            else self.out / "duis-counters")
         self.runtimes: dict[str, RigRuntime] = {}
-        for rig in lab.rigs:
+        for index, rig in enumerate(lab.rigs):
             settings = {sid: s for (rname, sid), s in lab.driver_settings.items()
                         if rname == rig.name}
             has_duis = self.duis_config is not None and (
@@ -118,7 +118,7 @@ class LabRuntime:
                 lab.config.capture_folder, exit_when_done=options.exit_when_done,
                 duis=self.duis_config if has_duis else None, users=self.users,
                 counters=counters, emulation=options.emulation,
-                jobs=self.store if has_duis else None, correlate=options.jobs))
+                jobs=self.store if has_duis else None, correlate=options.jobs, index=index))
         self.embedded: EmbeddedBroker | None = (
             EmbeddedBroker(lab.config.broker.port) if broker is not None and broker.embedded
             else None)

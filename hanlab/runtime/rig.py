@@ -95,6 +95,8 @@ class RigOptions:
         status: extra fields of the retained MQTT ``status`` (the control URL).
         correlate: run the live correlator (always in the lab runtime; off only for
             ``hanlab capture`` conversions).
+        index: the rig's position in the lab (0, 1, …): with a fixed DUIS receiver
+            port P, rig n's receiver listens on P + n (each rig has its own receiver).
     """
 
     lab: str = "lab"
@@ -111,6 +113,7 @@ class RigOptions:
     jobs: JobStore | None = None
     status: dict[str, Any] = field(default_factory=dict)
     correlate: bool = True
+    index: int = 0
 
 
 def rig_keyring(rig: RigConfig) -> Keyring | None:
@@ -363,7 +366,8 @@ class RigRuntime:
         try:
             side = RigDuis(self.rig, duis_config, users=self.options.users,
                            counters=self.options.counters, log_path=log_path, bus=self.bus,
-                           emulated=self.emulated, time_scale=self.time_scale)
+                           emulated=self.emulated, time_scale=self.time_scale,
+                           receiver_port_offset=self.options.index)
             async with side:
                 self.duis = side
                 if self.correlator is not None and side.log is not None:
