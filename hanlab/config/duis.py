@@ -59,6 +59,14 @@ class _Model(BaseModel):
 _M = TypeVar("_M", bound=_Model)
 
 
+def both_or_neither(model: object, *pairs: tuple[str, str], who: str = "") -> None:
+    """Raise ValueError unless each pair of optional fields of ``model`` is both set or
+    both unset (a key with its certificate, a TLS certificate with its key)."""
+    for first, second in pairs:
+        if (getattr(model, first) is None) != (getattr(model, second) is None):
+            raise ValueError(f"{who}give both {first} and {second}, or neither")
+
+
 class DuisUserConfig(_Model):
     """One DCC User the lab sends Service Requests for (DUIS 5.4 section 2: User roles).
 
@@ -79,8 +87,7 @@ class DuisUserConfig(_Model):
 
     @model_validator(mode="after")
     def _key_pair(self) -> DuisUserConfig:
-        if (self.key_file is None) != (self.certificate_file is None):
-            raise ValueError(f"user {self.name}: give both key_file and certificate_file")
+        both_or_neither(self, ("key_file", "certificate_file"), who=f"user {self.name}: ")
         return self
 
 
@@ -110,8 +117,7 @@ class _TlsServer(_Model):
 
     @model_validator(mode="after")
     def _tls_pair(self) -> _TlsServer:
-        if (self.tls_certificate_file is None) != (self.tls_key_file is None):
-            raise ValueError("give both tls_certificate_file and tls_key_file, or neither")
+        both_or_neither(self, ("tls_certificate_file", "tls_key_file"))
         return self
 
 
@@ -165,8 +171,7 @@ class EmulatedDccConfig(_TlsServer):
 
     @model_validator(mode="after")
     def _key_pair(self) -> EmulatedDccConfig:
-        if (self.signing_key_file is None) != (self.certificate_file is None):
-            raise ValueError("give both signing_key_file and certificate_file, or neither")
+        both_or_neither(self, ("signing_key_file", "certificate_file"))
         return self
 
 

@@ -45,9 +45,13 @@ def _rss_bytes() -> int:
 
 
 async def _closed_after_s(reader: asyncio.StreamReader, started: float, cap_s: float) -> float:
-    """Seconds from ``started`` until the server closed the connection (reads to EOF)."""
+    """Seconds from ``started`` until the server closed the connection (EOF, or a reset
+    when it closes with our bytes unread)."""
     async with asyncio.timeout(cap_s):
-        while await reader.read(65536):
+        try:
+            while await reader.read(65536):
+                pass
+        except ConnectionResetError:
             pass
     return time.monotonic() - started
 

@@ -48,6 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
+from hanlab.config.duis import both_or_neither
 from hanlab.duis.catalogue import UnknownServiceRequestError, sr
 from hanlab.duis.http import (
     CLIENT_KEEPALIVE_S,
@@ -217,11 +218,11 @@ class EmulatedDccSettings:
     http_limits: HttpLimits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
-        for first, second in (("signing_key_file", "certificate_file"),
-                              ("tls_certificate_file", "tls_key_file")):
-            if (getattr(self, first) is None) != (getattr(self, second) is None):
-                raise BadInputError(f"emulated DCC: give both {first} and {second}, or "
-                                    "neither")
+        try:
+            both_or_neither(self, ("signing_key_file", "certificate_file"),
+                            ("tls_certificate_file", "tls_key_file"), who="emulated DCC: ")
+        except ValueError as error:
+            raise BadInputError(str(error)) from None
 
 
 class DccRefusal(BadInputError):
