@@ -41,7 +41,13 @@ from lxml import etree
 
 from hanlab.duis.catalogue import sr
 from hanlab.duis.counters import RequestCounterStore
-from hanlab.duis.http import CLIENT_KEEPALIVE_S, DEFAULT_LIMITS, HttpLimits, StartStop
+from hanlab.duis.http import (
+    CLIENT_KEEPALIVE_S,
+    DEFAULT_LIMITS,
+    HttpLimits,
+    StartStop,
+    read_bounded,
+)
 from hanlab.duis.log import DuisLog, Kind
 from hanlab.duis.receiver import DEFAULT_PATH, DuisReceiver
 from hanlab.duis.schema import DuisSchema
@@ -353,8 +359,8 @@ class DuisClient(StartStop):
             async with self._session.post(
                 url, data=document, headers={"Content-Type": "application/xml"}
             ) as reply:
-                body = await reply.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
+                body = await read_bounded(reply)
+        except (aiohttp.ClientError, TimeoutError, BadInputError) as error:
             raise DuisClientError(f"DCC at {url} unreachable: {error}",
                                   hint="check the lab's DUIS endpoint") from error
         at_ns = time.time_ns()

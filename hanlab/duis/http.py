@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 from aiohttp import web
 
 from hanlab.errors import BadInputError, HanlabError
@@ -44,6 +45,7 @@ __all__ = [
     "http_stats",
     "listen",
     "new_app",
+    "read_bounded",
     "server_ssl_context",
 ]
 
@@ -188,6 +190,25 @@ def client_ssl_context(ca_file: Path | str | None) -> ssl.SSLContext | None:
         raise BadInputError(f"cannot read the TLS CA file {ca_file}: "
                             f"{type(error).__name__}") from None
     return context
+
+
+async def read_bounded(
+    reply: aiohttp.ClientResponse, max_bytes: int = DEFAULT_LIMITS.max_body_bytes
+) -> bytes:
+    """The body of an HTTP reply, read chunk by chunk up to ``max_bytes`` octets, so a
+    hostile peer cannot make a hanlab client hold an unbounded answer.
+
+    Raises:
+        BadInputError: the body is (or declares itself) longer than ``max_bytes``.
+    """
+    if reply.content_length is not None and reply.content_length > max_bytes:
+        raise BadInputError(f"HTTP reply of {reply.content_length} octets exceeds {max_bytes}")
+    body = bytearray()
+    async for chunk in reply.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > max_bytes:
+            raise BadInputError(f"HTTP reply exceeds {max_bytes} octets")
+    return bytes(body)
 
 
 async def listen(

@@ -222,3 +222,31 @@ async def test_emulated_dcc_refuses_large_bodies() -> None:
     async with EmulatedDcc(settings, users=[], devices={}) as dcc:
         port = int(dcc.url.rsplit(":", 1)[1])
         assert await _large_body(port, 15_000_000, True, SERVICE_PATHS["S"]) == 413
+
+
+async def test_client_refuses_an_unbounded_reply(tmp_path: Path) -> None:
+    """A "DCC" answering 5 MB (streamed, no length): the DUIS client stops at 1 MiB."""
+    from aiohttp import web
+
+    from hanlab.duis.client import DuisClient, DuisClientError
+    from hanlab.duis.counters import RequestCounterStore
+    from hanlab.duis.http import listen
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse()
+        await reply.prepare(request)
+        chunk = b"x" * 65536
+        for _ in range(80):
+            await reply.write(chunk)
+        return reply
+
+    app = web.Application()
+    app.router.add_post(SERVICE_PATHS["S"], flood)
+    runner, port = await listen(app, "127.0.0.1", 0, "flood")
+    try:
+        async with DuisClient(base_url=f"http://127.0.0.1:{port}", users=[],
+                              counters=RequestCounterStore(tmp_path)) as client:
+            with pytest.raises(DuisClientError, match="exceeds"):
+                await client.post(1, b"<x/>")
+    finally:
+        await runner.cleanup()

@@ -58,6 +58,7 @@ from hanlab.duis.http import (
     client_ssl_context,
     listen,
     new_app,
+    read_bounded,
     server_ssl_context,
 )
 from hanlab.duis.schema import DuisSchema
@@ -775,9 +776,9 @@ class EmulatedDcc(StartStop):
             async with self._session.post(
                 user.receive_url, data=document, headers={"Content-Type": _CONTENT_TYPE}
             ) as reply:
-                await reply.read()
+                await read_bounded(reply)
                 ok = 200 <= reply.status < 300
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except (aiohttp.ClientError, TimeoutError, BadInputError) as error:
             self.stats.post_failures += 1
             self._record("duis_post_failed", user=user.eui64.duis, error=str(error), **fields)
             return False
