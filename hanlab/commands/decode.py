@@ -23,6 +23,7 @@ import typer
 
 from hanlab.errors import BadInputError
 from hanlab.frames import Frame
+from hanlab.secrets_file import load_keys_file
 from hanlab.zigbee.aps import APS_COMMAND_NAMES, PROFILE_NAMES
 from hanlab.zigbee.common import eui64_str, name_of
 from hanlab.zigbee.frame import DecodedFrame, Decoder
@@ -206,7 +207,7 @@ def decode(
     """
     from hanlab.capture.reader import read_frames
 
-    ring = Keyring.load(keys) if keys is not None else Keyring()
+    ring = load_keys_file(keys) if keys is not None else Keyring()
     wanted = _parse_filters(filters or [])
     decoder = Decoder(ring)
     gbcs = _gbcs_parser()
@@ -229,7 +230,7 @@ def export_wireshark(
 
       hanlab keys export-wireshark lab-keys.yaml > ~/.config/wireshark/zigbee_pc_keys
     """
-    for line in Keyring.load(keys).wireshark_uat_lines():
+    for line in load_keys_file(keys).wireshark_uat_lines():
         sys.stdout.write(line + "\n")
 
 

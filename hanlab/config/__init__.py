@@ -1,6 +1,6 @@
 """Lab and rig configuration: models (:mod:`.models`) and loading (:mod:`.loader`)."""
 
-from hanlab.config.loader import check_secrets_file, load_lab, load_rig
+from hanlab.config.loader import load_lab, load_rig
 from hanlab.config.models import (
     BrokerConfig,
     CaptureConfig,
@@ -13,6 +13,7 @@ from hanlab.config.models import (
     SnifferConfig,
     normalise_eui64,
 )
+from hanlab.secrets_file import check_secrets_file
 
 __all__ = [
     "BrokerConfig",

@@ -7,7 +7,6 @@ Every problem found is reported at once in a :class:`~hanlab.errors.ConfigError`
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from hanlab.config.models import BrokerConfig, Lab, LabConfig, RigConfig
 from hanlab.errors import BadInputError, ConfigError
+from hanlab.secrets_file import check_secrets_file
 from hanlab.sources import driver_class
 
 M = TypeVar("M", bound=BaseModel)
@@ -102,16 +102,34 @@ def _resolve_paths(model: BaseModel, base: Path) -> dict[str, Any]:
     return updates
 
 
-def check_secrets_file(path: Path) -> list[str]:
-    """Problems with a secrets file: missing, or readable by group or others."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        return [f"{path}: secrets file cannot be read: {exc.strerror}"]
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return [f"{path}: secrets file is accessible by group or others "
-                f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"]
-    return []
+def _secrets_path(path: Path, node: yaml.Node | None, named: Path,
+                  problems: list[str]) -> Path:
+    """``named`` (a ``secrets:`` field of ``path``) resolved, its mode problems added."""
+    secrets = named if named.is_absolute() else path.parent / named
+    problems.extend(f"{p} (named at {path}:{_line_of(node, ('secrets',))})"
+                    for p in check_secrets_file(secrets))
+    return secrets
+
+
+def _with_broker_secrets(broker: BrokerConfig, secrets: Path | None,
+                         named_at: Path) -> BrokerConfig:
+    """``broker`` with the password (and user name) of the ``mqtt`` section of the secrets
+    file (issue 14 item 17).
+
+    Raises:
+        ConfigError: the secrets file is invalid, or ``broker.username`` is set but the
+            secrets file gives no password.
+    """
+    from hanlab.config.secrets import broker_secrets
+
+    mqtt = broker_secrets(secrets)
+    if mqtt is None:
+        if broker.username is not None:
+            raise ConfigError([f"{named_at}: broker.username is set but no secrets file "
+                               "gives mqtt.password"],
+                              hint="add mqtt: {password: ...} to the lab's secrets file")
+        return broker
+    return broker.with_password(mqtt.username, mqtt.password)
 
 
 def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
@@ -145,10 +163,7 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
     if "folder" in rig.capture.model_fields_set and not rig.capture.folder.is_absolute():
         updates["capture"] = rig.capture.model_copy(update={"folder": base / rig.capture.folder})
     if rig.secrets is not None:
-        secrets = rig.secrets if rig.secrets.is_absolute() else base / rig.secrets
-        updates["secrets"] = secrets
-        problems.extend(f"{p} (named at {path}:{_line_of(node, ('secrets',))})"
-                        for p in check_secrets_file(secrets))
+        updates["secrets"] = _secrets_path(path, node, rig.secrets, problems)
     if problems:
         raise ConfigError(problems)
     return rig.model_copy(update=updates), settings
@@ -163,11 +178,15 @@ def load_lab(path: Path) -> Lab:
     data, _ = _read_yaml(path)
     if isinstance(data, dict) and "rigs" not in data and "sniffers" in data:
         rig, settings = load_rig(path)
-        lab_cfg = LabConfig(name="lab", rigs=[path], broker=rig.broker or BrokerConfig())
+        broker = _with_broker_secrets(rig.broker or BrokerConfig(), rig.secrets, path)
+        lab_cfg = LabConfig(name="lab", rigs=[path], broker=broker, secrets=rig.secrets)
         return Lab(config=lab_cfg, rigs=[rig], rig_files=[path],
                    driver_settings={(rig.name, k): v for k, v in settings.items()})
-    lab_cfg, _ = load_yaml_model(path, LabConfig, "a lab file (name, rigs, …)")
+    lab_cfg, node = load_yaml_model(path, LabConfig, "a lab file (name, rigs, …)")
     problems: list[str] = []
+    lab_secrets = None
+    if lab_cfg.secrets is not None:
+        lab_secrets = _secrets_path(path, node, lab_cfg.secrets, problems)
     rigs: list[RigConfig] = []
     files: list[Path] = []
     driver_settings: dict[tuple[str, str], Any] = {}
@@ -185,6 +204,9 @@ def load_lab(path: Path) -> Lab:
         driver_settings.update({(rig.name, k): v for k, v in settings.items()})
     if problems:
         raise ConfigError(problems)
+    lab_cfg = lab_cfg.model_copy(update={
+        "secrets": lab_secrets,
+        "broker": _with_broker_secrets(lab_cfg.broker, lab_secrets, path)})
     if lab_cfg.duis is not None:
         lab_cfg = lab_cfg.model_copy(update={"duis": lab_cfg.duis.resolved(path.parent)})
     if lab_cfg.capture_folder is not None and not lab_cfg.capture_folder.is_absolute():

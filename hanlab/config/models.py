@@ -18,6 +18,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    SecretStr,
     computed_field,
     field_validator,
     model_validator,
@@ -124,7 +126,8 @@ class BrokerConfig(_Model):
     Attributes:
         host: broker host name; ``None`` for the embedded broker.
         port: TCP port (embedded broker listens here too).
-        username: optional user name; the password comes from the secrets file.
+        username: optional user name; the password comes from the secrets file
+            (:mod:`hanlab.config.secrets`; the loader attaches it: :attr:`password`).
         keepalive_s: MQTT keep-alive in seconds.
         buffer_events: events kept while the broker is away (oldest dropped, counted).
         reconnect_max_s: longest wait between reconnection attempts.
@@ -136,6 +139,19 @@ class BrokerConfig(_Model):
     keepalive_s: int = Field(30, ge=5)
     buffer_events: int = Field(100_000, ge=1)
     reconnect_max_s: float = Field(10.0, gt=0)
+    _password: SecretStr | None = PrivateAttr(default=None)
+
+    def with_password(self, username: str | None, password: SecretStr) -> BrokerConfig:
+        """A copy with the secrets file's credentials (``username`` ``None``: keep
+        :attr:`username`). The password is never dumped, served or shown by ``repr``."""
+        copy = self.model_copy(update={"username": username or self.username})
+        copy._password = password
+        return copy
+
+    @property
+    def password(self) -> str | None:
+        """The broker password from the secrets file, or ``None`` (a secret: never log)."""
+        return None if self._password is None else self._password.get_secret_value()
 
     @property
     def embedded(self) -> bool:
@@ -231,8 +247,9 @@ class ApiConfig(_Model):
 
 
 class LabConfig(_Model):
-    """A lab: its rigs (rig files), the broker they publish to, and its DUIS settings
-    (:class:`~hanlab.config.duis.DuisConfig`: DCC endpoint, Users, keys, DUIS log)."""
+    """A lab: its rigs (rig files), the broker they publish to, its DUIS settings
+    (:class:`~hanlab.config.duis.DuisConfig`: DCC endpoint, Users, keys, DUIS log) and its
+    secrets file (the broker's credentials, :mod:`hanlab.config.secrets`; ``chmod 600``)."""
 
     name: Slug = "lab"
     rigs: list[Path] = Field(min_length=1)
@@ -240,6 +257,7 @@ class LabConfig(_Model):
     capture_folder: Path | None = None
     duis: DuisConfig | None = None
     api: ApiConfig = ApiConfig()
+    secrets: Path | None = None
 
 
 class Lab(BaseModel):

@@ -13,12 +13,18 @@ Each request's future is registered under its RequestID before the POST (the res
 overtake the acknowledgement) and always removed, under a timeout (STYLE.md section 7).
 Several Users share one client and one receiver. Everything sent and received goes to the
 DUIS log.
+
+Every request of a User with a key is XML-signed, whatever its criticality (DUIS 5.4
+3.4.2; issue 14 item 15: the DCC refuses unsigned requests). Responses and alerts are taken
+only when signed by the DCC, given its certificate (``dcc_certificate`` / :meth:`trust_dcc`,
+see :class:`DuisReceiver`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from base64 import b64encode
 from collections.abc import Iterable, Mapping
@@ -35,7 +41,13 @@ from lxml import etree
 
 from hanlab.duis.catalogue import sr
 from hanlab.duis.counters import RequestCounterStore
-from hanlab.duis.http import StartStop
+from hanlab.duis.http import (
+    CLIENT_KEEPALIVE_S,
+    DEFAULT_LIMITS,
+    HttpLimits,
+    StartStop,
+    read_bounded,
+)
 from hanlab.duis.log import DuisLog, Kind
 from hanlab.duis.receiver import DEFAULT_PATH, DuisReceiver
 from hanlab.duis.schema import DuisSchema
@@ -206,6 +218,12 @@ class DuisClient(StartStop):
         http_timeout_s: per POST to the DCC.
         response_timeout_s: default wait for the asynchronous response.
         alert_queue_size: alerts kept in :attr:`alerts` (oldest dropped when full).
+        dcc_certificate: the DCC's (DSP's) XML-signing certificate the receiver verifies
+            every response and alert with (``None``: unverified; see :meth:`trust_dcc`).
+        receiver_limits: time, size and concurrency limits of the receiver.
+        receiver_ssl_context: serve the receiver over HTTPS with it.
+        dcc_ssl_context: TLS client context for an ``https`` DCC (e.g. trusting its
+            self-signed certificate, :func:`hanlab.duis.http.client_ssl_context`).
 
     Use as ``async with DuisClient(...) as client:``.
     """
@@ -224,6 +242,10 @@ class DuisClient(StartStop):
         http_timeout_s: float = 10.0,
         response_timeout_s: float = 60.0,
         alert_queue_size: int = 1024,
+        dcc_certificate: x509.Certificate | None = None,
+        receiver_limits: HttpLimits = DEFAULT_LIMITS,
+        receiver_ssl_context: ssl.SSLContext | None = None,
+        dcc_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.users = {user.eui64: user for user in users}
@@ -233,7 +255,10 @@ class DuisClient(StartStop):
         self.http_timeout_s = http_timeout_s
         self.response_timeout_s = response_timeout_s
         self.receiver = DuisReceiver(self._on_document, host=receiver_host,
-                                     port=receiver_port, path=receiver_path)
+                                     port=receiver_port, path=receiver_path,
+                                     dcc_certificate=dcc_certificate, limits=receiver_limits,
+                                     ssl_context=receiver_ssl_context)
+        self._dcc_ssl_context = dcc_ssl_context
         self.alerts: asyncio.Queue[ReceivedDocument] = asyncio.Queue(alert_queue_size)
         self.stats = ClientStats()
         self.invalid_documents: list[tuple[str, list[str]]] = []
@@ -245,6 +270,11 @@ class DuisClient(StartStop):
         """The URL the DCC must POST responses and alerts to."""
         return self.receiver.url
 
+    def trust_dcc(self, certificate: x509.Certificate) -> None:
+        """Take responses and alerts only when signed with ``certificate``'s key (the DCC's
+        XML-signing certificate; for the emulated DCC: :attr:`EmulatedDcc.certificate`)."""
+        self.receiver.trust_dcc(certificate)
+
     @property
     def pending_count(self) -> int:
         """Requests whose response is awaited now."""
@@ -254,7 +284,9 @@ class DuisClient(StartStop):
         """Start the receiver and the HTTP session."""
         await self.receiver.start()
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.http_timeout_s)
+            timeout=aiohttp.ClientTimeout(total=self.http_timeout_s),
+            connector=aiohttp.TCPConnector(ssl=self._dcc_ssl_context or True,
+                                           keepalive_timeout=CLIENT_KEEPALIVE_S),
         )
 
     async def stop(self) -> None:
@@ -327,8 +359,8 @@ class DuisClient(StartStop):
             async with self._session.post(
                 url, data=document, headers={"Content-Type": "application/xml"}
             ) as reply:
-                body = await reply.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
+                body = await read_bounded(reply)
+        except (aiohttp.ClientError, TimeoutError, BadInputError) as error:
             raise DuisClientError(f"DCC at {url} unreachable: {error}",
                                   hint="check the lab's DUIS endpoint") from error
         at_ns = time.time_ns()
@@ -343,7 +375,7 @@ class DuisClient(StartStop):
         self, user: Eui64, request_id: RequestId, variant: str, body: etree._Element,
         command_variant: int, *, sign: bool,
     ) -> bytes:
-        """A request document, signed with the User's key when ``sign`` (and a key exists).
+        """A request document, signed with the User's key when ``sign``.
 
         Raises:
             BadInputError: ``sign`` but the User has no key.
@@ -354,7 +386,7 @@ class DuisClient(StartStop):
             return document
         account = self.user(user)
         if account.signing_key is None or account.certificate is None:
-            raise BadInputError(f"User {user} has no signing key for a Critical SR",
+            raise BadInputError(f"User {user} has no XML-signing key",
                                 hint="set the User's key_file and certificate_file")
         return sign_document(document, account.signing_key, account.certificate)
 
@@ -401,7 +433,7 @@ class DuisClient(StartStop):
             else:
                 command_variant = 1
         request_id = self.next_request_id(user, target)
-        sign = account.signing_key is not None and (entry.critical or command_variant == 4)
+        sign = account.signing_key is not None  # every request, whatever its criticality
         document = self.build(user, request_id, variant, body, command_variant, sign=sign)
         return await self.send_document(
             document, request_id=request_id, variant=variant, command_variant=command_variant,

@@ -14,6 +14,7 @@ too. Keys are secrets: never logged.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from base64 import b64decode, b64encode
 from pathlib import Path
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from hanlab.duis.xml import DS_NS, parse_xml
@@ -84,6 +86,27 @@ def load_certificate(path: Path | str) -> x509.Certificate:
         return x509.load_der_x509_certificate(data)
     except (OSError, ValueError) as error:
         raise BadInputError(f"cannot read the certificate {path}: {error}") from error
+
+
+def ephemeral_identity(
+    common_name: str, *, lifetime_s: float = 86_400.0
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh ECDSA P-256 key and a self-signed certificate for it (a test PKI of one run,
+    never written to disk), valid from 5 minutes ago for ``lifetime_s`` seconds.
+
+    Used by the emulated DCC when no DSP key is configured (issue 14 item 14).
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(seconds=lifetime_s))
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate
 
 
 def _digest(root: etree._Element) -> bytes:

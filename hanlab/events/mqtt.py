@@ -58,7 +58,8 @@ class MqttPublisher:
         broker: broker settings; ``host`` ``None`` means the embedded broker on 127.0.0.1.
         lab, rig: names used in topics and payloads.
         status: extra fields of the retained ``online`` status (e.g. the sniffer list).
-        password: broker password from the secrets file, or ``None``.
+        password: broker password, or ``None``: the one the loader attached to
+            ``broker`` from the lab's secrets file (:attr:`BrokerConfig.password`), if any.
     """
 
     def __init__(
@@ -75,7 +76,7 @@ class MqttPublisher:
         self.lab = lab
         self.rig = rig
         self.status_fields = status or {}
-        self.password = password
+        self.password = password if password is not None else broker.password
         self.pending: deque[tuple[str, bytes, bool]] = deque()
         self.seq = 0
         self.published = 0

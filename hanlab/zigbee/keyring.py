@@ -19,7 +19,9 @@ Keys file (YAML; a secret, kept outside version control)::
 
 The same keys export as Wireshark ``zigbee_pc_keys`` UAT lines
 (``"<32 hex>","Normal","<label>"``) so Wireshark decrypts what hanlab decrypts.
-Key material is never logged; ``repr`` of a key hides it.
+Key material is never logged; ``repr`` of a key hides it, and errors name the field,
+never its value (issue 14 item 17). A lab's secrets file is a keys file with other
+sections too (``mqtt``: :mod:`hanlab.config.secrets`), which the keyring ignores.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ from hanlab.zigbee.security import (
 
 #: The ZigBee well-known trust-centre link key (BDB 13-0402 §6.3.2).
 WELL_KNOWN_TC_LINK_KEY = b"ZigBeeAlliance09"
+
+KEYRING_SECTIONS = ("network_keys", "link_keys", "install_codes", "well_known_tc_link_key")
+"""The top-level fields of a keys file the keyring reads."""
+OTHER_SECRETS_SECTIONS = frozenset({"mqtt"})
+"""Top-level fields of a lab's secrets file that are not keys (ignored here)."""
 
 KIND_NETWORK = "network"
 KIND_LINK = "link"
@@ -221,10 +228,11 @@ class Keyring:
         """
         if not isinstance(data, dict):
             raise BadInputError(f"{source}: top level must be a mapping")
-        unknown = set(data) - {"network_keys", "link_keys", "install_codes",
-                               "well_known_tc_link_key"}
+        unknown = set(data) - set(KEYRING_SECTIONS) - OTHER_SECRETS_SECTIONS
         if unknown:
-            raise BadInputError(f"{source}: unknown field(s) {sorted(unknown)}")
+            shown = sorted(_field_name(name) for name in unknown)
+            raise BadInputError(f"{source}: unknown field(s) {shown}",
+                                hint=f"a keys file has {', '.join(KEYRING_SECTIONS)}")
         ring = cls(well_known_tc_link_key=bool(data.get("well_known_tc_link_key", True)))
         for i, item in enumerate(_as_list(data, "network_keys", source)):
             where = f"{source}: network_keys[{i}]"
@@ -315,8 +323,17 @@ def _opt_str(item: dict[str, Any], name: str, where: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _field_name(name: object) -> str:
+    """A field name fit for an error: a name that could be a key (long hex) is hidden."""
+    text = str(name)
+    if len(text) >= 16 and all(c in "0123456789abcdefABCDEF:- " for c in text):
+        return "<a hex value: hidden>"
+    return text[:40]
+
+
 def _eui(value: Any, where: str) -> int:
     try:
         return parse_eui64(str(value))
-    except ValueError as exc:
-        raise BadInputError(f"{where}: {exc}") from None
+    except ValueError:  # its message echoes the value, which may be a misplaced key
+        raise BadInputError(f"{where}: not an EUI-64 (16 hex digits, e.g. "
+                            "00-0D-6F-00-0A-1B-2C-3D)") from None

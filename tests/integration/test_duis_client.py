@@ -72,6 +72,7 @@ async def lab(schema: DuisSchema, users: list[DuisUser], tmp_path: Path) -> Asyn
         ):
             dcc.attach_han(han)
             client.base_url = dcc.url
+            client.trust_dcc(dcc.certificate)
             yield Lab(client, dcc, han, log_path, truth_path, state)
         assert dcc.invalid_documents == []
         assert client.invalid_documents == []

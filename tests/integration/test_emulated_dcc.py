@@ -53,6 +53,10 @@ RTDS_USERS = [SUPPLIER, SUPPLIER_2, *(Eui64.parse(e) for e in (
 """Every RequestID originator of the DUIS templates and samples."""
 SERVICE_OF_CV = {1: "S", 2: "S", 3: "S", 5: "S", 6: "S", 7: "S", 4: "T", 8: "D"}
 FAST = {"processing_latency_s": 0.001, "wan_latency_s": 0.001}
+UNSIGNED = {"verify_signatures": False}
+"""The corpus templates carry placeholder signatures: tests posting them or unsigned
+documents of their own turn verification off (tests/integration/test_duis_security.py
+covers it on)."""
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +114,8 @@ async def rig(schema: DuisSchema, tmp_path: Path, request: pytest.FixtureRequest
         GroundTruthLog(truth_path) as truth,
         DuisReceiver(inbox) as receiver,
     ):
-        settings = EmulatedDccSettings(**{**FAST, "response_timeout_s": 2.0, **overrides})
+        settings = EmulatedDccSettings(**{**FAST, **UNSIGNED, "response_timeout_s": 2.0,
+                                          **overrides})
         users = [DccUser(user, receiver.url) for user in RTDS_USERS]
         async with (
             EmulatedDcc(settings, users=users, devices=RTDS_INVENTORY, schema=schema,
@@ -359,7 +364,7 @@ async def test_stop_cancels_pending_commands(schema: DuisSchema, tmp_path: Path)
     """Tasks are tracked: stopping mid-command leaves nothing behind."""
     from hanlab.duis import RequestId, build_request, sr_element
 
-    settings = EmulatedDccSettings(processing_latency_s=5.0, wan_latency_s=0.0)
+    settings = EmulatedDccSettings(processing_latency_s=5.0, wan_latency_s=0.0, **UNSIGNED)
     async with EmulatedDcc(settings, users=[DccUser(SUPPLIER, "http://127.0.0.1:9/duis")],
                            devices=RTDS_INVENTORY, schema=schema) as dcc:
         async with aiohttp.ClientSession() as http:
@@ -413,7 +418,7 @@ async def test_dcc_alerts_of_duis_3_6(schema: DuisSchema, corpus_dir: Path,
     ):
         settings = EmulatedDccSettings(
             processing_latency_s=0.001, wan_latency_s=0.001, response_timeout_s=2.0,
-            require_signature=False, firmware_failures={GSME: "N19"})
+            require_signature=False, firmware_failures={GSME: "N19"}, **UNSIGNED)
         users = [DccUser(user, receiver.url, role=role) for user, role in roles.items()]
         async with (
             EmulatedDcc(settings, users=users, devices=RTDS_INVENTORY, schema=schema,

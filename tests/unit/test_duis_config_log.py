@@ -34,6 +34,33 @@ def test_duis_config_defaults_and_paths(tmp_path: Path) -> None:
     assert config.emulated_dcc_settings().wan_latency_s == 0.2
 
 
+def test_duis_config_security_settings(tmp_path: Path) -> None:
+    """Issue 14: the DCC certificate, the DSP key of the emulated DCC, TLS and HTTP limits,
+    with relative paths resolved against the lab file's folder."""
+    config = DuisConfig.model_validate({
+        "users": [{"name": "s", "eui64": "90b3d51f30010000"}],
+        "dcc_certificate_file": "keys/dsp.pem",
+        "receiver": {"tls_certificate_file": "tls/r.pem", "tls_key_file": "tls/r.key",
+                     "limits": {"max_body_bytes": 65536}},
+        "emulated_dcc": {"port": 8079, "signing_key_file": "keys/dsp.key",
+                         "certificate_file": "keys/dsp.pem",
+                         "limits": {"max_concurrent_requests": 4}},
+    }).resolved(tmp_path)
+    assert config.dcc_certificate_file == tmp_path / "keys/dsp.pem"
+    assert config.receiver.tls_key_file == tmp_path / "tls/r.key"
+    assert config.receiver.limits.limits().max_body_bytes == 65536
+    settings = config.emulated_dcc_settings()
+    assert settings.port == 8079 and settings.verify_signatures
+    assert settings.signing_key_file == tmp_path / "keys/dsp.key"
+    assert settings.http_limits.max_concurrent_requests == 4
+    with pytest.raises(ValidationError):
+        DuisConfig.model_validate({"users": [{"name": "s", "eui64": "90b3d51f30010000"}],
+                                   "emulated_dcc": {"signing_key_file": "k"}})
+    with pytest.raises(ValidationError):
+        DuisConfig.model_validate({"users": [{"name": "s", "eui64": "90b3d51f30010000"}],
+                                   "receiver": {"tls_key_file": "k"}})
+
+
 @pytest.mark.parametrize("users", [
     [],
     [{"name": "a", "eui64": "90-B3-D5-1F-30-01-00-00", "key_file": "k"}],

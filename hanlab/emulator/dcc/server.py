@@ -15,6 +15,14 @@ Endpoints (as DCC Boxed): ``POST /api/v1/serviceS`` (Send Command Service, Comma
 
 Device alerts are forwarded as DUIS Device Alerts, and the DCC raises DCC Alerts of its own
 (Update HAN Device Log result after SR 8.11; command failure when a device stays silent).
+
+Security (DUIS 5.4 3.4.2, issue 14 items 14-16): with ``verify_signatures`` (the default)
+every request must be XML-signed by its User and verify with the User's certificate,
+whatever its criticality; a refused request never advances the User's counter state.
+Everything the DCC POSTs (responses, device alerts, DCC alerts) is signed with its DSP key
+(configured, or an ephemeral P-256 key and self-signed certificate made at construction:
+:attr:`EmulatedDcc.certificate`). The server is bounded in time, size and concurrency
+(:mod:`hanlab.duis.http`) and serves HTTPS when given a TLS certificate and key.
 Every document written is validated against the XSD when one is loaded; failures are
 counted in :attr:`EmulatedDcc.invalid_documents` (tests assert none). Every event is
 written to the ground-truth log.
@@ -37,12 +45,31 @@ from typing import Any, Final, Literal
 import aiohttp
 from aiohttp import web
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
+from hanlab.config.duis import both_or_neither
 from hanlab.duis.catalogue import UnknownServiceRequestError, sr
-from hanlab.duis.http import StartStop, listen, new_app
+from hanlab.duis.http import (
+    CLIENT_KEEPALIVE_S,
+    DEFAULT_LIMITS,
+    HttpLimits,
+    StartStop,
+    client_ssl_context,
+    listen,
+    new_app,
+    read_bounded,
+    server_ssl_context,
+)
 from hanlab.duis.schema import DuisSchema
-from hanlab.duis.signing import SignatureError, verify_document
+from hanlab.duis.signing import (
+    SignatureError,
+    ephemeral_identity,
+    load_certificate,
+    load_signing_key,
+    sign_document,
+    verify_document,
+)
 from hanlab.duis.xml import (
     SR_NS,
     BodyMapping,
@@ -98,7 +125,8 @@ class RefusalCodes:
 
     Attributes:
         schema: not well-formed, unsafe (DTD / entities) or not valid against the XSD.
-        signature: a Critical SR unsigned, or its XML signature does not verify.
+        signature: a request unsigned (any SR with ``verify_signatures``, a Critical SR
+            with ``require_signature``), or its XML signature does not verify.
         user: the originator of the RequestID is not a registered User.
         command_variant: the CommandVariant does not fit the service or the SR, or is out of
             the emulator's scope (3, 7).
@@ -144,9 +172,11 @@ class EmulatedDccSettings:
             response is posted (each way).
         wan_latency_s: one-way WAN latency between the DCC and the Communications Hub.
         response_timeout_s: how long to wait for a device's response at the CHF.
-        require_signature: refuse a Critical SR that carries no ``ds:Signature``.
-        verify_signatures: verify signatures with the User's certificate (the DUIS
-            templates carry placeholder signatures: off for them).
+        require_signature: refuse a Critical SR that carries no ``ds:Signature`` (what
+            is left of signature checks with ``verify_signatures`` off).
+        verify_signatures: every request must be signed and verify with its User's
+            certificate, whatever its criticality (the DUIS templates carry placeholder
+            signatures: off for them).
         check_counters: refuse a RequestID counter not above the User's last one for the
             same target (replay protection; the DUIS templates reuse counters: off for them).
         rtds_folder: RTDS ``gbcs-rtds`` folder to take GBCS bodies from, or ``None``.
@@ -157,6 +187,13 @@ class EmulatedDccSettings:
             placeholder derived from the EUI-64.
         firmware_failures: device EUI-64 -> the DCCAlertCode (N18-N23) its firmware
             distribution fails with after SR 11.1 (see :mod:`hanlab.emulator.dcc.alerts`).
+        signing_key_file, certificate_file: the DSP's XML-signing key (DER/PEM PKCS#8,
+            P-256) and certificate everything posted is signed with; ``None`` (both): an
+            ephemeral key and self-signed certificate.
+        tls_certificate_file, tls_key_file: serve HTTPS with them (PEM), else HTTP.
+        tls_ca_file: PEM certificates to trust (besides the system's) when posting to an
+            ``https`` receive endpoint.
+        http_limits: time, size and concurrency limits of the server.
     """
 
     host: str = "127.0.0.1"
@@ -165,7 +202,7 @@ class EmulatedDccSettings:
     wan_latency_s: float = 0.1
     response_timeout_s: float = 30.0
     require_signature: bool = True
-    verify_signatures: bool = False
+    verify_signatures: bool = True
     check_counters: bool = True
     rtds_folder: Path | None = None
     dcc_counter_start: int = 1 << 40
@@ -174,6 +211,19 @@ class EmulatedDccSettings:
     alert_codes: DccAlertCodes = field(default_factory=DccAlertCodes)
     mpxns: Mapping[Eui64, str] = field(default_factory=dict)
     firmware_failures: Mapping[Eui64, str] = field(default_factory=dict)
+    signing_key_file: Path | None = None
+    certificate_file: Path | None = None
+    tls_certificate_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    http_limits: HttpLimits = DEFAULT_LIMITS
+
+    def __post_init__(self) -> None:
+        try:
+            both_or_neither(self, ("signing_key_file", "certificate_file"),
+                            ("tls_certificate_file", "tls_key_file"), who="emulated DCC: ")
+        except ValueError as error:
+            raise BadInputError(str(error)) from None
 
 
 class DccRefusal(BadInputError):
@@ -219,7 +269,11 @@ class EmulatedDcc(StartStop):
         han: the emulated CHF / HAN (see :meth:`attach_han`).
         truth: the ground-truth log, or ``None``.
 
-    Use as ``async with EmulatedDcc(...) as dcc:``; :attr:`url` is the base URL.
+    Raises:
+        BadInputError: the DSP key or certificate file is unreadable.
+
+    Use as ``async with EmulatedDcc(...) as dcc:``; :attr:`url` is the base URL;
+    :attr:`certificate` is the DSP certificate the Users' receivers verify with.
     """
 
     def __init__(
@@ -254,6 +308,16 @@ class EmulatedDcc(StartStop):
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._port = settings.port
+        self._signing_key, self.certificate = self._dsp_identity(settings)
+
+    @staticmethod
+    def _dsp_identity(
+        settings: EmulatedDccSettings,
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        if settings.signing_key_file is None or settings.certificate_file is None:
+            return ephemeral_identity("hanlab emulated DCC (DSP)")
+        return (load_signing_key(settings.signing_key_file),
+                load_certificate(settings.certificate_file))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -273,21 +337,32 @@ class EmulatedDcc(StartStop):
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:41234`` (valid once started)."""
-        return f"http://{self.settings.host}:{self._port}"
+        """Base URL, e.g. ``http://127.0.0.1:41234`` (``https`` with TLS; valid once
+        started)."""
+        scheme = "http" if self.settings.tls_certificate_file is None else "https"
+        return f"{scheme}://{self.settings.host}:{self._port}"
 
     async def start(self) -> None:
         """Listen for DUIS requests.
 
         Raises:
             HanlabError: the port cannot be bound.
+            BadInputError: a TLS file is unreadable or the key does not fit.
         """
-        app = new_app()
+        settings = self.settings
+        tls = None
+        if settings.tls_certificate_file is not None and settings.tls_key_file is not None:
+            tls = server_ssl_context(settings.tls_certificate_file, settings.tls_key_file)
+        trust = client_ssl_context(settings.tls_ca_file)
+        app = new_app(limits=settings.http_limits)
         for service, path in SERVICE_PATHS.items():
             app.router.add_post(path, self._handler(service))
-        self._runner, self._port = await listen(app, self.settings.host, self.settings.port,
-                                                "emulated DCC")
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self._runner, self._port = await listen(app, settings.host, settings.port,
+                                                "emulated DCC", ssl_context=tls)
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10),
+            connector=aiohttp.TCPConnector(ssl=trust or True,
+                                           keepalive_timeout=CLIENT_KEEPALIVE_S))
 
     async def stop(self) -> None:
         """Cancel and await every task, fail the outstanding commands, close; idempotent."""
@@ -440,6 +515,17 @@ class EmulatedDcc(StartStop):
                              f"{entry.service_reference_variant}")
         self._check_signature(request, entry.critical, data, user)
         self._check_counter(request)
+        answer = self._dispatch(request, received_ns, user)
+        self._commit_counter(request)  # only now: a refused request never advances it
+        return answer
+
+    def _dispatch(
+        self, request: DuisRequest, received_ns: int, user: DccUser
+    ) -> tuple[int, bytes]:
+        """The accepted request's answer; raises :class:`DccRefusal` before it changes any
+        state."""
+        codes = self.settings.refusal_codes
+        cv = request.command_variant
         if cv == 8:
             return self._non_device(request)
         device_type = self.devices.get(request.request_id.target)
@@ -510,26 +596,40 @@ class EmulatedDcc(StartStop):
     def _check_signature(
         self, request: DuisRequest, critical: bool, data: bytes, user: DccUser
     ) -> None:
+        """Every request signed by its User with ``verify_signatures``, whatever its
+        criticality (DUIS 5.4 3.4.2; issue 14 item 15), else Critical SRs signed."""
         codes = self.settings.refusal_codes
-        if critical and self.settings.require_signature and not request.signed:
-            raise DccRefusal(codes.signature, "a Critical SR must be signed")
-        if self.settings.verify_signatures and request.signed:
+        if self.settings.verify_signatures:
+            if not request.signed:
+                raise DccRefusal(codes.signature, "the request is not signed")
             if user.certificate is None:
                 raise DccRefusal(codes.signature, f"no certificate for {user.eui64}")
             try:
                 verify_document(data, user.certificate)
             except SignatureError as error:
                 raise DccRefusal(codes.signature, error.message) from error
+        elif critical and self.settings.require_signature and not request.signed:
+            raise DccRefusal(codes.signature, "a Critical SR must be signed")
+
+    def _counter_checked(self, request: DuisRequest) -> bool:
+        # CommandVariant 5 repeats the Transform request's RequestID
+        return self.settings.check_counters and request.command_variant != 5
 
     def _check_counter(self, request: DuisRequest) -> None:
-        if not self.settings.check_counters or request.command_variant == 5:
-            return  # CommandVariant 5 repeats the Transform request's RequestID
+        """Refuse a RequestID counter not above the User's last for the target (replay
+        protection, DUIS 5.4 3.4.1.1); changes nothing (see :meth:`_commit_counter`)."""
+        if not self._counter_checked(request):
+            return
         key = (request.request_id.originator, request.request_id.target)
         last = self._last_counter.get(key)
         if last is not None and request.request_id.counter <= last:
             raise DccRefusal(self.settings.refusal_codes.counter,
                              f"RequestID counter {request.request_id.counter} not above {last}")
-        self._last_counter[key] = request.request_id.counter
+
+    def _commit_counter(self, request: DuisRequest) -> None:
+        if self._counter_checked(request):
+            key = (request.request_id.originator, request.request_id.target)
+            self._last_counter[key] = request.request_id.counter
 
     def _signed_pre_command(self, request: DuisRequest) -> bytes:
         node = request.body.find(f"{{{SR_NS}}}GBCSPayload")
@@ -667,16 +767,18 @@ class EmulatedDcc(StartStop):
         return sent
 
     async def _post(self, user: DccUser, document: bytes, event: str, **fields: object) -> bool:
+        """POST ``document``, signed with the DSP key, to ``user``'s receive endpoint."""
         if self._session is None:
             return False
+        document = sign_document(document, self._signing_key, self.certificate)
         self._record(event, user=user.eui64.duis, **fields)
         try:
             async with self._session.post(
                 user.receive_url, data=document, headers={"Content-Type": _CONTENT_TYPE}
             ) as reply:
-                await reply.read()
+                await read_bounded(reply)
                 ok = 200 <= reply.status < 300
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except (aiohttp.ClientError, TimeoutError, BadInputError) as error:
             self.stats.post_failures += 1
             self._record("duis_post_failed", user=user.eui64.duis, error=str(error), **fields)
             return False
