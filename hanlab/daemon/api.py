@@ -309,18 +309,16 @@ class _Api:
     async def _body(request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise _Refusal(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-        chunks: list[bytes] = []
-        size = 0
+        # new_app's middleware has read the body already, bounded in time and size
+        # (hanlab.duis.http.HttpLimits); read() hands it over at once
         try:
             async with asyncio.timeout(BODY_TIMEOUT_S):
-                while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        raise _Refusal(413, f"the request body is over {MAX_BODY_BYTES} "
-                                            "bytes")
+                body = await request.read()
         except TimeoutError:
             raise _Refusal(408, f"the request body took over {BODY_TIMEOUT_S:g} s") from None
+        if len(body) > MAX_BODY_BYTES:
+            raise _Refusal(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+        chunks = [body] if body else []
         if not chunks:
             raise _Refusal(422, "the request body is empty; send a JSON object")
         try:
@@ -559,16 +557,5 @@ class ApiServer(StartStop):
 
 async def _listen(app: web.Application, host: str, port: int,
                   context: ssl.SSLContext | None) -> tuple[web.AppRunner, int]:
-    """:func:`hanlab.duis.http.listen`, with TLS when ``context`` is given."""
-    what = "control API"
-    if context is None:
-        return await listen(app, host, port, what)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port, ssl_context=context).start()
-    except OSError as error:
-        await runner.cleanup()
-        raise HanlabError(f"{what} cannot listen on {host}:{port}: {error}") from error
-    addresses = runner.addresses
-    return runner, int(addresses[0][1]) if addresses else port
+    """:func:`hanlab.duis.http.listen` (its header timeout), with TLS when ``context``."""
+    return await listen(app, host, port, "control API", ssl_context=context)

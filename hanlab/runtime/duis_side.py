@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -127,13 +128,19 @@ class RigDuis:
             self.log_path, clock_ns=None if han is None else han.now_ns,
             time_scale=self.time_scale, keep_xml=duis.keep_xml))
         receiver = duis.receiver
+        emulated_dcc = duis.endpoint == "emulated"
         client = await stack.enter_async_context(DuisClient(
-            base_url="http://127.0.0.1:1" if duis.endpoint == "emulated"
-            else str(duis.endpoint),
+            base_url="http://127.0.0.1:1" if emulated_dcc else str(duis.endpoint),
             users=self.users, counters=self.counters, log=self.log, schema=schema,
             receiver_host=receiver.host,
             receiver_port=receiver.port + self.receiver_port_offset if receiver.port else 0,
-            receiver_path=receiver.path, response_timeout_s=duis.response_timeout_s))
+            receiver_path=receiver.path, response_timeout_s=duis.response_timeout_s,
+            # the DCC signs what it posts (issue 14 item 14): the real DCC's certificate
+            # from the lab file; the emulated DCC's once it exists (trust_dcc below)
+            dcc_certificate=None if emulated_dcc else duis.dcc_certificate(),
+            dcc_ssl_context=None if emulated_dcc else duis.dcc_ssl_context(),
+            receiver_ssl_context=receiver.ssl_context(),
+            receiver_limits=receiver.limits.limits()))
         if duis.endpoint == "emulated":
             if han is None:
                 raise HanlabError(
@@ -160,21 +167,19 @@ class RigDuis:
 
     async def _start_emulated_dcc(self, stack: contextlib.AsyncExitStack,
                                   client: DuisClient, schema: Any) -> None:
-        from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings
+        from hanlab.emulator.dcc import DccUser, EmulatedDcc
 
-        config = self.duis.emulated_dcc
+        settings = self.duis.emulated_dcc_settings()
+        if settings.port:  # one emulated DCC per rig: rig n listens on the port + n
+            settings = dataclasses.replace(settings, port=settings.port
+                                           + self.receiver_port_offset)
         inventory = {Eui64.parse(d.eui64): d.role.value for d in self.rig.devices}
-        dcc = await stack.enter_async_context(EmulatedDcc(
-            EmulatedDccSettings(
-                host=config.host, port=config.port,
-                processing_latency_s=config.processing_latency_s,
-                wan_latency_s=config.wan_latency_s,
-                response_timeout_s=config.response_timeout_s,
-                verify_signatures=config.verify_signatures,
-                check_counters=config.check_counters, rtds_folder=config.rtds_folder),
-            users=[DccUser(u.eui64, client.receiver_url, u.certificate, role=u.role)
-                   for u in self.users],
-            devices=inventory, schema=schema))
+        dcc = EmulatedDcc(
+            settings, users=[DccUser(u.eui64, client.receiver_url, u.certificate, role=u.role)
+                             for u in self.users],
+            devices=inventory, schema=schema)
+        client.trust_dcc(dcc.certificate)  # its DSP key signs every response and alert
+        await stack.enter_async_context(dcc)
         han = self.han
         previous = han.dcc
         han.dcc = dcc

@@ -16,15 +16,10 @@ edges"): what differs between an emulated rig and a real one, and nothing else.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlab.config.models import RigConfig
@@ -171,15 +166,9 @@ class RigDuisLog(DuisLog):
 
 def ephemeral_user(eui64: Eui64, role: str) -> DuisUser:
     """A DCC User with a fresh ECDSA P-256 key and a self-signed certificate (test PKI of
-    one run: never written to disk)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"hanlab-{role}-{eui64.duis}")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    one run, valid 30 days: never written to disk)."""
+    from hanlab.duis.signing import ephemeral_identity
+
+    key, certificate = ephemeral_identity(f"hanlab-{role}-{eui64.duis}",
+                                          lifetime_s=30 * 86_400.0)
     return DuisUser(eui64=eui64, role=role, signing_key=key, certificate=certificate)

@@ -120,7 +120,7 @@ class LabRuntime:
                 counters=counters, emulation=options.emulation,
                 jobs=self.store if has_duis else None, correlate=options.jobs, index=index))
         self.embedded: EmbeddedBroker | None = (
-            EmbeddedBroker(lab.config.broker.port) if broker is not None and broker.embedded
+            EmbeddedBroker.for_config(lab.config.broker) if broker is not None and broker.embedded
             else None)
         self.api_server: Any = None
         self.control_url: str | None = None
