@@ -61,18 +61,24 @@ def _stream(run: Any, srs: int, frames: int) -> tuple[Iterator[Any], Iterator[An
             yield from merged
 
     def duis_iter() -> Iterator[Any]:
-        for copy in range(copies):
-            shift = copy * SPACING_NS
-            for line in run.duis_lines:
-                rid = dict(line["request_id"])
-                counter = int(rid["counter"])
-                rid["counter"] = copy * 10_000_000 + counter % 10_000_000
-                text = f"{rid['originator']}:{rid['target']}:{rid['counter']}"
-                yield DuisEvent.from_log_line({
-                    **line, "ts_ns": int(line["ts_ns"]) + shift, "request_id": rid,
-                    "request_id_text": text, "gbcs_originator_counter": counter})
+        for line in duis_lines(run, copies):
+            yield DuisEvent.from_log_line(line)
 
     return frame_iter(), duis_iter(), copies
+
+
+def duis_lines(run: Any, copies: int) -> Iterator[dict[str, Any]]:
+    """The tile's DUIS log lines ``copies`` times, each copy shifted by ``SPACING_NS`` with
+    its own RequestIDs (the on-air Originator Counter in ``gbcs_originator_counter``)."""
+    for copy in range(copies):
+        shift = copy * SPACING_NS
+        for line in run.duis_lines:
+            rid = dict(line["request_id"])
+            counter = int(rid["counter"])
+            rid["counter"] = copy * 10_000_000 + counter % 10_000_000
+            text = f"{rid['originator']}:{rid['target']}:{rid['counter']}"
+            yield {**line, "ts_ns": int(line["ts_ns"]) + shift, "request_id": rid,
+                   "request_id_text": text, "gbcs_originator_counter": counter}
 
 
 def _child(mode: str, srs: int, frames: int) -> dict[str, Any]:

@@ -10,22 +10,83 @@ import importlib
 import sys
 
 import typer
+import typer.main
 from rich.console import Console
+from typer import _click  # the click typer is built on (vendored since typer 0.2x)
+from typer.core import TyperCommand, TyperGroup
 
 from hanlab.errors import HanlabError
 
+#: every command of ``hanlab``: name -> (module under hanlab.commands whose register(app)
+#: adds it, the one-line help ``hanlab --help`` shows). A module is imported only when one
+#: of its commands runs (or its own --help is asked for), so start-up pays for one command's
+#: imports, never for all of them; tests/unit/test_cli_lazy.py checks this table against
+#: what the modules register. Order: the order of ``hanlab --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("hanlab.commands.run",
+           "Run every rig of a lab: capture, live correlation, MQTT, and the control API "
+           "for jobs."),
+    "capture": ("hanlab.commands.run",
+                "Run one source through the capture pipeline into per-band TAP pcapng files."),
+    "devices": ("hanlab.commands.devices", "List serial ports (USB VID:PID, serial number) "
+                "and match them to configured sniffers."),
+    "decode": ("hanlab.commands.decode",
+               "Decode a capture: one line (or JSON object) per frame, decrypting with KEYS."),
+    "analyse": ("hanlab.commands.analyse",
+                "Correlate captures with a DUIS log: one exchange per SR, timings per band."),
+    "rig": ("hanlab.commands.rig", "Rig files: check them before a run."),
+    "udev": ("hanlab.commands.udev", "udev rules for stable sniffer and radio names."),
+    "keys": ("hanlab.commands.decode", "Keys files: export them for other tools."),
+    "scenarios": ("hanlab.commands.scenarios", "The scenario library (seed 000 business "
+                  "scenarios, seed 001 Change of Supplier)."),
+    "scenario": ("hanlab.commands.scenarios", "Run a business scenario on a rig."),
+    "jobs": ("hanlab.commands.jobs", "Jobs on the lab's rigs: list, show, cancel."),
+    "rigs": ("hanlab.commands.rigs",
+             "List every rig of the lab with its daemon's host and control URL."),
+}
+
 #: modules under hanlab.commands that add commands; each defines register(app).
-COMMAND_MODULES: list[str] = [
-    "hanlab.commands.run",
-    "hanlab.commands.rig",
-    "hanlab.commands.devices",
-    "hanlab.commands.udev",
-    "hanlab.commands.decode",
-    "hanlab.commands.analyse",
-    "hanlab.commands.scenarios",
-    "hanlab.commands.jobs",
-    "hanlab.commands.rigs",
-]
+COMMAND_MODULES: list[str] = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+
+def load_command(name: str) -> _click.Command:
+    """Import the module of command ``name`` and return its click command (or group).
+
+    Raises:
+        KeyError: ``name`` is not in :data:`COMMANDS`.
+    """
+    module = importlib.import_module(COMMANDS[name][0])
+    sub = typer.Typer()
+    module.register(sub)
+    return typer.main.get_group(sub).commands[name]
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists :data:`COMMANDS` without importing them, loads one on use."""
+
+    _listing = False
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        """Every command name, in :data:`COMMANDS` order."""
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        """The command ``cmd_name``, imported now; only its name and help while listing."""
+        cmd = self.commands.get(cmd_name)
+        if cmd is None and cmd_name in COMMANDS:
+            if self._listing:
+                return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
+            cmd = self.commands[cmd_name] = load_command(cmd_name)
+        return cmd
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        """``hanlab --help``: the command list from :data:`COMMANDS`, nothing imported."""
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="hanlab",
@@ -36,6 +97,7 @@ app = typer.Typer(
         "with `hanlab scenario run`, get per-band timings with `hanlab analyse`, check rig "
         "files with `hanlab rig validate`. Every command has --help with examples."
     ),
+    cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -44,9 +106,14 @@ app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+@app.callback()
+def _root() -> None:
+    # a callback makes the app a group even though no command is registered up front
+    pass
+
+
 def _register() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+    """Nothing to import up front: :class:`LazyGroup` loads each command when it is used."""
 
 
 def main(argv: list[str] | None = None) -> None:

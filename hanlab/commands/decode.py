@@ -17,8 +17,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, NamedTuple
 
+import orjson
 import typer
 
 from hanlab.errors import BadInputError
@@ -34,10 +35,24 @@ from hanlab.zigbee.nwk import NWK_COMMAND_NAMES, NWK_FRAME_TYPE_NAMES
 keys_app = typer.Typer(help="Keys files: export them for other tools.", no_args_is_help=True)
 
 
+#: ``0x1a2b`` strings of the short addresses seen so far (a capture has few).
+_SHORT: dict[int, str] = {}
+
+
+def _short(addr: int | None) -> str | None:
+    """A short address or PAN ID as ``0x1a2b`` (``None`` stays ``None``), cached."""
+    if addr is None:
+        return None
+    text = _SHORT.get(addr)
+    if text is None:
+        text = _SHORT[addr] = f"0x{addr:04x}"
+    return text
+
+
 def _addr(mode: int, addr: int | None) -> str | None:
     if addr is None:
         return None
-    return f"0x{addr:04x}" if mode == 2 else eui64_str(addr)
+    return _short(addr) if mode == 2 else eui64_str(addr)
 
 
 def _gbcs_parser() -> Callable[[bytes], Any] | None:
@@ -59,54 +74,56 @@ def frame_fields(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | N
     """
     d.decode_all()
     out: dict[str, Any] = {
-        "index": d.index, "ts_ns": frame.ts_ns, "band": str(frame.band), "page": frame.page,
+        "index": d.index, "ts_ns": frame.ts_ns, "band": frame.band.value, "page": frame.page,
         "channel": frame.channel, "fcs_ok": frame.fcs_ok,
     }
     mac = d.mac
     if mac is not None:
-        out.update({
-            "mac.type": FRAME_TYPE_NAMES[mac.frame_type], "mac.seq": mac.seq,
-            "mac.src": _addr(mac.src_mode, mac.src_addr),
-            "mac.dst": _addr(mac.dst_mode, mac.dst_addr),
-            "mac.dst_pan": None if mac.dst_pan is None else f"0x{mac.dst_pan:04x}",
-            "mac.src_pan": None if mac.src_pan is None else f"0x{mac.src_pan:04x}",
-            "mac.security": mac.security,
-            "mac.command": None if mac.command_id is None else name_of(MAC_COMMAND_NAMES,
-                                                                        mac.command_id),
-        })
+        command = mac.command_id
+        out["mac.type"] = FRAME_TYPE_NAMES[mac.frame_type]
+        out["mac.seq"] = mac.seq
+        out["mac.src"] = _addr(mac.src_mode, mac.src_addr)
+        out["mac.dst"] = _addr(mac.dst_mode, mac.dst_addr)
+        out["mac.dst_pan"] = _short(mac.dst_pan)
+        out["mac.src_pan"] = _short(mac.src_pan)
+        out["mac.security"] = mac.security
+        out["mac.command"] = None if command is None else name_of(MAC_COMMAND_NAMES, command)
     nwk = d.nwk
     if nwk is not None:
-        out.update({
-            "nwk.type": NWK_FRAME_TYPE_NAMES[nwk.frame_type],
-            "nwk.src": _addr(2, nwk.src), "nwk.dst": _addr(2, nwk.dst),
-            "nwk.src64": None if nwk.src64 is None else eui64_str(nwk.src64),
-            "nwk.seq": nwk.seq, "nwk.radius": nwk.radius,
-            "nwk.decrypted": d.nwk_decrypted, "nwk.key": nwk.key_label,
-            "nwk.command": None if nwk.command_id is None else name_of(NWK_COMMAND_NAMES,
-                                                                        nwk.command_id),
-        })
+        command = nwk.command_id
+        out["nwk.type"] = NWK_FRAME_TYPE_NAMES[nwk.frame_type]
+        out["nwk.src"] = _short(nwk.src)
+        out["nwk.dst"] = _short(nwk.dst)
+        out["nwk.src64"] = None if nwk.src64 is None else eui64_str(nwk.src64)
+        out["nwk.seq"] = nwk.seq
+        out["nwk.radius"] = nwk.radius
+        out["nwk.decrypted"] = None if not nwk.security else nwk.payload is not None
+        out["nwk.key"] = nwk.key_label
+        out["nwk.command"] = None if command is None else name_of(NWK_COMMAND_NAMES, command)
     aps = d.aps
     if aps is not None:
-        out.update({
-            "aps.type": aps.frame_type_name,
-            "aps.cluster": None if aps.cluster is None else f"0x{aps.cluster:04x}",
-            "aps.profile": None if aps.profile is None else name_of(PROFILE_NAMES, aps.profile),
-            "aps.src_ep": aps.src_endpoint, "aps.dst_ep": aps.dst_endpoint,
-            "aps.counter": aps.counter, "aps.decrypted": d.aps_decrypted,
-            "aps.key": aps.key_label, "aps.block": aps.block,
-            "aps.reassembled": d.reassembled,
-            "aps.command": None if aps.command_id is None else name_of(APS_COMMAND_NAMES,
-                                                                        aps.command_id),
-        })
+        command = aps.command_id
+        out["aps.type"] = aps.frame_type_name
+        out["aps.cluster"] = _short(aps.cluster)
+        out["aps.profile"] = None if aps.profile is None else name_of(PROFILE_NAMES,
+                                                                      aps.profile)
+        out["aps.src_ep"] = aps.src_endpoint
+        out["aps.dst_ep"] = aps.dst_endpoint
+        out["aps.counter"] = aps.counter
+        out["aps.decrypted"] = None if not aps.security else aps.payload is not None
+        out["aps.key"] = aps.key_label
+        out["aps.block"] = aps.block
+        out["aps.reassembled"] = d.reassembled
+        out["aps.command"] = None if command is None else name_of(APS_COMMAND_NAMES, command)
     zcl = d.zcl
     if zcl is not None:
-        out.update({
-            "zcl.type": "cluster-specific" if zcl.frame_type == 1 else "profile-wide",
-            "zcl.cluster": zcl.cluster_name, "zcl.tsn": zcl.tsn, "zcl.cmd": zcl.command_id,
-            "zcl.command": zcl.command_name,
-            "zcl.direction": "to-client" if zcl.direction else "to-server",
-            "zcl.manufacturer_code": zcl.manufacturer_code,
-        })
+        out["zcl.type"] = "cluster-specific" if zcl.frame_type == 1 else "profile-wide"
+        out["zcl.cluster"] = zcl.cluster_name
+        out["zcl.tsn"] = zcl.tsn
+        out["zcl.cmd"] = zcl.command_id
+        out["zcl.command"] = zcl.command_name
+        out["zcl.direction"] = "to-client" if zcl.direction else "to-server"
+        out["zcl.manufacturer_code"] = zcl.manufacturer_code
         data = zcl.tunnel_data
         if data is not None and gbcs is not None:
             out.update(_gbcs_fields(gbcs, data))
@@ -132,41 +149,71 @@ def _gbcs_fields(parse: Callable[[bytes], Any], data: bytes) -> dict[str, Any]:
     return out
 
 
-def _line(f: dict[str, Any]) -> str:
-    ts_ns = f["ts_ns"]
+def frame_line(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | None) -> str:
+    """The one-line form of a decoded frame, straight from the layers (no field dict).
+
+    Time (s.ns since the epoch), band/page:channel, layers, MAC type, sequence number and
+    addresses, NWK addresses, sequence number and radius, decryption status, ZCL cluster,
+    command, TSN and direction (or APS profile and cluster), MAC/NWK command, the GBCS
+    tunnel command, CRA flag, Originator Counter and Message Code, and the decode error.
+    Values are formatted as in :func:`frame_fields`.
+    """
+    d.decode_all()
+    ts_ns = frame.ts_ns
     parts = [f"{ts_ns // 1_000_000_000}.{ts_ns % 1_000_000_000:09d}",
-             f"{f['band']}/{f['page']}:{f['channel']}",
-             f"{f.get('mac.type', '?')} #{f.get('mac.seq')} {f.get('mac.src') or '-'} -> "
-             f"{f.get('mac.dst') or '-'}"]
-    layers = ["mac"]
-    if "nwk.type" in f:
-        layers.append("nwk")
-        parts.append(f"NWK {f['nwk.src']} -> {f['nwk.dst']} seq {f['nwk.seq']} "
-                     f"r{f['nwk.radius']}")
-        if f["nwk.decrypted"] is not None:
-            parts.append("nwk:decrypted" if f["nwk.decrypted"] else "nwk:ENCRYPTED")
-    if "aps.type" in f:
-        layers.append("aps")
-        if f["aps.decrypted"] is not None:
-            parts.append("aps:decrypted" if f["aps.decrypted"] else "aps:ENCRYPTED")
-        if f["aps.command"]:
-            parts.append(f"APS {f['aps.command']}")
-    if "zcl.type" in f:
-        layers.append("zcl")
-        parts.append(f"{f['zcl.cluster']}/{f['zcl.command']} tsn {f['zcl.tsn']} "
-                     f"{f['zcl.direction']}")
-    elif f.get("aps.cluster"):
-        parts.append(f"{f['aps.profile']} cluster {f['aps.cluster']}")
-    for key in ("mac.command", "nwk.command"):
-        if f.get(key):
-            parts.append(f[key])
-    if f.get("gbcs.tunnel_command"):
-        layers.append("gbcs")
-        parts.append(f"GBCS {f['gbcs.tunnel_command']} CRA {f['gbcs.cra_flag']} counter "
-                     f"{f['gbcs.originator_counter']} code {f['gbcs.message_code']}")
-    if f["error"]:
-        parts.append(f"error: {f['error']}")
-    parts.insert(2, "+".join(layers))
+             f"{frame.band.value}/{frame.page}:{frame.channel}", ""]
+    layers = "mac"
+    tail: list[str] = []
+    mac = d.mac
+    if mac is None:
+        parts.append("? #None - -> -")
+    else:
+        parts.append(f"{FRAME_TYPE_NAMES[mac.frame_type]} #{mac.seq} "
+                     f"{_addr(mac.src_mode, mac.src_addr) or '-'} -> "
+                     f"{_addr(mac.dst_mode, mac.dst_addr) or '-'}")
+        command = mac.command_id
+        if command is not None:
+            tail.append(name_of(MAC_COMMAND_NAMES, command))
+    nwk = d.nwk
+    if nwk is not None:
+        layers = "mac+nwk"
+        parts.append(f"NWK {_short(nwk.src)} -> {_short(nwk.dst)} seq {nwk.seq} r{nwk.radius}")
+        if nwk.security:
+            parts.append("nwk:ENCRYPTED" if nwk.payload is None else "nwk:decrypted")
+        command = nwk.command_id
+        if command is not None:
+            tail.append(name_of(NWK_COMMAND_NAMES, command))
+    aps = d.aps
+    zcl = d.zcl
+    gbcs_line = None
+    if aps is not None:
+        layers += "+aps"
+        if aps.security:
+            parts.append("aps:ENCRYPTED" if aps.payload is None else "aps:decrypted")
+        command = aps.command_id
+        if command is not None:
+            parts.append(f"APS {name_of(APS_COMMAND_NAMES, command)}")
+        if zcl is not None:
+            layers += "+zcl"
+            parts.append(f"{zcl.cluster_name}/{zcl.command_name} tsn {zcl.tsn} "
+                         f"{'to-client' if zcl.direction else 'to-server'}")
+            data = zcl.tunnel_data
+            if data is not None and gbcs is not None:
+                g = _gbcs_fields(gbcs, data)
+                if g.get("gbcs.tunnel_command"):
+                    layers += "+gbcs"
+                    gbcs_line = (f"GBCS {g['gbcs.tunnel_command']} CRA {g['gbcs.cra_flag']} "
+                                 f"counter {g['gbcs.originator_counter']} "
+                                 f"code {g['gbcs.message_code']}")
+        elif aps.cluster is not None:
+            profile = None if aps.profile is None else name_of(PROFILE_NAMES, aps.profile)
+            parts.append(f"{profile} cluster {_short(aps.cluster)}")
+    parts.extend(tail)
+    if gbcs_line is not None:
+        parts.append(gbcs_line)
+    if d.error is not None:
+        parts.append(f"error: {d.error}")
+    parts[2] = layers
     return "  ".join(parts)
 
 
@@ -190,6 +237,241 @@ def _matches(fields: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
     return True
 
 
+#: frames per write: output leaves in blocks of this many lines, not line by line.
+WRITE_BATCH = 2048
+
+
+def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False,
+              filters: list[tuple[str, str]] | None = None, start: int = 0,
+              stop: int | None = None, decoder: Decoder | None = None,
+              join_points: frozenset[int] = frozenset()) -> ChunkSummary:
+    """Decode frames ``start`` (0-based) up to ``stop`` of ``file`` and write them to ``out``.
+
+    Frames before ``start`` are decoded only as deep as the state later frames need
+    (MAC and NWK headers: the short-to-EUI-64 address map), without decryption.
+
+    Args:
+        out: a binary stream; UTF-8 lines (one-line form, or JSON with ``as_json``).
+        ring: the keys; keys learned from Transport Key commands are added to it.
+        filters: ``(field, value)`` pairs every written frame matches.
+        start, stop: the frames to write, by index in the capture (``stop`` ``None``: to
+            the end).
+        decoder: the decoding session to use (a new one on ``ring`` if ``None``).
+        join_points: frame indices at which to note the APS reassembly state and how many
+            octets have been written (where two runs' outputs can be joined).
+
+    Returns:
+        What later frames of the capture could depend on (see :class:`ChunkSummary`).
+    """
+    from hanlab.capture.reader import read_frames
+
+    decoder = decoder if decoder is not None else Decoder(ring)
+    keys_before = len(ring.network_keys) + len(ring.link_keys)
+    gbcs = _gbcs_parser()
+    frames = read_frames(file)
+    if start:
+        scan = Decoder(Keyring(well_known_tc_link_key=False))
+        scan.address_map = decoder.address_map
+        for index, frame in zip(range(start), frames, strict=False):
+            scan.decode(frame.psdu, frame.ts_ns, index, frame.fcs_ok).nwk  # noqa: B018
+    decode = decoder.decode
+    lines: list[str] = []  # the one-line form, encoded once per batch
+    blobs: list[bytes] = []  # JSON
+    written = 0
+    joins: dict[int, tuple[bytes, int]] = {}
+    reassembler = decoder.reassembler
+    index = start
+    for frame in frames:
+        if stop is not None and index >= stop:
+            break
+        if index in join_points:
+            written += _flush(out, lines, blobs)
+            joins[index] = (reassembler.state_digest(), written)
+        d = decode(frame.psdu, frame.ts_ns, index, frame.fcs_ok)
+        index += 1
+        if as_json or filters:
+            fields = frame_fields(frame, d, gbcs)
+            if filters and not _matches(fields, filters):
+                continue
+            if as_json:
+                blobs.append(orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE))
+            else:
+                lines.append(frame_line(frame, d, gbcs))
+        else:
+            lines.append(frame_line(frame, d, gbcs))
+        if len(lines) + len(blobs) >= WRITE_BATCH:
+            written += _flush(out, lines, blobs)
+    _flush(out, lines, blobs)
+    return ChunkSummary(
+        frames=index - start,
+        learned_keys=len(ring.network_keys) + len(ring.link_keys) - keys_before,
+        joins=joins,
+    )
+
+
+def _flush(out: BinaryIO, lines: list[str], blobs: list[bytes]) -> int:
+    """Write the batch; the number of octets written."""
+    data = b""
+    if lines:
+        lines.append("")
+        data = "\n".join(lines).encode()
+        lines.clear()
+    if blobs:
+        data += b"".join(blobs)
+        blobs.clear()
+    out.write(data)
+    return len(data)
+
+
+class ChunkSummary(NamedTuple):
+    """What decoding one run of frames left behind that later frames could depend on.
+
+    Attributes:
+        frames: frames decoded (and written unless filtered out).
+        learned_keys: keys learned from Transport Key commands.
+        joins: frame index -> (APS reassembly state digest, octets written before it) at
+            each of the ``join_points``.
+    """
+
+    frames: int
+    learned_keys: int
+    joins: dict[int, tuple[bytes, int]]
+
+
+#: below this many frames per process, ``--jobs`` decodes in one process.
+MIN_FRAMES_PER_JOB = 10_000
+#: cost of a frame before a process's run (headers only) relative to one it writes.
+SCAN_COST = 0.35
+#: frames after a run's nominal end where it may hand over to the next run (the two
+#: decoders' APS reassembly must agree there: at most the reassembly time-out after it).
+OVERLAP_FRAMES = 4_000
+#: every how many frames of the overlap the two runs compare their state.
+JOIN_STEP = 4
+
+
+def _chunk_bounds(total: int, jobs: int) -> list[int]:
+    """Frame indices where each process's run starts (and ``total``), balanced so that
+    every process does the same work: process k also scans the frames before its run."""
+    weights = [(1 - SCAN_COST) ** k for k in range(jobs)]
+    load = 1 / sum(weights)
+    bounds = [0]
+    for k in range(jobs - 1):
+        bounds.append(min(total, round(bounds[-1] + load * weights[k] * total)))
+    return [*bounds, total]
+
+
+def _estimate_frames(file: Path) -> int:
+    """Frames in ``file``, estimated from its size and its first frames."""
+    from hanlab.capture.reader import read_frames
+
+    size = file.stat().st_size
+    octets = count = 0
+    for frame in read_frames(file):
+        octets += len(frame.psdu) + 34  # pcapng EPB: 28 header, 4 trailer, FCS, padding
+        count += 1
+        if count >= 2000:
+            break
+    return size * count // max(octets, 1)
+
+
+def _decode_job(file: Path, keys: Path | None, as_json: bool, filters: list[tuple[str, str]],
+                start: int, stop: int | None, join_points: frozenset[int], out_path: Path
+                ) -> ChunkSummary:
+    ring = Keyring.load(keys) if keys is not None else Keyring()
+    with out_path.open("wb") as out:
+        return decode_to(out, file, ring, as_json=as_json, filters=filters, start=start,
+                         stop=stop, join_points=join_points)
+
+
+def _joins(summaries: list[ChunkSummary]) -> list[tuple[int, int | None]] | None:
+    """``(first octet, end octet or None)`` of each run's output to copy, or ``None`` where
+    one process must decode the file.
+
+    Runs k and k+1 are joined at the first frame of the overlap where both decoders held
+    the same APS fragments: there their whole state is the same (the exact address map
+    from the scan, the file's keys, the same reassembly), so run k+1 prints from there
+    what one process would. A key learned before the last run could change what later
+    runs print, so then one process decodes the file.
+    """
+    spans: list[tuple[int, int | None]] = []
+    begin = 0
+    for k, summary in enumerate(summaries):
+        if k == len(summaries) - 1:
+            spans.append((begin, None))
+            break
+        after = summaries[k + 1]
+        common = sorted(i for i in summary.joins.keys() & after.joins.keys()
+                        if summary.joins[i][0] == after.joins[i][0])
+        if summary.learned_keys or not common:
+            return None
+        spans.append((begin, summary.joins[common[0]][1]))
+        begin = after.joins[common[0]][1]
+    return spans
+
+
+def decode_parallel(out: BinaryIO, file: Path, ring: Keyring, keys: Path | None, jobs: int, *,
+                    as_json: bool = False, filters: list[tuple[str, str]] | None = None,
+                    min_frames_per_job: int = MIN_FRAMES_PER_JOB) -> None:
+    """``hanlab decode --jobs N``: decode ``file`` in ``jobs`` processes, in frame order.
+
+    The output is byte for byte that of one process. Process k decodes its run of frames
+    after scanning the headers of every frame before it (the address map), and goes on
+    :data:`OVERLAP_FRAMES` past its run's end; the outputs are joined where both runs
+    held the same APS fragments (see :func:`_joins`), else the file is decoded in one process.
+    Each run goes to a temporary file, copied to ``out`` in order, so memory does not grow
+    with the capture.
+
+    Args:
+        ring: the keys of ``keys`` (used as they are where one process decodes).
+        keys: the keys file each process loads, or ``None``.
+        jobs: processes; fewer when the file has under ``min_frames_per_job`` per process.
+    """
+    import multiprocessing
+    import shutil
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    filters = filters or []
+    total = _estimate_frames(file)
+    jobs = max(1, min(jobs, total // max(min_frames_per_job, 1)))
+    if jobs == 1:
+        decode_to(out, file, ring, as_json=as_json, filters=filters)
+        return
+    bounds = _chunk_bounds(total, jobs)
+    windows = [frozenset(range(b, b + OVERLAP_FRAMES, JOIN_STEP)) for b in bounds]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with tempfile.TemporaryDirectory(prefix="hanlab-decode-") as tmp:
+        paths = [Path(tmp) / f"run{k}" for k in range(jobs)]
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(
+                _decode_job, file, keys, as_json, filters, bounds[k],
+                bounds[k + 1] + OVERLAP_FRAMES if k < jobs - 1 else None,
+                (windows[k] if k else frozenset()) | (windows[k + 1] if k < jobs - 1
+                                                      else frozenset()),
+                paths[k]) for k in range(jobs)]
+            try:
+                spans = _joins([future.result() for future in futures])
+            except Exception:
+                spans = None  # e.g. a damaged file: one process reports it exactly
+        if spans is None:
+            decode_to(out, file, ring, as_json=as_json, filters=filters)
+            return
+        for path, (first, end) in zip(paths, spans, strict=True):
+            with path.open("rb") as run:
+                run.seek(first)
+                if end is None:
+                    shutil.copyfileobj(run, out, 1 << 20)
+                else:
+                    left = end - first
+                    while left > 0:
+                        block = run.read(min(left, 1 << 20))
+                        if not block:
+                            break
+                        out.write(block)
+                        left -= len(block)
+
+
 def decode(
     file: Annotated[Path, typer.Argument(help="pcap or pcapng capture of 802.15.4 frames.")],
     keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
@@ -198,26 +480,27 @@ def decode(
         "--filter", help="Only frames whose FIELD equals VALUE (repeatable), e.g. "
                          "aps.cluster=0x0704, nwk.src=0x1a2b, zcl.command=TransferData.")
     ] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=1, help="Decode in N processes (same output, in frame order).")
+    ] = 1,
 ) -> None:
     """Decode a capture: one line (or JSON object) per frame, decrypting with KEYS.
 
     Example:
 
       hanlab decode run.pcapng --keys lab-keys.yaml --filter aps.cluster=0x0704
-    """
-    from hanlab.capture.reader import read_frames
 
+      hanlab decode night.pcapng --keys lab-keys.yaml --json --jobs 2 > night.jsonl
+    """
     ring = load_keys_file(keys) if keys is not None else Keyring()
     wanted = _parse_filters(filters or [])
-    decoder = Decoder(ring)
-    gbcs = _gbcs_parser()
-    write = sys.stdout.write
-    for frame in read_frames(file):
-        d = decoder.decode(frame.psdu, frame.ts_ns, fcs_ok=frame.fcs_ok)
-        fields = frame_fields(frame, d, gbcs)
-        if wanted and not _matches(fields, wanted):
-            continue
-        write((json.dumps(fields) if as_json else _line(fields)) + "\n")
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    if jobs > 1:
+        decode_parallel(out, file, ring, keys, jobs, as_json=as_json, filters=wanted)
+    else:
+        decode_to(out, file, ring, as_json=as_json, filters=wanted)
+    out.flush()
 
 
 @keys_app.command("export-wireshark")

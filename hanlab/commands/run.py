@@ -151,8 +151,7 @@ def up(
              "8470).")] = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="No control API.")] = False,
 ) -> None:
-    """Run every rig of a lab: sources, per-band pcapng, live correlation, MQTT events,
-    and the control API that accepts jobs.
+    """Run every rig of a lab: capture, live correlation, MQTT, and the control API for jobs.
 
     With no broker in the lab file an embedded MQTT broker listens on 127.0.0.1:1883;
     watch it with `mosquitto_sub -t 'hanlab/#' -v`. The control API and dashboard listen

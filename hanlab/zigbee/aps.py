@@ -14,6 +14,7 @@ bounds the memory it holds and drops incomplete messages after a time-out.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -460,6 +461,14 @@ class Reassembler:
     def pending(self) -> int:
         """Incomplete messages currently held."""
         return len(self._pending)
+
+    def state_digest(self) -> bytes:
+        """A digest of everything that decides what later fragments reassemble to: the
+        incomplete messages in order, their first fragment's time, block count and blocks
+        (16 octets, the same for the same state in any process)."""
+        state = [(key, first_ts, total, sorted(blocks.items()))
+                 for key, (first_ts, total, blocks) in self._pending.items()]
+        return hashlib.blake2b(repr(state).encode(), digest_size=16).digest()
 
     def _drop(self, key: tuple[int, int]) -> None:
         _, _, blocks = self._pending.pop(key)

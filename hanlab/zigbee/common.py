@@ -55,13 +55,12 @@ def need(buf: bytes, offset: int, count: int, what: str) -> None:
 
 def eui64_str(eui64: int) -> str:
     """EUI-64 (as the integer read little-endian off the air) in DUIS form ``00-DB-12-…``."""
-    raw = eui64.to_bytes(8, "big")
-    return "-".join(f"{b:02X}" for b in raw)
+    return eui64.to_bytes(8, "big").hex("-").upper()
 
 
 def eui64_colon(eui64: int) -> str:
     """EUI-64 in the lower-case colon form tshark prints (``00:db:12:…``)."""
-    return ":".join(f"{b:02x}" for b in eui64.to_bytes(8, "big"))
+    return eui64.to_bytes(8, "big").hex(":")
 
 
 def parse_eui64(text: str) -> int:
