@@ -7,7 +7,9 @@ Every problem found is reported at once in a :class:`~hanlab.errors.ConfigError`
 
 from __future__ import annotations
 
+import difflib
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -15,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hanlab.config.models import BrokerConfig, Lab, LabConfig, RigConfig
-from hanlab.errors import BadInputError, ConfigError
+from hanlab.errors import BadInputError, ConfigError, os_error_text
 from hanlab.sources import driver_class
 
 M = TypeVar("M", bound=BaseModel)
@@ -24,10 +26,8 @@ M = TypeVar("M", bound=BaseModel)
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError([f"{path}: file not found"]) from exc
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+        raise ConfigError([os_error_text(path, exc)]) from exc
     try:
         return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -35,6 +35,15 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         line = f"{mark.line + 1}" if mark is not None else "?"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path}:{line}: invalid YAML: {problem}"]) from exc
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known name closest to a misspelt ``word``, or ``""``.
+
+    Uses :func:`difflib.get_close_matches` (ratio ≥ 0.6); issue 14 item 7.
+    """
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
@@ -107,7 +116,7 @@ def check_secrets_file(path: Path) -> list[str]:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        return [f"{path}: secrets file cannot be read: {exc.strerror}"]
+        return [f"{os_error_text(path, exc)} (the secrets file)"]
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         return [f"{path}: secrets file is accessible by group or others "
                 f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"]
