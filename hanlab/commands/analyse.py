@@ -54,7 +54,7 @@ def analyse(
 
     for path in [*captures, duis_log, *([rig] if rig is not None else [])]:
         if not path.is_file():
-            raise BadInputError(f"{path}: no such file", hint="check the path")
+            raise BadInputError(f"{path}: file not found", hint="check the path")
     ring = Keyring.load(keys) if keys is not None else Keyring()
     roles = None
     if rig is not None:

@@ -21,7 +21,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from hanlab.capture.reader import CaptureReader
-from hanlab.errors import CaptureFormatError, SourceError
+from hanlab.errors import CaptureFormatError, SourceError, os_error_text
 from hanlab.frames import Frame, FrameBatch
 from hanlab.sources.base import DriverSettings, FrameSource
 
@@ -58,7 +58,7 @@ class PcapReplaySource(FrameSource[PcapReplaySettings]):
             with self.settings.file.open("rb"):
                 pass
         except OSError as exc:
-            raise SourceError(f"{self.settings.file}: {exc.strerror}") from exc
+            raise SourceError(os_error_text(self.settings.file, exc)) from exc
 
     async def batches(self) -> AsyncIterator[FrameBatch]:
         """Yield the file's frames in batches; see the module docstring."""

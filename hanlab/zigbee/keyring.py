@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from hanlab.errors import BadInputError
+from hanlab.errors import BadInputError, os_error_text
 from hanlab.zigbee.common import eui64_str, parse_eui64
 from hanlab.zigbee.security import (
     KEY_ID_KEY_LOAD,
@@ -206,8 +206,12 @@ class Keyring:
         """
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(os_error_text(path, exc)) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
             raise BadInputError(f"{path}: cannot read keys file: {exc.__class__.__name__}",
                                 hint="give a readable YAML keys file") from None
         return cls.from_dict(data, source=str(path))
