@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from hanlab import __version__
@@ -33,6 +34,14 @@ _TLV_RSS = struct.Struct("<HHf")
 #: TAP FCS type TLV: type 0, length 1, value (0 none, 1 16-bit CRC), 3 padding octets.
 _TLV_FCS16 = struct.pack("<HHB3x", 0, 1, 1)
 _TLV_FCS_NONE = struct.pack("<HHB3x", 0, 1, 0)
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    """``os.write`` until every octet of ``data`` is written."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _option(code: int, value: bytes) -> bytes:
@@ -93,22 +102,46 @@ def channel_tlv(page: int, channel: int) -> bytes:
 class PcapngWriter:
     """One pcapng file of TAP frames; blocks buffered and written whole.
 
+    The file never exists without its Section Header Block and the IDBs of
+    ``interfaces`` (issue 14 item 12): they are written to ``<path>.part`` first, which
+    is then linked to ``path`` (failing if ``path`` exists) and unlinked, so a
+    ``kill -9`` at any moment leaves either no file or a readable one.
+
     Args:
         path: the file to create (it must not exist).
+        interfaces: (sniffer id, description) of the interfaces to declare at once, with
+            ids 0, 1, … in order; more are added by :meth:`interface`.
 
     Raises:
-        OSError: the file cannot be created or written.
+        OSError: the file cannot be created or written (``FileExistsError`` if ``path``
+            exists).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, interfaces: Sequence[tuple[str, str]] = ()) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._buf = bytearray(section_header_block())
         self._interfaces: dict[str, int] = {}
+        head = bytearray(section_header_block())
+        for name, description in interfaces:
+            if name not in self._interfaces:
+                self._interfaces[name] = len(self._interfaces)
+                head += interface_description_block(name, description)
+        part = path.with_name(path.name + ".part")
+        self._fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(self._fd, head)
+            os.link(part, path)
+        except BaseException:
+            os.close(self._fd)
+            os.unlink(part)
+            raise
+        os.unlink(part)
+        self._buf = bytearray()
         self._channel_tlvs: dict[tuple[int, int], bytes] = {}
         self._plain_headers: dict[tuple[tuple[int, int], bool], bytes] = {}
-        self.size_bytes = 0
+        self.size_bytes = len(head)
         self.frames = 0
+        #: frames that could not be written (out of range), skipped
+        self.skipped = 0
         self.closed = False
 
     @property
@@ -125,7 +158,22 @@ class PcapngWriter:
         return if_id
 
     def write(self, if_id: int, frame: Frame) -> None:
-        """Append one EPB for ``frame`` on interface ``if_id`` (buffered)."""
+        """Append one EPB for ``frame`` on interface ``if_id`` (buffered).
+
+        A frame whose fields cannot be written (a timestamp of 2^64 ns or more, a channel
+        beyond 16 bits, an RSSI beyond a float …) is skipped whole and counted in
+        :attr:`skipped`; it never stops the writer (issue 14 item 8). Sources range-check
+        their frames first (:func:`hanlab.frames.checked_frames`), so this is the last
+        guard.
+        """
+        mark = len(self._buf)
+        try:
+            self._write(if_id, frame)
+        except (struct.error, OverflowError, ValueError, TypeError, AttributeError):
+            del self._buf[mark:]
+            self.skipped += 1
+
+    def _write(self, if_id: int, frame: Frame) -> None:
         key = (frame.page, frame.channel)
         ctlv = self._channel_tlvs.get(key)
         if ctlv is None:
@@ -168,10 +216,7 @@ class PcapngWriter:
     def flush(self) -> None:
         """Hand every assembled block to the kernel in one write."""
         if self._buf and not self.closed:
-            view = memoryview(self._buf)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            _write_all(self._fd, self._buf)
             self.size_bytes += len(self._buf)
             self._buf = bytearray()
 

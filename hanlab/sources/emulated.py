@@ -103,7 +103,8 @@ class EmulatedSnifferSource(FrameSource[EmulatedSnifferSettings]):
             await self._ready.wait()
             self._ready.clear()
             batch, self._pending = self._pending, []
+            self.counters["frames"] += len(batch)
+            batch = self.checked(batch)
             if batch:
-                self.counters["frames"] += len(batch)
                 yield batch
 

@@ -505,7 +505,9 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
                     self._waiter = None
             if self._pending:
                 batch, self._pending = self._pending, []
-                yield batch
+                batch = self.checked(batch)
+                if batch:
+                    yield batch
             if protocol.lost.done() and not self._stopped and protocol is self._protocol:
                 exc = protocol.lost.result()
                 await self._fault(f"port lost: {exc}" if exc else "port closed (EOF)")

@@ -70,11 +70,11 @@ class PcapReplaySource(FrameSource[PcapReplaySettings]):
             self.counters.setdefault("bad_packets", 0)
             base_ooo, base_bad = self.counters["out_of_order"], self.counters["bad_packets"]
             try:
-                if s.pace == "fast":
-                    async for batch in self._fast(reader, s.batch_frames):
-                        yield batch
-                else:
-                    async for batch in self._recorded(reader, s.scale):
+                batches = (self._fast(reader, s.batch_frames) if s.pace == "fast"
+                           else self._recorded(reader, s.scale))
+                async for batch in batches:
+                    batch = self.checked(batch)
+                    if batch:
                         yield batch
             except CaptureFormatError as exc:
                 self.counters["damaged"] = self.counters.get("damaged", 0) + 1

@@ -419,7 +419,9 @@ class ZigpyRadioSource(FrameSource[ZigpyRadioSettings]):
             self._wakeup.clear()
             if self._pending:
                 batch, self._pending = self._pending, []
-                yield batch
+                batch = self.checked(batch)
+                if batch:
+                    yield batch
             if self._fault.done() and not self._stopped:
                 reason = self._fault.result()
                 start_ns = self._clock()
