@@ -63,6 +63,8 @@ class BandCaptureFiles:
         self._if_ids: dict[str, int] = {}
         self._start_ns = 0
         self._skipped = 0
+        #: file-name base (rig, band, UTC second) -> the next ``-N`` suffix to try
+        self._next_suffix: dict[str, int] = {}
 
     def _open(self, ts_ns: int, sniffer_id: str) -> PcapngWriter:
         """Close the current file and open the next, its SHB and the IDB of ``sniffer_id``
@@ -74,14 +76,17 @@ class BandCaptureFiles:
         self.folder.mkdir(parents=True, exist_ok=True)
         base = f"{self.rig}_{self.band.value}_{utc_stamp(ts_ns)}"
         description = self.descriptions.get(sniffer_id, self.band.value)
-        n = 0
+        n = self._next_suffix.get(base, 0)
         while True:
             path = self.folder / (f"{base}-{n}.pcapng" if n else f"{base}.pcapng")
-            try:
-                self._writer = PcapngWriter(path, [(sniffer_id, description)])
-                break
-            except FileExistsError:
-                n += 1
+            if not path.exists():
+                try:
+                    self._writer = PcapngWriter(path, [(sniffer_id, description)])
+                    break
+                except FileExistsError:
+                    pass
+            n += 1
+        self._next_suffix = {base: n + 1}
         self._if_ids = {sniffer_id: 0}
         self._start_ns = ts_ns
         self.files.append(path)
