@@ -63,9 +63,21 @@ def now_ns() -> int:
 
 
 class DriverSettings(BaseModel):
-    """Base of every driver's ``settings`` model: unknown keys are errors."""
+    """Base of every driver's ``settings`` model: unknown keys are errors.
+
+    ``never_finishes`` says whether a source with these settings runs until it is
+    stopped (a live sniffer, a looped replay), so ``--exit-when-done`` would never exit
+    (issue 14 item 4). Live drivers set the class attribute ``live = True``.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    #: a live sniffer: its frames never end on their own
+    live: ClassVar[bool] = False
+
+    @property
+    def never_finishes(self) -> bool:
+        """Whether the source runs until stopped (never reports ``finished``)."""
+        return self.live
 
 
 @dataclass(frozen=True, slots=True)

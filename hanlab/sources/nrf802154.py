@@ -40,7 +40,7 @@ import contextlib
 import os
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import serial
 from pydantic import Field
@@ -93,6 +93,8 @@ class Nrf802154Settings(DriverSettings):
         usb_vid, usb_pid, usb_serial: the dongle's USB identity, for udev rules and
             ``hanlab devices`` (the serial number is printed on ``hanlab devices``).
     """
+
+    live: ClassVar[bool] = True
 
     port: str
     baudrate: int = 115200
