@@ -25,6 +25,7 @@ import abc
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
@@ -78,6 +79,11 @@ class DriverSettings(BaseModel):
     def never_finishes(self) -> bool:
         """Whether the source runs until stopped (never reports ``finished``)."""
         return self.live
+
+    def input_files(self) -> dict[str, Path]:
+        """Settings field -> file the source reads, which must exist when the rig is
+        loaded (issue 14 item 3); none by default."""
+        return {}
 
 
 @dataclass(frozen=True, slots=True)

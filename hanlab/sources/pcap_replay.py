@@ -50,6 +50,10 @@ class PcapReplaySettings(DriverSettings):
         """A looped replay runs until stopped (``--exit-when-done`` would never exit)."""
         return self.loop
 
+    def input_files(self) -> dict[str, Path]:
+        """The replayed capture must exist when the rig is loaded."""
+        return {"file": self.file}
+
 
 class _Span:
     """First and last ``ts_ns`` and frame count of one pass over a file."""
