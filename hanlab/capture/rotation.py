@@ -133,6 +133,12 @@ class BandCaptureFiles:
         writer.write_gap(self._if_id(writer, sniffer_id), start_ns, end_ns, reason)
 
     @property
+    def current(self) -> Path | None:
+        """The file open for writing, or ``None``."""
+        writer = self._writer
+        return writer.path if writer is not None and not writer.closed else None
+
+    @property
     def skipped(self) -> int:
         """Frames skipped by this band's writers (a field that could not be written)."""
         return self._skipped + (self._writer.skipped if self._writer else 0)
