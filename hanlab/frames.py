@@ -112,6 +112,16 @@ TS_NS_LIMIT = 1 << 63
 RSSI_DBM_MIN, RSSI_DBM_MAX = -128.0, 127.0
 #: LQI range (IEEE 802.15.4-2015 §10.2.6: an integer 0x00-0xff).
 LQI_MAX = 255
+#: longest PSDU kept from a capture file: what a pcapng record with its TAP header holds
+#: (a recorded oversized frame is evidence, e.g. PHY tests; live sniffers keep ≤ 127)
+CAPTURED_PSDU_MAX_OCTETS = 0xFFFF - 64
+
+
+def _psdu_limit(frame: Frame) -> int:
+    """Longest PSDU (without FCS) kept for ``frame``."""
+    if frame.ts_source == TsSource.CAPTURE:
+        return CAPTURED_PSDU_MAX_OCTETS
+    return MAX_PSDU_OCTETS - (0 if frame.fcs_ok is None else 2)
 
 
 def _fixed_frame(frame: Frame) -> Frame | None:
@@ -124,8 +134,7 @@ def _fixed_frame(frame: Frame) -> Frame | None:
         return None
     if frame.band is not (Band.GHZ_2_4 if page == 0 else Band.SUB_GHZ):
         return None
-    limit = MAX_PSDU_OCTETS - (0 if frame.fcs_ok is None else 2)
-    if not isinstance(psdu, bytes) or len(psdu) > limit:
+    if not isinstance(psdu, bytes) or len(psdu) > _psdu_limit(frame):
         return None
     rssi = frame.rssi_dbm
     if rssi is not None:
@@ -145,9 +154,10 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
     """The frames of ``batch`` with every field in range, for every driver (issue 14 item 8).
 
     Dropped: ``ts_ns`` outside [0, 2^63) ns; a page/channel that is not a valid pair of
-    :data:`PAGE_CHANNELS` or disagrees with ``band``; a PSDU longer than aMaxPhyPacketSize
-    (127 octets, IEEE 802.15.4-2015 §11.3) with its FCS. Clamped: ``rssi_dbm`` to
-    [-128, 127] dBm (NaN becomes ``None``), ``lqi`` to 0-255. Each frame dropped or
+    :data:`PAGE_CHANNELS` or disagrees with ``band``; from a live sniffer, a PSDU longer
+    than aMaxPhyPacketSize (127 octets with its FCS, IEEE 802.15.4-2015 §11.3), from a
+    capture file (``TsSource.CAPTURE``) one longer than a pcapng record holds. Clamped:
+    ``rssi_dbm`` to [-128, 127] dBm (NaN becomes ``None``), ``lqi`` to 0-255. Each frame dropped or
     changed adds 1 to ``counters["out_of_range"]``.
 
     Returns:
@@ -160,7 +170,7 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
         channels = PAGE_CHANNELS.get(frame.page)
         if not (0 <= ts_ns < TS_NS_LIMIT and channels is not None
                 and frame.channel in channels
-                and len(frame.psdu) <= MAX_PSDU_OCTETS - (frame.fcs_ok is not None) * 2
+                and len(frame.psdu) <= _psdu_limit(frame)
                 and (rssi is None or lo <= rssi <= hi)
                 and (lqi is None or 0 <= lqi <= LQI_MAX)
                 and frame.band is (Band.GHZ_2_4 if frame.page == 0 else Band.SUB_GHZ)):

@@ -18,7 +18,7 @@ from hanlab.capture.reader import read_frames
 from hanlab.capture.sink import CaptureSink
 from hanlab.events.bus import EventBus
 from hanlab.fcs import fcs16_bytes
-from hanlab.frames import TS_NS_LIMIT, Band, Frame, checked_frames
+from hanlab.frames import TS_NS_LIMIT, Band, Frame, TsSource, checked_frames
 from hanlab.sources.base import SourceSpec
 from hanlab.sources.pcap_replay import PcapReplaySettings, PcapReplaySource
 
@@ -43,7 +43,9 @@ def test_checked_frames_keeps_a_good_batch_as_is() -> None:
 @pytest.mark.parametrize("bad", [
     {"ts_ns": 2**64}, {"ts_ns": TS_NS_LIMIT}, {"ts_ns": -1},
     {"page": 5}, {"channel": 27}, {"page": 28, "channel": 3},  # band disagrees with page
-    {"channel": 70_000}, {"psdu": bytes(126)}, {"psdu": bytes(128), "fcs_ok": None},
+    {"channel": 70_000}, {"psdu": bytes(126), "ts_source": TsSource.SNIFFER},
+    {"psdu": bytes(128), "fcs_ok": None, "ts_source": TsSource.HOST},
+    {"psdu": bytes(70_000)},
 ])
 def test_checked_frames_drops_and_counts(bad: dict[str, object]) -> None:
     counters: dict[str, int] = {}
@@ -128,3 +130,10 @@ async def test_sink_survives_a_batch_that_fails_and_reports_it(tmp_path: Path) -
     await task
     assert sink.failed and sink.frames_lost == 1 and sink.frames_skipped == 1
     assert [f.ts_ns for f in read_frames(sink.files[0])] == [T0, T0 + 5]
+
+
+def test_an_oversized_frame_recorded_in_a_capture_is_kept() -> None:
+    """A capture is evidence (e.g. PHY tests with 126-octet PSDUs): kept as recorded."""
+    counters: dict[str, int] = {}
+    batch = [good(psdu=bytes(126), fcs_ok=False)]
+    assert checked_frames(batch, counters) is batch and counters == {}
