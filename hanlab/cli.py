@@ -116,8 +116,57 @@ def _register() -> None:
     """Nothing to import up front: :class:`LazyGroup` loads each command when it is used."""
 
 
+def _framework_error(name: str) -> type[Exception]:
+    """The class called ``name`` among the ancestors of ``typer.BadParameter``.
+
+    typer ≥ 0.24 vendors click as ``typer._click`` and raises its own classes; older typer
+    raises click's. Both keep click's names (``UsageError``, ``ClickException``), so the
+    classes are found from the one public usage error instead of a private import.
+    """
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == name and issubclass(cls, Exception):
+            return cls
+    raise LookupError(name)  # pragma: no cover - typer without click's classes
+
+
+_USAGE_ERROR = _framework_error("UsageError")
+_CLICK_EXCEPTION = _framework_error("ClickException")
+
+
+def _is_help_request(exc: BaseException) -> bool:
+    """True for the error typer raises for a bare group (``no_args_is_help``)."""
+    return any(cls.__name__ == "NoArgsIsHelpError" for cls in type(exc).__mro__)
+
+
+def _message(exc: Exception) -> str:
+    """The text click would show for ``exc`` (its ``format_message()``)."""
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message() if callable(format_message) else exc)
+
+
+def usage_error_line(exc: Exception) -> str:
+    """One line for a command-line usage error: the cause and the ``--help`` to read.
+
+    Args:
+        exc: a typer/click ``UsageError`` (missing argument, unknown option or command,
+            bad value, extra argument).
+
+    Returns:
+        e.g. ``hanlab: error: Missing option '--rig'. (see 'hanlab scenario run --help')``.
+    """
+    message = " ".join(_message(exc).split())
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    return f"hanlab: error: {message}" + (f" (see '{path} --help')" if path else "")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``hanlab`` console script."""
+    """Entry point of the ``hanlab`` console script.
+
+    Exit status: 0 on success (bare ``hanlab`` prints the help), 2 for bad input (every
+    usage error and :class:`BadInputError`, one line on stderr, never a traceback; issue 14
+    item 1), the error's own status for other :class:`HanlabError`, 130 when aborted.
+    """
     _register()
     try:
         result = app(args=argv, standalone_mode=False)
@@ -131,13 +180,15 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _err.print("hanlab: aborted", markup=False)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+    except _USAGE_ERROR as exc:
+        if _is_help_request(exc):
+            sys.stdout.write(_message(exc) + "\n")
+            sys.exit(0)
+        _err.print(usage_error_line(exc), markup=False)
+        sys.exit(2)
+    except _CLICK_EXCEPTION as exc:  # e.g. a file typer could not open
+        _err.print(usage_error_line(exc), markup=False)
+        sys.exit(getattr(exc, "exit_code", 1) or 1)
 
 
 if __name__ == "__main__":

@@ -66,9 +66,35 @@ class CaptureFormatError(BadInputError):
         super().__init__(f"{self.path}: at byte {offset}: {reason}", hint=hint)
 
 
+class CaptureOpenError(CaptureFormatError):
+    """A capture file cannot be opened at all (missing, unreadable).
+
+    Args:
+        path: the capture file.
+        error: the operating system's error; the message is :func:`os_error_text`.
+    """
+
+    def __init__(self, path: Path | str, error: OSError) -> None:
+        super().__init__(path, 0, error.strerror or error.__class__.__name__)
+        self.message = os_error_text(path, error)
+        self.args = (self.message,)
+
+
 class SourceError(HanlabError):
     """A frame source failed (device gone, file unreadable); the supervisor may retry it."""
 
 
 class BrokerError(HanlabError):
     """The MQTT broker cannot be reached or refused the connection."""
+
+
+def os_error_text(path: Path | str, error: OSError) -> str:
+    """How every part of hanlab words a file it cannot open (issue 14 item 7).
+
+    Returns:
+        ``"PATH: file not found"`` for a missing file, else ``"PATH: cannot read: <cause>"``
+        (e.g. ``Permission denied``, ``Is a directory``).
+    """
+    if isinstance(error, FileNotFoundError):
+        return f"{path}: file not found"
+    return f"{path}: cannot read: {error.strerror or error.__class__.__name__}"

@@ -103,3 +103,85 @@ class Frame(NamedTuple):
 
 #: A batch of frames from one source, in the order the source delivered them.
 FrameBatch = list[Frame]
+
+
+#: ``ts_ns`` must lie in [0, TS_NS_LIMIT): a pcapng timestamp is 64 bits, and every
+#: consumer treats ``ts_ns`` as a signed 64-bit count (about year 2262).
+TS_NS_LIMIT = 1 << 63
+#: RSSI range kept (dBm); outside it a value is clamped. The TAP RSS TLV is an IEEE float.
+RSSI_DBM_MIN, RSSI_DBM_MAX = -128.0, 127.0
+#: LQI range (IEEE 802.15.4-2015 §10.2.6: an integer 0x00-0xff).
+LQI_MAX = 255
+#: longest PSDU kept from a capture file: what a pcapng record with its TAP header holds
+#: (a recorded oversized frame is evidence, e.g. PHY tests; live sniffers keep ≤ 127)
+CAPTURED_PSDU_MAX_OCTETS = 0xFFFF - 64
+
+
+def _psdu_limit(frame: Frame) -> int:
+    """Longest PSDU (without FCS) kept for ``frame``."""
+    if frame.ts_source == TsSource.CAPTURE:
+        return CAPTURED_PSDU_MAX_OCTETS
+    return MAX_PSDU_OCTETS - (0 if frame.fcs_ok is None else 2)
+
+
+def _fixed_frame(frame: Frame) -> Frame | None:
+    """``frame`` with RSSI and LQI clamped into range, or ``None`` if it must be dropped."""
+    ts_ns, page, channel, psdu = frame.ts_ns, frame.page, frame.channel, frame.psdu
+    if not isinstance(ts_ns, int) or not 0 <= ts_ns < TS_NS_LIMIT:
+        return None
+    channels = PAGE_CHANNELS.get(page) if isinstance(page, int) else None
+    if channels is None or channel not in channels:
+        return None
+    if frame.band is not (Band.GHZ_2_4 if page == 0 else Band.SUB_GHZ):
+        return None
+    if not isinstance(psdu, bytes) or len(psdu) > _psdu_limit(frame):
+        return None
+    rssi = frame.rssi_dbm
+    if rssi is not None:
+        try:
+            rssi = float(rssi)
+        except (TypeError, ValueError, OverflowError):
+            rssi = None
+        if rssi is not None:
+            rssi = None if rssi != rssi else min(max(rssi, RSSI_DBM_MIN), RSSI_DBM_MAX)
+    lqi = frame.lqi
+    if lqi is not None:
+        lqi = min(max(int(lqi), 0), LQI_MAX) if isinstance(lqi, int) else None
+    return frame._replace(rssi_dbm=rssi, lqi=lqi)
+
+
+def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
+    """The frames of ``batch`` with every field in range, for every driver (issue 14 item 8).
+
+    Dropped: ``ts_ns`` outside [0, 2^63) ns; a page/channel that is not a valid pair of
+    :data:`PAGE_CHANNELS` or disagrees with ``band``; from a live sniffer, a PSDU longer
+    than aMaxPhyPacketSize (127 octets with its FCS, IEEE 802.15.4-2015 §11.3), from a
+    capture file (``TsSource.CAPTURE``) one longer than a pcapng record holds. Clamped:
+    ``rssi_dbm`` to [-128, 127] dBm (NaN becomes ``None``), ``lqi`` to 0-255. Each frame dropped or
+    changed adds 1 to ``counters["out_of_range"]``.
+
+    Returns:
+        ``batch`` itself when every frame is in range (the common case: a few compares per
+        frame), else a new list in the same order.
+    """
+    lo, hi = RSSI_DBM_MIN, RSSI_DBM_MAX
+    for frame in batch:
+        ts_ns, rssi, lqi = frame.ts_ns, frame.rssi_dbm, frame.lqi
+        channels = PAGE_CHANNELS.get(frame.page)
+        if not (0 <= ts_ns < TS_NS_LIMIT and channels is not None
+                and frame.channel in channels
+                and len(frame.psdu) <= _psdu_limit(frame)
+                and (rssi is None or lo <= rssi <= hi)
+                and (lqi is None or 0 <= lqi <= LQI_MAX)
+                and frame.band is (Band.GHZ_2_4 if frame.page == 0 else Band.SUB_GHZ)):
+            break
+    else:
+        return batch
+    out: FrameBatch = []
+    for frame in batch:
+        fixed = _fixed_frame(frame)
+        if fixed != frame:
+            counters["out_of_range"] = counters.get("out_of_range", 0) + 1
+        if fixed is not None:
+            out.append(fixed)
+    return out

@@ -7,16 +7,22 @@ Blocks. Each packet is a TAP header (IEEE 802.15.4 TAP: version 0, TLVs FCS type
 assignment with the channel page, RSS in dBm, LQI) followed by the PSDU and its FCS.
 
 Crash safety: blocks are assembled in memory and handed to the kernel with one
-``os.write`` per :meth:`PcapngWriter.flush`, always whole blocks, so a ``kill -9`` of the
-process leaves a file that ends on a block boundary and tshark reads every block flushed.
-The caller flushes at least every ``flush_interval_s`` (the capture sink does it whenever
-it is idle and at least every 0.25 s).
+``os.write`` per :meth:`PcapngWriter.flush`, always whole blocks. A ``kill -9`` during a
+write that spans several pages can leave it cut at a page boundary (Linux checks for a
+fatal signal between the pages it copies), so no block crosses a 4 KiB boundary of the
+file: where the next block would, a filler block (a block type reserved for local use,
+which tshark and hanlab's reader skip) fills the page first. Any cut therefore ends on a
+block boundary and tshark reads every block before it. The caller flushes at least every
+``flush_interval_s`` (the capture sink does it whenever it is idle and at least every
+0.25 s). A new file never exists without its SHB and first IDBs (see
+:class:`PcapngWriter`).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from hanlab import __version__
@@ -33,6 +39,32 @@ _TLV_RSS = struct.Struct("<HHf")
 #: TAP FCS type TLV: type 0, length 1, value (0 none, 1 16-bit CRC), 3 padding octets.
 _TLV_FCS16 = struct.pack("<HHB3x", 0, 1, 1)
 _TLV_FCS_NONE = struct.pack("<HHB3x", 0, 1, 0)
+
+
+#: the file page no block may cross (see the module docstring)
+PAGE_OCTETS = 4096
+#: block type of filler blocks: bit 31 set, "reserved for local use" (pcapng §4)
+FILLER_BLOCK_TYPE = 0x8000484C
+_FILLER_MIN = 12  # a block with an empty body
+
+
+def _filler_before(offset: int, length: int) -> bytes:
+    """The filler to put at file ``offset`` so that a block of ``length`` octets after it
+    crosses no page boundary and leaves no gap smaller than a filler; ``b""`` if none."""
+    room = PAGE_OCTETS - offset % PAGE_OCTETS
+    if length <= room and room - length not in (4, 8):
+        return b""
+    if room == PAGE_OCTETS or room < _FILLER_MIN or length > PAGE_OCTETS - _FILLER_MIN:
+        return b""  # a block too big for one page: it cannot be kept whole on a cut
+    return _U32.pack(FILLER_BLOCK_TYPE) + _U32.pack(room) + bytes(room - 12) + _U32.pack(room)
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    """``os.write`` until every octet of ``data`` is written."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _option(code: int, value: bytes) -> bytes:
@@ -93,22 +125,47 @@ def channel_tlv(page: int, channel: int) -> bytes:
 class PcapngWriter:
     """One pcapng file of TAP frames; blocks buffered and written whole.
 
+    The file never exists without its Section Header Block and the IDBs of
+    ``interfaces`` (issue 14 item 12): they are written to ``<path>.part`` first, which
+    is then linked to ``path`` (failing if ``path`` exists) and unlinked, so a
+    ``kill -9`` at any moment leaves either no file or a readable one.
+
     Args:
         path: the file to create (it must not exist).
+        interfaces: (sniffer id, description) of the interfaces to declare at once, with
+            ids 0, 1, … in order; more are added by :meth:`interface`.
 
     Raises:
-        OSError: the file cannot be created or written.
+        OSError: the file cannot be created or written (``FileExistsError`` if ``path``
+            exists).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, interfaces: Sequence[tuple[str, str]] = ()) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._buf = bytearray(section_header_block())
         self._interfaces: dict[str, int] = {}
+        head = bytearray(section_header_block())
+        for name, description in interfaces:
+            if name not in self._interfaces:
+                self._interfaces[name] = len(self._interfaces)
+                idb = interface_description_block(name, description)
+                head += _filler_before(len(head), len(idb)) + idb
+        part = path.with_name(path.name + ".part")
+        self._fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(self._fd, head)
+            os.link(part, path)
+        except BaseException:
+            os.close(self._fd)
+            os.unlink(part)
+            raise
+        os.unlink(part)
+        self._buf = bytearray()
         self._channel_tlvs: dict[tuple[int, int], bytes] = {}
         self._plain_headers: dict[tuple[tuple[int, int], bool], bytes] = {}
-        self.size_bytes = 0
+        self.size_bytes = len(head)
         self.frames = 0
+        #: frames that could not be written (out of range), skipped
+        self.skipped = 0
         self.closed = False
 
     @property
@@ -121,11 +178,26 @@ class PcapngWriter:
         if_id = self._interfaces.get(name)
         if if_id is None:
             if_id = self._interfaces[name] = len(self._interfaces)
-            self._buf += interface_description_block(name, description)
+            self._append(interface_description_block(name, description))
         return if_id
 
     def write(self, if_id: int, frame: Frame) -> None:
-        """Append one EPB for ``frame`` on interface ``if_id`` (buffered)."""
+        """Append one EPB for ``frame`` on interface ``if_id`` (buffered).
+
+        A frame whose fields cannot be written (a timestamp of 2^64 ns or more, a channel
+        beyond 16 bits, an RSSI beyond a float …) is skipped whole and counted in
+        :attr:`skipped`; it never stops the writer (issue 14 item 8). Sources range-check
+        their frames first (:func:`hanlab.frames.checked_frames`), so this is the last
+        guard.
+        """
+        mark = len(self._buf)
+        try:
+            self._write(if_id, frame)
+        except (struct.error, OverflowError, ValueError, TypeError, AttributeError):
+            del self._buf[mark:]
+            self.skipped += 1
+
+    def _write(self, if_id: int, frame: Frame) -> None:
         key = (frame.page, frame.channel)
         ctlv = self._channel_tlvs.get(key)
         if ctlv is None:
@@ -152,6 +224,9 @@ class PcapngWriter:
         blen = 32 + caplen + pad
         ts = frame.ts_ns
         buf = self._buf
+        room = PAGE_OCTETS - (self.size_bytes + len(buf)) % PAGE_OCTETS
+        if blen > room or room - blen in (4, 8):
+            buf += _filler_before(self.size_bytes + len(buf), blen)
         buf += _EPB_HEAD.pack(6, blen, if_id, ts >> 32, ts & 0xFFFFFFFF, caplen, caplen)
         buf += data
         if pad:
@@ -159,19 +234,20 @@ class PcapngWriter:
         buf += _U32.pack(blen)
         self.frames += 1
 
+    def _append(self, block: bytes) -> None:
+        """Append a whole block, after a filler where it would cross a page."""
+        self._buf += _filler_before(self.size_bytes + len(self._buf), len(block)) + block
+
     def write_gap(self, if_id: int, start_ns: int, end_ns: int, reason: str) -> None:
         """Record a capture gap on interface ``if_id`` as an Interface Statistics Block."""
-        self._buf += interface_statistics_block(
+        self._append(interface_statistics_block(
             if_id, end_ns, start_ns, end_ns, f"hanlab gap: {reason}"
-        )
+        ))
 
     def flush(self) -> None:
         """Hand every assembled block to the kernel in one write."""
         if self._buf and not self.closed:
-            view = memoryview(self._buf)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            _write_all(self._fd, self._buf)
             self.size_bytes += len(self._buf)
             self._buf = bytearray()
 

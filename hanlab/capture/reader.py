@@ -27,7 +27,7 @@ from hanlab.capture.linktypes import (
     Decapsulator,
     decap_nofcs,
 )
-from hanlab.errors import CaptureFormatError
+from hanlab.errors import CaptureFormatError, CaptureOpenError
 from hanlab.fcs import fcs16
 from hanlab.frames import PAGE_CHANNELS, Band, Frame, TsSource
 
@@ -110,7 +110,7 @@ class CaptureReader:
         try:
             fh = self.path.open("rb")
         except OSError as exc:
-            raise CaptureFormatError(self.path, 0, exc.strerror or str(exc)) from exc
+            raise CaptureOpenError(self.path, exc) from exc
         with fh:
             size = self.path.stat().st_size
             if size < 4:

@@ -7,17 +7,26 @@ with ``--out DIR``, writes ``exchanges.jsonl`` (one exchange per line, keys sort
 ``timings.json`` and ``timings.csv``. ``--rig`` gives each device its role from the rig
 file (as the live correlator has it), so the report's rows and the exchanges match the
 live run's. Key material is never printed.
+
+A capture damaged part way (truncated by a crash, a corrupt block) does not stop the
+analysis (issue 14 item 6): every frame before the damage is used, the result is printed
+and written as usual, one warning line per damaged file names it and the byte offset on
+stderr, and the exit status is 1 (the report may miss exchanges). A file that is not a
+capture at all is bad input (exit status 2).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hanlab.errors import BadInputError
+
+if TYPE_CHECKING:
+    from hanlab.correlate.offline import AnalyseResult
 
 
 def analyse(
@@ -54,7 +63,7 @@ def analyse(
 
     for path in [*captures, duis_log, *([rig] if rig is not None else [])]:
         if not path.is_file():
-            raise BadInputError(f"{path}: no such file", hint="check the path")
+            raise BadInputError(f"{path}: file not found", hint="check the path")
     ring = Keyring.load(keys) if keys is not None else Keyring()
     roles = None
     if rig is not None:
@@ -73,7 +82,19 @@ def analyse(
         (out / "timings.csv").write_text(result.stats.to_csv(), encoding="utf-8")
     if as_json:
         sys.stdout.write("".join(line + "\n" for line in lines))
-        return
+    else:
+        _print_table(result)
+    if result.damaged:
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        for damage in result.damaged:
+            err.print(f"hanlab: warning: {damage.warning()}", markup=False)
+        raise typer.Exit(1)
+
+
+def _print_table(result: AnalyseResult) -> None:
+    """The timing table and the frame accounting line."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     console.print(result.stats.table())
     levels: dict[str, int] = {}
@@ -88,7 +109,8 @@ def analyse(
         f"{counts['frames_unmatched']} in untied messages, "
         f"{counts['frames_idle'] + counts['frames_tunnel_control']} polls and idle traffic, "
         f"{counts['frames_mac_other']} MAC ACKs and others, "
-        f"{counts['frames_bad_fcs']} with a bad FCS")
+        f"{counts['frames_bad_fcs']} with a bad FCS"
+        + (f", {counts['frames_malformed']} malformed" if counts["frames_malformed"] else ""))
 
 
 def register(app: typer.Typer) -> None:

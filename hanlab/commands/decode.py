@@ -217,13 +217,43 @@ def frame_line(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | Non
     return "  ".join(parts)
 
 
+#: every field name :func:`frame_fields` can give (what ``--filter`` accepts).
+FIELD_NAMES: tuple[str, ...] = (
+    "index", "ts_ns", "band", "page", "channel", "fcs_ok",
+    "mac.type", "mac.seq", "mac.src", "mac.dst", "mac.dst_pan", "mac.src_pan",
+    "mac.security", "mac.command",
+    "nwk.type", "nwk.src", "nwk.dst", "nwk.src64", "nwk.seq", "nwk.radius",
+    "nwk.decrypted", "nwk.key", "nwk.command",
+    "aps.type", "aps.cluster", "aps.profile", "aps.src_ep", "aps.dst_ep", "aps.counter",
+    "aps.decrypted", "aps.key", "aps.block", "aps.reassembled", "aps.command",
+    "zcl.type", "zcl.cluster", "zcl.tsn", "zcl.cmd", "zcl.command", "zcl.direction",
+    "zcl.manufacturer_code",
+    "gbcs.tunnel_command", "gbcs.cra_flag", "gbcs.originator_counter",
+    "gbcs.message_code", "gbcs.error", "error",
+)
+
+
 def _parse_filters(filters: list[str]) -> list[tuple[str, str]]:
+    """``FIELD=VALUE`` items as pairs.
+
+    Raises:
+        BadInputError: an item without ``=``, or a FIELD that :func:`frame_fields` never
+            gives (the message names the closest field and lists the known ones; issue 14
+            item 7).
+    """
+    from hanlab.config.loader import did_you_mean
+
     out = []
     for item in filters:
         field, sep, value = item.partition("=")
+        field = field.strip()
         if not sep or not field:
             raise BadInputError(f"--filter {item!r}: use FIELD=VALUE, e.g. nwk.src=0x1a2b")
-        out.append((field.strip(), value.strip()))
+        if field not in FIELD_NAMES:
+            raise BadInputError(
+                f"--filter {field}: unknown field{did_you_mean(field, FIELD_NAMES)}; "
+                f"known fields: {', '.join(FIELD_NAMES)}")
+        out.append((field, value.strip()))
     return out
 
 
@@ -473,7 +503,8 @@ def decode_parallel(out: BinaryIO, file: Path, ring: Keyring, keys: Path | None,
 
 
 def decode(
-    file: Annotated[Path, typer.Argument(help="pcap or pcapng capture of 802.15.4 frames.")],
+    files: Annotated[list[Path], typer.Argument(
+        help="pcap or pcapng captures of 802.15.4 frames, decoded one after the other.")],
     keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per frame.")] = False,
     filters: Annotated[list[str] | None, typer.Option(
@@ -484,7 +515,10 @@ def decode(
         "--jobs", "-j", min=1, help="Decode in N processes (same output, in frame order).")
     ] = 1,
 ) -> None:
-    """Decode a capture: one line (or JSON object) per frame, decrypting with KEYS.
+    """Decode captures: one line (or JSON object) per frame, decrypting with KEYS.
+
+    Several files (e.g. a glob over a run's rotated files) are decoded in the order given,
+    each from its first frame; keys learned in one file serve the next.
 
     Example:
 
@@ -496,10 +530,11 @@ def decode(
     wanted = _parse_filters(filters or [])
     sys.stdout.flush()
     out = sys.stdout.buffer
-    if jobs > 1:
-        decode_parallel(out, file, ring, keys, jobs, as_json=as_json, filters=wanted)
-    else:
-        decode_to(out, file, ring, as_json=as_json, filters=wanted)
+    for file in files:
+        if jobs > 1 and len(files) == 1:
+            decode_parallel(out, file, ring, keys, jobs, as_json=as_json, filters=wanted)
+        else:
+            decode_to(out, file, ring, as_json=as_json, filters=wanted)
     out.flush()
 
 

@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from hanlab.config import BrokerConfig, Lab, LabConfig, RigConfig, SnifferConfig, load_lab
-from hanlab.errors import BadInputError, ConfigError
+from hanlab.errors import BadInputError, ConfigError, HanlabError
 from hanlab.runtime.emulation import EmulationSettings
 from hanlab.runtime.lab import LabOptions, LabRuntime
 from hanlab.sources import driver_class
@@ -121,6 +121,7 @@ def _summary(sup: LabRuntime) -> list[str]:
                          f"{c.fcs_errors:,} FCS errors, "
                          f"{extra.get('out_of_order', 0):,} out of order")
         lines.extend(f"  wrote {shown(p)}" for p in runner.capture.files)
+        lines.extend(f"  problem: {p}" for p in runner.problems())
     return lines
 
 
@@ -171,6 +172,14 @@ def up(
     from hanlab.labdata import default_lab
 
     lab = load_lab(lab_file or default_lab())
+    if exit_when_done:
+        endless = [f"{rig}/{sniffer}" for (rig, sniffer), settings
+                   in lab.driver_settings.items() if settings.never_finishes]
+        if endless:
+            raise BadInputError(
+                f"--exit-when-done: {', '.join(endless)} never finish (live sniffers or a "
+                "looped replay), so hanlab up would never exit",
+                hint="use --duration S, or replay without loop")
     sup = LabRuntime(lab, LabOptions(
         mqtt=not no_mqtt, out=out, exit_when_done=exit_when_done, duration_s=duration_s,
         emulation=EmulationSettings(time_scale=time_scale), api=not no_api,
@@ -179,6 +188,10 @@ def up(
     for line in _summary(sup):
         console.print(line, markup=False)
     failed = _failed_sources(sup)
+    broken = [f"{r.rig.name}: capture writing failed: {r.capture.error}"
+              for r in sup.runners if r.capture.failed]
+    if broken:
+        raise HanlabError("; ".join(broken), hint="see the lines above")
     if exit_when_done and failed:
         raise BadInputError(f"{len(failed)} source failure(s): " + "; ".join(failed[:3]),
                             hint="see the lines above; hanlab rig validate checks the files")

@@ -7,6 +7,8 @@ Every problem found is reported at once in a :class:`~hanlab.errors.ConfigError`
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -14,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hanlab.config.models import BrokerConfig, Lab, LabConfig, RigConfig
-from hanlab.errors import BadInputError, ConfigError
+from hanlab.errors import BadInputError, ConfigError, os_error_text
 from hanlab.secrets_file import check_secrets_file
 from hanlab.sources import driver_class
 
@@ -24,10 +26,8 @@ M = TypeVar("M", bound=BaseModel)
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError([f"{path}: file not found"]) from exc
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+        raise ConfigError([os_error_text(path, exc)]) from exc
     try:
         return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -35,6 +35,15 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         line = f"{mark.line + 1}" if mark is not None else "?"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path}:{line}: invalid YAML: {problem}"]) from exc
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known name closest to a misspelt ``word``, or ``""``.
+
+    Uses :func:`difflib.get_close_matches` (ratio ≥ 0.6); issue 14 item 7.
+    """
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
@@ -59,13 +68,65 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     return line
 
 
+def _fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The field names (and aliases) of the model found at ``loc`` inside ``model``."""
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue  # an item of a list field: the item's model is already in hand
+        info = model.model_fields.get(part)
+        if info is None:
+            return []
+        model = _model_in(info.annotation)
+    if model is None:
+        return []
+    names = list(model.model_fields)
+    names += [i.alias for i in model.model_fields.values() if i.alias]
+    return names
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``annotation`` (``M``, ``M | None``, ``list[M]``…)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _plain(err: Any, model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+    """A validation error in plain words (issue 14 item 7): no pydantic jargon, and for
+    a misspelt field the closest known one."""
+    kind = err["type"]
+    msg = str(err["msg"])
+    if kind == "extra_forbidden":
+        name = str(loc[-1]) if loc else "?"
+        return f"unknown field{did_you_mean(name, _fields_at(model, loc[:-1]))}"
+    if kind == "missing":
+        return "required field missing"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    if msg.startswith("Input should be "):
+        return "must be " + msg[len("Input should be "):]
+    return msg
+
+
 def _problems(path: Path, node: yaml.Node | None, exc: ValidationError,
-              prefix: tuple[int | str, ...] = ()) -> list[str]:
+              prefix: tuple[int | str, ...] = (),
+              model: type[BaseModel] | None = None) -> list[str]:
+    """``file:line: field: message`` for each error of ``exc`` (``prefix``: where the
+    validated mapping sits in the file; ``model``: the model validated, for the names a
+    misspelt field is compared with)."""
     out = []
     for err in exc.errors():
-        loc = prefix + tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or "(top)"
-        out.append(f"{path}:{_line_of(node, loc)}: {field}: {err['msg']}")
+        loc = tuple(err["loc"])
+        where = prefix + loc
+        field = ".".join(str(p) for p in where) or "(top)"
+        out.append(f"{path}:{_line_of(node, where)}: {field}: {_plain(err, model, loc)}")
     return out
 
 
@@ -88,7 +149,7 @@ def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, yaml.Node
     try:
         return model.model_validate(data), node
     except ValidationError as exc:
-        raise ConfigError(_problems(path, node, exc)) from exc
+        raise ConfigError(_problems(path, node, exc, model=model)) from exc
 
 
 def _resolve_paths(model: BaseModel, base: Path) -> dict[str, Any]:
@@ -156,9 +217,15 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
         try:
             model = cls.Settings.model_validate(sniffer.settings)
         except ValidationError as exc:
-            problems.extend(_problems(path, node, exc, loc))
+            problems.extend(_problems(path, node, exc, loc, cls.Settings))
             continue
-        settings[sniffer.id] = model.model_copy(update=_resolve_paths(model, base))
+        model = model.model_copy(update=_resolve_paths(model, base))
+        for name, file in model.input_files().items():
+            if not file.is_file():
+                where = (*loc, name)
+                problems.append(f"{path}:{_line_of(node, where)}: "
+                                f"{'.'.join(map(str, where))}: {file}: file not found")
+        settings[sniffer.id] = model
     updates: dict[str, Any] = {}
     if "folder" in rig.capture.model_fields_set and not rig.capture.folder.is_absolute():
         updates["capture"] = rig.capture.model_copy(update={"folder": base / rig.capture.folder})

@@ -167,12 +167,19 @@ class CaptureConfig(_Model):
         rotate_size_mb: start a new file at this size (MiB); ``None`` never.
         rotate_duration_s: start a new file after this much time; ``None`` never.
         flush_interval_s: longest time frames stay in memory before reaching the file.
+        retain_days: after each rotation, delete the rig's files older than this many
+            days; ``None`` (default) keeps them (issue 14 item 18).
+        retain_total_mb: after each rotation, delete the rig's oldest files while all of
+            them (every band) total more than this many MiB; ``None`` (default) keeps them.
+            An open file is never deleted.
     """
 
     folder: Path = Path("captures")
     rotate_size_mb: float | None = Field(100.0, gt=0)
     rotate_duration_s: float | None = Field(3600.0, gt=0)
     flush_interval_s: float = Field(0.25, gt=0, le=1.0)
+    retain_days: float | None = Field(None, gt=0)
+    retain_total_mb: float | None = Field(None, gt=0)
 
 
 def _no_repeats(values: list[str], what: str) -> None:

@@ -52,6 +52,7 @@ from hanlab.gbcs.message import GbcsMessage, GbtBlock
 from hanlab.gbcs.tunnel import TunnelCommand, parse_tunnel_payload
 from hanlab.phy import MAC_MAX_FRAME_RETRIES, PhyTiming, phy_for
 from hanlab.zigbee.aps import APS_DATA, FRAGMENT_FIRST, FRAGMENT_NONE
+from hanlab.zigbee.common import LayerError
 from hanlab.zigbee.frame import Decoder
 from hanlab.zigbee.keyring import Keyring
 from hanlab.zigbee.mac import decode_mac
@@ -272,6 +273,8 @@ class Correlator:
         self._next_tick = 0
         self._now = 0
         self._closed = False
+        #: the first frame that could not be read, ``"ts_ns N: reason"`` (or ``None``)
+        self.first_malformed: str | None = None
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -292,7 +295,25 @@ class Correlator:
                 feed_frame(item)
 
     def feed_frame(self, frame: Frame) -> None:
-        """Feed one sniffed frame (hot path: MAC and NWK first, deeper only if needed)."""
+        """Feed one sniffed frame (hot path: MAC and NWK first, deeper only if needed).
+
+        Never raises for the frame's content (issue 14 item 9; DESIGN.md "it never raises
+        out of the pipeline"): a frame no layer parser can read, or one that trips any
+        other error, is counted in ``counts["frames_malformed"]`` (besides the count of its
+        fate, e.g. ``frames_bad_fcs``) and the first such error is kept in
+        :attr:`first_malformed` (``"ts_ns N: reason"``).
+        """
+        try:
+            self._feed_frame(frame)
+        except Exception as exc:  # one unreadable frame must not stop a run
+            self._malformed(frame.ts_ns, exc)
+
+    def _malformed(self, ts_ns: int, exc: Exception) -> None:
+        self.counts["frames_malformed"] += 1
+        if self.first_malformed is None:
+            self.first_malformed = f"ts_ns {ts_ns}: {exc.__class__.__name__}: {exc}"
+
+    def _feed_frame(self, frame: Frame) -> None:
         ts = frame.ts_ns
         counts = self.counts
         counts["frames"] += 1
@@ -305,7 +326,8 @@ class Correlator:
             counts["frames_bad_fcs"] += 1
             try:
                 bad = decode_mac(frame.psdu)
-            except (BadInputError, ValueError, IndexError):
+            except (LayerError, BadInputError, ValueError, IndexError) as exc:
+                self._malformed(ts, exc)
                 return
             if bad.frame_type == 1 and bad.seq is not None and bad.ack_request:
                 self._attempt(bad.src_addr, bad.dst_addr, bad.seq, ts)
@@ -612,7 +634,17 @@ class Correlator:
     # -- DUIS events ----------------------------------------------------------------------
 
     def feed_duis(self, event: DuisEvent) -> None:
-        """Feed one DUIS event (request, acknowledgement, response or alert)."""
+        """Feed one DUIS event (request, acknowledgement, response or alert).
+
+        Never raises for the event's content: one that trips an error is counted in
+        ``counts["duis_malformed"]`` (issue 14 item 9).
+        """
+        try:
+            self._feed_duis(event)
+        except Exception:  # one odd DUIS log line must not stop a run
+            self.counts["duis_malformed"] += 1
+
+    def _feed_duis(self, event: DuisEvent) -> None:
         self._now = event.ts_ns
         if event.ts_ns >= self._next_tick:
             self._tick(event.ts_ns)

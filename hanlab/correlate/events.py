@@ -66,11 +66,16 @@ class DuisEvent:
         """From one DUIS log line (the dict :class:`hanlab.duis.log.DuisLog` writes).
 
         Raises:
-            BadInputError: ``ts_ns`` or ``kind`` missing or of the wrong type.
+            BadInputError: not a mapping, or ``ts_ns`` or ``kind`` missing or of the wrong
+                type (the only error raised, whatever the line holds; issue 14 item 9).
         """
+        if not isinstance(line, dict):
+            raise BadInputError(f"{where}: not a DUIS log line (a JSON object): "
+                                f"{type(line).__name__}")
         ts_ns = line.get("ts_ns")
         kind = line.get("kind")
-        if not isinstance(ts_ns, int) or kind not in _KINDS:
+        if not isinstance(ts_ns, int) or isinstance(ts_ns, bool) or not isinstance(kind, str) \
+                or kind not in _KINDS:
             raise BadInputError(f"{where}: not a DUIS log line (needs int ts_ns and kind "
                                 f"request/ack/response/alert): {str(line)[:120]}")
         rid = line.get("request_id")
@@ -86,7 +91,7 @@ class DuisEvent:
             text = f"{originator}:{target}:{counter}"
         if text is not None and (originator is None or counter is None):
             parts = text.split(":")
-            if len(parts) == 3 and parts[2].isdigit():
+            if len(parts) == 3 and parts[2].isascii() and parts[2].isdigit():
                 originator, target, counter = parts[0], parts[1], int(parts[2])
         gbcs = line.get("gbcs_originator_counter")
         cv = line.get("command_variant")

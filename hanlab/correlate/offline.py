@@ -11,17 +11,19 @@ put in time order (stable: lines with the same ``ts_ns`` keep their file order).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hanlab.correlate.correlator import Correlator, CorrelatorSettings
 from hanlab.correlate.events import DuisEvent, time_ordered
 from hanlab.correlate.exchange import Exchange
 from hanlab.correlate.stats import TimingStats
+from hanlab.errors import CaptureFormatError
+from hanlab.frames import Frame
 from hanlab.zigbee.keyring import Keyring
 
-__all__ = ["AnalyseResult", "analyse", "read_duis_events"]
+__all__ = ["AnalyseResult", "Damage", "analyse", "read_duis_events"]
 
 
 def read_duis_events(path: Path | str) -> list[DuisEvent]:
@@ -39,12 +41,48 @@ def read_duis_events(path: Path | str) -> list[DuisEvent]:
 
 
 @dataclass
+class Damage:
+    """Where a capture stopped being readable (issue 14 item 6).
+
+    Attributes:
+        error: the reader's error (``path``, byte ``offset``, ``reason``).
+        frames_used: frames of that file read before the damage (all were used).
+    """
+
+    error: CaptureFormatError
+    frames_used: int
+
+    def warning(self) -> str:
+        """One line: ``FILE: at byte N: reason; the K frames before it were used``."""
+        return f"{self.error}; the {self.frames_used} frames before it were used"
+
+
+@dataclass
 class AnalyseResult:
-    """Exchanges in emission order, their timing statistics and the frame accounting."""
+    """Exchanges in emission order, their timing statistics, the frame accounting, and
+    the damaged captures (empty when every file was read to its end)."""
 
     exchanges: list[Exchange]
     stats: TimingStats
     counts: Counter[str]
+    damaged: list[Damage] = field(default_factory=list)
+
+
+def _until_damage(path: Path | str, damaged: list[Damage]) -> Iterator[Frame]:
+    """The frames of ``path``; damage after its first block ends the file's stream and is
+    recorded in ``damaged`` instead of raising. A file that is no capture at all (damage
+    at byte 0, or missing) still raises: that is bad input, not a damaged capture."""
+    from hanlab.capture.reader import read_frames
+
+    frames = 0
+    try:
+        for frame in read_frames(path):
+            frames += 1
+            yield frame
+    except CaptureFormatError as error:
+        if error.offset == 0 and frames == 0:
+            raise
+        damaged.append(Damage(error, frames))
 
 
 def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[DuisEvent], *,
@@ -54,12 +92,13 @@ def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[Duis
             on_exchange: Callable[[Exchange], None] | None = None) -> AnalyseResult:
     """Correlate capture files (pcap/pcapng, any band) with a DUIS log.
 
-    Raises:
-        BadInputError: an unreadable capture or DUIS log.
-        CaptureFormatError: a damaged capture (after its good frames were used).
-    """
-    from hanlab.capture.reader import read_frames
+    A capture damaged part way (truncated, a bad block) gives every frame before the
+    damage and is listed in :attr:`AnalyseResult.damaged` (issue 14 item 6).
 
+    Raises:
+        BadInputError: an unreadable DUIS log, or a capture that cannot be read at all
+            (missing, not a capture: :class:`~hanlab.errors.CaptureFormatError` at byte 0).
+    """
     events = (read_duis_events(duis_log) if isinstance(duis_log, str | Path)
               else list(duis_log))
     stats = TimingStats(targets)
@@ -73,6 +112,8 @@ def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[Duis
 
     correlator = Correlator(keyring, settings=settings, device_roles=device_roles,
                             on_exchange=emitted, keep=False)
-    correlator.feed_all(time_ordered([read_frames(path) for path in captures], events))
+    damaged: list[Damage] = []
+    correlator.feed_all(time_ordered([_until_damage(path, damaged) for path in captures],
+                                     events))
     correlator.close()
-    return AnalyseResult(exchanges, stats, correlator.counts)
+    return AnalyseResult(exchanges, stats, correlator.counts, damaged)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hanlab.correlate.exchange import Exchange
-from hanlab.errors import BadInputError
+from hanlab.errors import BadInputError, os_error_text
 
 __all__ = ["SEGMENTS", "TimingStats", "load_targets", "percentile", "text_table"]
 
@@ -59,8 +59,12 @@ def load_targets(path: Path | str) -> dict[str, float]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise BadInputError(os_error_text(path, error)) from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
         raise BadInputError(f"cannot read targets {path}: {error}") from error
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: targets must map an SR variant (e.g. 4.1.1), a "

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from hanlab.errors import BadInputError
+from hanlab.errors import BadInputError, os_error_text
 from hanlab.resources import Closing
 
 
@@ -95,7 +95,7 @@ def read_json_lines(path: Path | str) -> list[dict[str, Any]]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise BadInputError(f"cannot read {path}: {error}") from error
+        raise BadInputError(os_error_text(path, error)) from error
     records: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -8,10 +8,14 @@ envelope). ``status`` is retained; the connection's last
 will publishes a retained ``status`` with ``state: offline`` if hanlab dies.
 
 Events are queued (bounded by ``BrokerConfig.buffer_events``; the oldest is dropped and
-counted when full) and published in order with QoS 1. An event leaves the queue only
-once the broker acknowledged it, so a broker that goes away loses nothing: the
-publisher reconnects with exponential backoff and resumes from the first unacknowledged
-event (which the broker may then see twice). Reconnection is this class's explicit loop,
+counted when full) and published in order with QoS 1. The loss is reported (issue 14 item
+13): every ``stats`` payload carries ``mqtt_dropped`` (events dropped so far), and once the
+broker is back one ``loss`` event says how many were dropped while it was away
+(``mqtt_dropped``), the total (``mqtt_dropped_total``) and the ``seq`` range lost.
+An event leaves the queue only once the broker acknowledged it, so a broker that goes
+away loses nothing beyond the buffer: the publisher reconnects with exponential
+backoff and resumes from the first unacknowledged event (which the broker may then see
+twice). Reconnection is this class's explicit loop,
 not hidden in the client (STYLE.md §8).
 """
 
@@ -36,6 +40,8 @@ SCHEMA_VERSION = 1
 #: source events published on a topic of their own kind rather than ``source``.
 OWN_TOPIC_EVENTS = frozenset({"energy", "clock"})
 TOPIC_ROOT = "hanlab/v1"
+#: kinds queued even when the buffer is full (they say what state the rig and buffer are in)
+_CONTROL_KINDS = frozenset({"status", "loss"})
 
 
 def topic(lab: str, rig: str, kind: str) -> str:
@@ -78,9 +84,15 @@ class MqttPublisher:
         self.status_fields = status or {}
         self.password = password if password is not None else broker.password
         self.pending: deque[tuple[str, bytes, bool]] = deque()
+        #: ``seq`` of each event in :attr:`pending`, in the same order
+        self._pending_seqs: deque[int] = deque()
         self.seq = 0
         self.published = 0
+        #: events dropped from the full buffer since start (for the exit summary)
         self.dropped = 0
+        #: of :attr:`dropped`, those already reported in a ``loss`` event
+        self.dropped_reported = 0
+        self._lost_seqs: tuple[int, int] | None = None
         self.connects = 0
         self.connected = False
         self._wake = asyncio.Event()
@@ -93,13 +105,37 @@ class MqttPublisher:
         return json.dumps(body, separators=(",", ":"), default=str).encode()
 
     def enqueue(self, kind: str, payload: dict[str, Any], retain: bool = False) -> None:
-        """Queue one event for publishing (never blocks; drops the oldest when full)."""
-        if len(self.pending) >= self.broker.buffer_events:
+        """Queue one event for publishing (never blocks; drops the oldest when full).
+
+        ``stats`` payloads get ``mqtt_dropped``, the events dropped so far. ``status`` and
+        ``loss`` events never push another out (the buffer may exceed its size by them).
+        """
+        if len(self.pending) >= self.broker.buffer_events and kind not in _CONTROL_KINDS:
             self.pending.popleft()
+            lost = self._pending_seqs.popleft()
+            first = self._lost_seqs[0] if self._lost_seqs is not None else lost
+            self._lost_seqs = (first, lost)
             self.dropped += 1
+        if kind == "stats":
+            payload = {**payload, "mqtt_dropped": self.dropped}
         self.pending.append((topic(self.lab, self.rig, kind),
                              self._envelope(kind, payload), retain))
+        self._pending_seqs.append(self.seq)
         self._wake.set()
+
+    def _report_loss(self) -> None:
+        """Queue one ``loss`` event for the drops not yet reported (none: nothing)."""
+        unreported = self.dropped - self.dropped_reported
+        if unreported <= 0:
+            return
+        first, last = self._lost_seqs or (0, 0)
+        self.dropped_reported = self.dropped
+        self._lost_seqs = None
+        log.warning("rig %s: %d MQTT events dropped while the broker was away (buffer of "
+                    "%d full)", self.rig, unreported, self.broker.buffer_events)
+        self.enqueue("loss", {"mqtt_dropped": unreported, "mqtt_dropped_total": self.dropped,
+                              "seq_first_lost": first, "seq_last_lost": last,
+                              "buffer_events": self.broker.buffer_events})
 
     def _status(self, state: str, **extra: Any) -> dict[str, Any]:
         return {"state": state, **self.status_fields, **extra}
@@ -139,6 +175,7 @@ class MqttPublisher:
                 name, body, retain = self.pending[0]
                 await client.publish(name, body, qos=1, retain=retain)
                 self.pending.popleft()
+                self._pending_seqs.popleft()
                 self.published += 1
             if self._closing:
                 return True
@@ -162,6 +199,7 @@ class MqttPublisher:
                         backoff_s = 0.1
                         if self.connects > 1:
                             self.enqueue("status", self._status("online"), retain=True)
+                        self._report_loss()
                         if await self._drain(client):
                             return
                 except aiomqtt.MqttError as exc:

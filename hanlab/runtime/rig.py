@@ -74,6 +74,8 @@ BACKOFF_MAX_S = 30.0
 #: kept for the API and dashboard
 RECENT_EXCHANGES = 200
 RECENT_EVENTS = 200
+#: host seconds a sink may take to drain at stop
+SINK_STOP_S = 10.0
 
 
 @dataclass
@@ -187,6 +189,7 @@ class RigRuntime:
             int(cap.rotate_size_mb * 1024 * 1024) if cap.rotate_size_mb else None,
             cap.rotate_duration_s, cap.flush_interval_s,
             {s.id: s.band for s in rig.sniffers},
+            retain_days=cap.retain_days, retain_total_mb=cap.retain_total_mb,
         )
         self.correlator: LiveCorrelator | None = None
         self.recent_exchanges: deque[Exchange] = deque(maxlen=RECENT_EXCHANGES)
@@ -438,6 +441,12 @@ class RigRuntime:
                 self.correlator.drain()
             self.stats.report()
             await self.bus.close()
+            # a sink gets SINK_STOP_S to drain; stop never waits longer on it (issue 14)
+            _, late = await asyncio.wait(sinks, timeout=SINK_STOP_S)
+            for task in late:
+                log.error("rig %s: sink %s did not stop within %g s; cancelled", name,
+                          task.get_name(), SINK_STOP_S)
+                task.cancel()
             results = await asyncio.gather(*sinks, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(
@@ -455,6 +464,29 @@ class RigRuntime:
                 self.options.jobs.save(record)
 
     # -- views (the control API) ----------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What went wrong on this rig, for the exit summary: a failed capture write,
+        frames dropped or clamped at the source, MQTT events lost, malformed frames."""
+        out = []
+        capture = self.capture
+        if capture.failed:
+            out.append(f"capture writing failed: {capture.error} ({capture.frames_lost:,} "
+                       "frames lost)")
+        if capture.frames_skipped:
+            out.append(f"{capture.frames_skipped:,} frames the pcapng writer could not encode")
+        for sid, counters in self.source_counters.items():
+            if counters.get("out_of_range"):
+                out.append(f"{sid}: {counters['out_of_range']:,} frames with out-of-range "
+                           "fields dropped or clamped")
+        if self.mqtt is not None and self.mqtt.dropped:
+            out.append(f"{self.mqtt.dropped:,} MQTT events lost while the broker was away")
+        if self.correlator is not None:
+            malformed = self.correlator.correlator.counts.get("frames_malformed", 0)
+            if malformed:
+                out.append(f"{malformed:,} frames the correlator could not read (counted, "
+                           "skipped)")
+        return out
 
     def sniffer_views(self) -> list[dict[str, Any]]:
         """``SNIFFER`` of every sniffer (:mod:`hanlab.runtime.service`)."""

@@ -13,7 +13,10 @@ Contract:
   order; iteration ends when the source is exhausted (end of a replayed file), and raises
   :class:`~hanlab.errors.SourceError` when the device fails.
 * ``report`` receives :class:`SourceEvent` notices (gap, counters) while it runs.
-* ``counters`` holds the source's own counts (e.g. ``out_of_order``, ``bad_lines``).
+* ``counters`` holds the source's own counts (e.g. ``out_of_order``, ``bad_lines``,
+  ``out_of_range``).
+* every batch passes through :meth:`FrameSource.checked` before it is yielded, so each
+  field of each frame is in range (issue 14 item 8).
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import abc
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from hanlab.errors import BadInputError
-from hanlab.frames import Band, FrameBatch
+from hanlab.frames import Band, FrameBatch, checked_frames
 from hanlab.resources import StartStop
 
 if TYPE_CHECKING:
@@ -60,9 +64,26 @@ def now_ns() -> int:
 
 
 class DriverSettings(BaseModel):
-    """Base of every driver's ``settings`` model: unknown keys are errors."""
+    """Base of every driver's ``settings`` model: unknown keys are errors.
+
+    ``never_finishes`` says whether a source with these settings runs until it is
+    stopped (a live sniffer, a looped replay), so ``--exit-when-done`` would never exit
+    (issue 14 item 4). Live drivers set the class attribute ``live = True``.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    #: a live sniffer: its frames never end on their own
+    live: ClassVar[bool] = False
+
+    @property
+    def never_finishes(self) -> bool:
+        """Whether the source runs until stopped (never reports ``finished``)."""
+        return self.live
+
+    def input_files(self) -> dict[str, Path]:
+        """Settings field -> file the source reads, which must exist when the rig is
+        loaded (issue 14 item 3); none by default."""
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +141,12 @@ class FrameSource(StartStop, abc.ABC, Generic[S]):
     def sniffer_id(self) -> str:
         """The configured id of the sniffer this source serves."""
         return self.spec.sniffer_id
+
+    def checked(self, batch: FrameBatch) -> FrameBatch:
+        """``batch`` with every field in range (:func:`~hanlab.frames.checked_frames`):
+        frames out of range dropped or clamped and counted in ``counters["out_of_range"]``,
+        so one absurd value never reaches a sink (issue 14 item 8). May be empty."""
+        return checked_frames(batch, self.counters)
 
     def emit(self, kind: str, **detail: Any) -> None:
         """Report a :class:`SourceEvent` of ``kind`` with ``detail``, stamped now."""

@@ -24,6 +24,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -37,6 +38,8 @@ from hanlab.sources.base import DriverSettings, EventReporter, FrameSource, Sour
 
 class EmulatedSnifferSettings(DriverSettings):
     """Settings of an emulated sniffer (see the module docstring)."""
+
+    live: ClassVar[bool] = True
 
     rig_file: Path | None = None
     miss_rate: float = Field(default=0.0, ge=0, le=1)
@@ -103,7 +106,8 @@ class EmulatedSnifferSource(FrameSource[EmulatedSnifferSettings]):
             await self._ready.wait()
             self._ready.clear()
             batch, self._pending = self._pending, []
+            self.counters["frames"] += len(batch)
+            batch = self.checked(batch)
             if batch:
-                self.counters["frames"] += len(batch)
                 yield batch
 

@@ -40,7 +40,7 @@ import contextlib
 import os
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import serial
 from pydantic import Field
@@ -94,6 +94,8 @@ class Nrf802154Settings(DriverSettings):
             ``hanlab devices`` (the serial number is printed on ``hanlab devices``).
     """
 
+    live: ClassVar[bool] = True
+
     port: str
     baudrate: int = 115200
     timer_bits: Literal[32, 64] | None = None
@@ -123,12 +125,19 @@ class ParsedLine:
         self.time_us = time_us
 
 
+#: a ``power:`` beyond ± this many dBm is a corrupt line, not a reading
+MAX_POWER_DBM = 1000
+
+
 def parse_line(line: bytes) -> ParsedLine | None:
     """Parse one line of the dongle's output (without its line end).
 
     Returns:
         the parsed frame line, or ``None`` if the line is not a well-formed
-        ``received:`` line (the caller counts it).
+        ``received:`` line (the caller counts it), including a ``power:`` beyond
+        ±:data:`MAX_POWER_DBM` (a corrupt line; issue 14 item 10). A plausible power outside
+        [-128, 127] dBm is kept here and clamped with the other range checks
+        (:func:`hanlab.frames.checked_frames`).
     """
     parts = line.split()
     if (
@@ -146,7 +155,8 @@ def parse_line(line: bytes) -> ParsedLine | None:
         time_us = int(parts[7])
     except (binascii.Error, ValueError):
         return None
-    if not 3 <= len(psdu_fcs) <= MAX_PSDU_OCTETS or not 0 <= lqi <= 255:
+    if not 3 <= len(psdu_fcs) <= MAX_PSDU_OCTETS or not 0 <= lqi <= 255 \
+            or not -MAX_POWER_DBM <= power_dbm <= MAX_POWER_DBM:
         return None
     return ParsedLine(psdu_fcs, power_dbm, lqi, time_us)
 
@@ -424,58 +434,58 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
         self._last_rx_ns = host_rx_ns
         out = self._pending
         counters = self.counters
-        spec = self.spec
         recompute = self.settings.fcs_check == "recompute"
         end_ref = self.settings.timestamp_reference == "end_of_frame"
         for line in lines:
             if not line:
                 continue
             counters["lines"] += 1
-            parsed = parse_line(line)
-            if parsed is None:
-                if line.startswith(b"received:"):
-                    counters["bad_frames"] += 1
-                elif line.lstrip().startswith(_SHELL_PREFIXES):
-                    counters["shell_lines"] += 1
-                else:
-                    counters["bad_lines"] += 1
+            try:
+                frame = self._frame_of(line, host_rx_ns, recompute, end_ref)
+            except Exception:  # one bad line never loses the rest of the read
+                counters["bad_lines"] += 1
                 continue
-            full_us = self._timer.unwrap_us(parsed.time_us, host_rx_ns)
-            if self._timer.restarted:
-                counters["clock_restarts"] += 1
-                self.aligner.restart()
-            sniffer_ns = full_us * 1000
-            self.aligner.observe(sniffer_ns, host_rx_ns)
-            ts_ns = self.aligner.to_host_ns(sniffer_ns)
-            psdu_fcs = parsed.psdu_fcs
-            if end_ref:
-                ts_ns -= (len(psdu_fcs) + _SHR_PHR_OCTETS) * _OCTET_NS
-            if ts_ns <= self._last_ts_ns:
-                ts_ns = self._last_ts_ns + 1
-                counters["ts_clamped"] += 1
-            self._last_ts_ns = ts_ns
-            fcs_ok = True
-            if recompute and not check_fcs16(psdu_fcs):
-                fcs_ok = False
-                counters["fcs_errors"] += 1
-            out.append(
-                Frame(
-                    ts_ns,
-                    spec.sniffer_id,
-                    spec.band,
-                    0,
-                    self.channel,
-                    psdu_fcs[:-2],
-                    fcs_ok,
-                    float(parsed.power_dbm),
-                    parsed.lqi,
-                    TsSource.SNIFFER,
-                    sniffer_ns,
-                )
-            )
-            counters["frames"] += 1
+            if frame is not None:
+                out.append(frame)
+                counters["frames"] += 1
         if out:
             self._wake()
+
+    def _frame_of(self, line: bytes, host_rx_ns: int, recompute: bool,
+                  end_ref: bool) -> Frame | None:
+        """The frame of one output line, or ``None`` (counted) if it carries none."""
+        counters = self.counters
+        spec = self.spec
+        parsed = parse_line(line)
+        if parsed is None:
+            if line.startswith(b"received:"):
+                counters["bad_frames"] += 1
+            elif line.lstrip().startswith(_SHELL_PREFIXES):
+                counters["shell_lines"] += 1
+            else:
+                counters["bad_lines"] += 1
+            return None
+        full_us = self._timer.unwrap_us(parsed.time_us, host_rx_ns)
+        if self._timer.restarted:
+            counters["clock_restarts"] += 1
+            self.aligner.restart()
+        sniffer_ns = full_us * 1000
+        self.aligner.observe(sniffer_ns, host_rx_ns)
+        ts_ns = self.aligner.to_host_ns(sniffer_ns)
+        psdu_fcs = parsed.psdu_fcs
+        if end_ref:
+            ts_ns -= (len(psdu_fcs) + _SHR_PHR_OCTETS) * _OCTET_NS
+        if ts_ns <= self._last_ts_ns:
+            ts_ns = self._last_ts_ns + 1
+            counters["ts_clamped"] += 1
+        self._last_ts_ns = ts_ns
+        fcs_ok = True
+        if recompute and not check_fcs16(psdu_fcs):
+            fcs_ok = False
+            counters["fcs_errors"] += 1
+        return Frame(ts_ns, spec.sniffer_id, spec.band, 0, self.channel, psdu_fcs[:-2], fcs_ok,
+                     float(parsed.power_dbm), parsed.lqi, TsSource.SNIFFER, sniffer_ns)
+
 
     async def batches(self) -> AsyncIterator[FrameBatch]:
         """Yield frame batches until stopped; survive unplugs (see module docstring).
@@ -505,7 +515,9 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
                     self._waiter = None
             if self._pending:
                 batch, self._pending = self._pending, []
-                yield batch
+                batch = self.checked(batch)
+                if batch:
+                    yield batch
             if protocol.lost.done() and not self._stopped and protocol is self._protocol:
                 exc = protocol.lost.result()
                 await self._fault(f"port lost: {exc}" if exc else "port closed (EOF)")

@@ -39,7 +39,7 @@ import contextlib
 import importlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import zigpy.application
 import zigpy.exceptions
@@ -84,6 +84,8 @@ class ZigpyRadioSettings(DriverSettings):
         usb_vid, usb_pid, usb_serial: the radio's USB identity, for udev rules and
             ``hanlab devices``.
     """
+
+    live: ClassVar[bool] = True
 
     radio: str = "ezsp"
     path: str
@@ -419,7 +421,9 @@ class ZigpyRadioSource(FrameSource[ZigpyRadioSettings]):
             self._wakeup.clear()
             if self._pending:
                 batch, self._pending = self._pending, []
-                yield batch
+                batch = self.checked(batch)
+                if batch:
+                    yield batch
             if self._fault.done() and not self._stopped:
                 reason = self._fault.result()
                 start_ns = self._clock()

@@ -29,7 +29,7 @@ from hanlab.zigbee.aps import (
     decrypt_aps,
 )
 from hanlab.zigbee.common import DecodeError, LayerError
-from hanlab.zigbee.keyring import Keyring
+from hanlab.zigbee.keyring import ORIGIN_LEARNED, Keyring
 from hanlab.zigbee.mac import MacFrame, decode_mac
 from hanlab.zigbee.nwk import NwkFrame, decode_nwk, decrypt_nwk
 from hanlab.zigbee.security import KEY_ID_NETWORK, ZIGBEE_SECURITY_LEVEL
@@ -294,11 +294,11 @@ class DecodedFrame:
         label = f"transport-key@{self.index}"
         if tk.is_network_key:
             ring.add_network_key(tk.key, seq=tk.key_seq, label=label, learned_from=self.index,
-                                 origin="transport-key")
+                                 origin=ORIGIN_LEARNED)
         else:
             devices = tuple(d for d in (tk.dst64, tk.src64) if d is not None)
             ring.add_link_key(tk.key, devices=devices, label=label, learned_from=self.index,
-                              origin="transport-key")
+                              origin=ORIGIN_LEARNED)
 
     # -- ZCL -----------------------------------------------------------------------------
 

@@ -5,7 +5,10 @@
   key ``ZigBeeAlliance09`` (BDB 13-0402 §6.3.2) is included unless disabled.
 * Install-code link keys (BDB §10.1): MMO hash of the install code, its CRC checked.
 * Keys learned from APS Transport Key commands the decoder could read (§4.4.10.1), each
-  with the index of the frame that taught it.
+  with the index of the frame that taught it. Learning is bounded (issue 14 item 11): a
+  key learned again is not added twice, and at most :data:`MAX_LEARNED_KEYS` network and
+  as many link keys are kept, the most recently learned first (the oldest is forgotten),
+  so no traffic can make each undecryptable frame try more keys than the file's plus 16.
 
 Keys file (YAML; a secret, kept outside version control)::
 
@@ -32,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from hanlab.errors import BadInputError
+from hanlab.errors import BadInputError, os_error_text
 from hanlab.zigbee.common import eui64_str, parse_eui64
 from hanlab.zigbee.security import (
     KEY_ID_KEY_LOAD,
@@ -50,6 +53,9 @@ KEYRING_SECTIONS = ("network_keys", "link_keys", "install_codes", "well_known_tc
 """The top-level fields of a keys file the keyring reads."""
 OTHER_SECRETS_SECTIONS = frozenset({"mqtt"})
 """Top-level fields of a lab's secrets file that are not keys (ignored here)."""
+#: most keys learned from Transport Key commands kept per kind (network, link)
+MAX_LEARNED_KEYS = 16
+ORIGIN_LEARNED = "transport-key"
 
 KIND_NETWORK = "network"
 KIND_LINK = "link"
@@ -146,12 +152,42 @@ class Keyring:
         """
         found = self._find(self.network_keys, key)
         if found is not None:
+            if found.origin == ORIGIN_LEARNED and origin == ORIGIN_LEARNED:
+                self._relearned(self.network_keys, found)
             return found
         entry = KeyEntry(KIND_NETWORK, key, label or f"nwk{len(self.network_keys)}", seq=seq,
                          learned_from=learned_from, origin=origin)
-        self.network_keys.append(entry)
-        self._nwk_order.append((entry.label, entry.ccm))
+        if origin == ORIGIN_LEARNED:
+            self._learn(self.network_keys, entry)
+            self._nwk_order.insert(0, (entry.label, entry.ccm))  # likely the new active key
+            kept = {id(e.ccm) for e in self.network_keys}
+            self._nwk_order = [c for c in self._nwk_order if id(c[1]) in kept]
+        else:
+            self.network_keys.append(entry)
+            self._nwk_order.append((entry.label, entry.ccm))
         return entry
+
+    @staticmethod
+    def _learn(entries: list[KeyEntry], entry: KeyEntry) -> None:
+        """Put a learned key first among the learned keys of ``entries``; forget the
+        oldest learned ones beyond :data:`MAX_LEARNED_KEYS` (configured keys stay)."""
+        first = next((i for i, e in enumerate(entries) if e.origin == ORIGIN_LEARNED),
+                     len(entries))
+        entries.insert(first, entry)
+        learned = [i for i, e in enumerate(entries) if e.origin == ORIGIN_LEARNED]
+        for i in reversed(learned[MAX_LEARNED_KEYS:]):
+            del entries[i]
+
+    @classmethod
+    def _relearned(cls, entries: list[KeyEntry], entry: KeyEntry) -> None:
+        """A learned key taught again becomes the most recent one."""
+        entries.remove(entry)
+        cls._learn(entries, entry)
+
+    @property
+    def learned_keys(self) -> int:
+        """How many keys learned from Transport Key commands are kept (both kinds)."""
+        return sum(e.origin == ORIGIN_LEARNED for e in (*self.network_keys, *self.link_keys))
 
     def add_link_key(
         self, key: bytes, *, devices: Iterable[int] = (), label: str | None = None,
@@ -164,10 +200,15 @@ class Keyring:
         """
         found = self._find(self.link_keys, key)
         if found is not None:
+            if found.origin == ORIGIN_LEARNED and origin == ORIGIN_LEARNED:
+                self._relearned(self.link_keys, found)
             return found
         entry = KeyEntry(KIND_LINK, key, label or f"link{len(self.link_keys)}",
                          devices=tuple(devices), learned_from=learned_from, origin=origin)
-        self.link_keys.append(entry)
+        if origin == ORIGIN_LEARNED:
+            self._learn(self.link_keys, entry)
+        else:
+            self.link_keys.append(entry)
         return entry
 
     def add_install_code(self, code: bytes, *, device: int | None = None,
@@ -213,8 +254,12 @@ class Keyring:
         """
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(os_error_text(path, exc)) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
             raise BadInputError(f"{path}: cannot read keys file: {exc.__class__.__name__}",
                                 hint="give a readable YAML keys file") from None
         return cls.from_dict(data, source=str(path))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from hanlab.capture.pcapng import PcapngWriter
 from hanlab.cli import main
 from hanlab.correlate import Correlator, exchange_json, time_ordered
@@ -47,3 +49,46 @@ def test_analyse_reproduces_in_process_exchanges(tmp_path: Path) -> None:
           "--out", str(again)])
     for name in ("exchanges.jsonl", "timings.json", "timings.csv"):
         assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_truncated_capture_uses_every_good_frame_and_warns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14 item 6: the result is printed, the damage named (file, byte offset) on
+    stderr, exit status 1."""
+    run = simulate(30.0, seed=5)
+    whole = tmp_path / "whole.pcapng"
+    writer = PcapngWriter(whole)
+    iface = writer.interface("emu", "both bands")
+    for frame in run.frames:
+        writer.write(iface, frame)
+    writer.close()
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) * 2 // 3 + 5])  # ends inside a block
+    log = tmp_path / "run.jsonl"
+    log.write_text("".join(json.dumps(line) + "\n" for line in run.duis_lines))
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(run.keyring.dump_yaml())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyse", str(cut), "--duis-log", str(log), "--keys", str(keys),
+              "--out", str(tmp_path / "report")])
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    assert "SR exchanges" in out and "frames:" in out
+    (warning,) = err.strip().splitlines()
+    assert warning.startswith(f"hanlab: warning: {cut}: at byte ")
+    assert "truncated" in warning and "frames before it were used" in warning
+    used = int(warning.split("; the ")[1].split()[0])
+    assert 0 < used < len(run.frames)
+    exchanges = (tmp_path / "report" / "exchanges.jsonl").read_text().splitlines()
+    assert sum('"match_level":"exact"' in e for e in exchanges) > 10
+
+
+def test_a_file_that_is_no_capture_is_bad_input(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pcapng"
+    junk.write_bytes(b"not a capture at all")
+    log = tmp_path / "run.jsonl"
+    log.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyse", str(junk), "--duis-log", str(log)])
+    assert exit_info.value.code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -191,3 +192,54 @@ def test_embedded_broker_serves_any_client(
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
+
+
+def test_kill_9_right_after_rotations_never_leaves_an_empty_file(
+    captures_dir: Path, tshark: str, tmp_path: Path
+) -> None:
+    """Issue 14 item 12: 50 kills, each within a few ms of a rotation (2 KiB files)."""
+    from hanlab.capture.reader import read_frames
+
+    capture = captures_dir / "killerbee__sample_control4-sample.pcap"
+    rng = random.Random(14)
+    kills = 50
+    checked_by_tshark = 0
+    started = time.monotonic()
+    for run in range(kills):
+        out = tmp_path / f"out{run}"
+        rig = tmp_path / f"rig{run}.yaml"
+        rig.write_text(
+            "name: replay\n"
+            "sniffers:\n"
+            "  - id: sniff-2g4\n    driver: pcap\n    page: 0\n    channel: 15\n"
+            f"    settings: {{file: '{capture}', pace: recorded, scale: 200, loop: true}}\n"
+            f"capture: {{folder: '{out}', rotate_size_mb: 0.002}}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "hanlab.cli", "up", str(rig),
+                                 "--quiet", "--no-mqtt"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            want = rng.randint(2, 8)  # kill right after the want-th file appears
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                if out.is_dir() and sum(1 for _ in out.glob("*.pcapng")) >= want:
+                    break
+                time.sleep(0.001)
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            if proc.stderr is not None:
+                proc.stderr.close()
+        files = sorted(out.glob("*.pcapng"), key=lambda p: p.stat().st_mtime_ns)
+        assert len(files) >= 2
+        for path in files:
+            assert path.stat().st_size > 0, f"kill {run}: {path.name} is empty"
+            list(read_frames(path))  # raises CaptureFormatError if unreadable
+        if run % 10 == 0:  # tshark too, on the newest file (the one just rotated to)
+            read_with_tshark(tshark, files[-1])
+            checked_by_tshark += 1
+    assert checked_by_tshark == 5
+    assert time.monotonic() - started < 280

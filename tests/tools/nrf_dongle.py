@@ -294,6 +294,22 @@ class EmulatedNrfDongle:
             self.sent.append(sent)
             self.stats.frames += 1
 
+    def print_lines(self, specs: list[tuple[bytes, str]]) -> list[SentFrame]:
+        """Print one frame line per ``(psdu with FCS, power)`` in a single write, stamped
+        now; ``power`` is written as given (e.g. an absurd ``10**39``). Returns the
+        ground truth of each line, in order."""
+        now_ns = self._clock()
+        out = []
+        sent = []
+        for psdu, power in specs:
+            self._seq += 1
+            raw_us = self.sniffer_time_us(now_ns)
+            out.append(b"received: %s power: %s lqi: 200 time: %d\r\n" % (
+                psdu.hex().encode(), power.encode(), raw_us))
+            sent.append(SentFrame(self._seq, self.channel, psdu, now_ns, raw_us, now_ns))
+        self._write(b"".join(out))
+        return sent
+
     def _frame_line(
         self, end_ns: int, written_ns: int, payload_octets: int, psdu: bytes | None = None
     ) -> tuple[bytes, SentFrame]:

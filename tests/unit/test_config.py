@@ -31,15 +31,19 @@ sniffers:
     driver: pcap
     page: 28
     channel: 3
-    settings: {file: /abs/cap.pcapng}
+    settings: {file: ABS/cap.pcapng}
 capture:
   folder: out
 """
 
 
 def write(tmp_path: Path, text: str, name: str = "rig.yaml") -> Path:
+    """Write a rig file; the captures GOOD replays (relative and absolute) exist."""
+    (tmp_path / "abs").mkdir(exist_ok=True)
+    for capture in (tmp_path / "cap.pcapng", tmp_path / "abs" / "cap.pcapng"):
+        capture.touch()
     path = tmp_path / name
-    path.write_text(text)
+    path.write_text(text.replace("ABS/", f"{tmp_path / 'abs'}/"))
     return path
 
 
@@ -52,7 +56,7 @@ def test_good_rig_loads_with_resolved_paths(tmp_path: Path) -> None:
     s24 = settings["s24"]
     assert isinstance(s24, PcapReplaySettings)
     assert s24.file == tmp_path / "cap.pcapng" and s24.pace == "fast"
-    assert settings["s868"].file == Path("/abs/cap.pcapng")
+    assert settings["s868"].file == tmp_path / "abs" / "cap.pcapng"
 
 
 def test_every_problem_is_reported_with_line_and_field(tmp_path: Path) -> None:
@@ -151,3 +155,41 @@ def test_lab_duis_section_resolves_paths(tmp_path: Path) -> None:
     (user,) = lab.config.duis.users
     assert user.key_file == tmp_path / "k/is.key"
     assert user.certificate_file == Path("/pki/is.pem")
+
+
+def test_misspelt_fields_in_plain_words_with_did_you_mean(tmp_path: Path) -> None:
+    """Issue 14 item 7: no pydantic wording; the closest known field is named."""
+    bad = (GOOD.replace("    channel: 15", "    chanel: 15")
+           .replace("  folder: out", "  folder: out\n  rotate_sise_mb: 3")
+           + "secret: x.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        load_rig(write(tmp_path, bad))
+    path = tmp_path / "rig.yaml"
+    assert info.value.problems == [
+        f"{path}:12: sniffers.0.chanel: unknown field (did you mean 'channel'?)",
+        f"{path}:21: capture.rotate_sise_mb: unknown field (did you mean 'rotate_size_mb'?)",
+        f"{path}:22: secret: unknown field (did you mean 'secrets'?)",
+    ]
+    settings_bad = GOOD.replace("pace: fast", "pase: fast, scale: -1")
+    with pytest.raises(ConfigError) as info:
+        load_rig(write(tmp_path, settings_bad))
+    assert sorted(p.split(": ", 1)[1] for p in info.value.problems) == [
+        "sniffers.0.settings.pase: unknown field (did you mean 'pace'?)",
+        "sniffers.0.settings.scale: must be greater than 0",
+    ]
+    text = "\n".join(info.value.problems)
+    assert "Extra inputs" not in text and "Value error" not in text
+    assert "Input should" not in text
+
+
+def test_replay_file_must_exist(tmp_path: Path) -> None:
+    """Issue 14 item 3: a replay rig whose file does not exist fails to load."""
+    path = write(tmp_path, GOOD.replace("file: cap.pcapng", "file: missing.pcapng"))
+    with pytest.raises(ConfigError) as info:
+        load_rig(path)
+    assert info.value.problems == [
+        f"{path}:13: sniffers.0.settings.file: {tmp_path / 'missing.pcapng'}: file not found"]
+    proc = subprocess.run([sys.executable, "-m", "hanlab.cli", "rig", "validate", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == info.value.problems[0]

@@ -224,3 +224,27 @@ async def test_reopen_off_raises_source_error(dongle: EmulatedNrfDongle) -> None
         dongle.unplug()
         with pytest.raises(SourceError):
             await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.parametrize("absurd", [str(10**39), str(10**400), "-" + str(10**39)])
+async def test_absurd_power_line_is_counted_and_the_rest_of_the_read_kept(
+    dongle: EmulatedNrfDongle, absurd: str
+) -> None:
+    """Issue 14 item 10: one line with an absurd ``power:`` among good ones in one read."""
+    async with Running(make_source(dongle.link)) as run:
+        await wait_for(lambda: len(run.frames) >= 20)
+        dongle.receiving = False
+        await wait_for(lambda: len(run.frames) == dongle.stats.frames)
+        before = len(run.frames)
+        bad_before = run.source.counters["bad_frames"]
+        psdus = [build_psdu(10_000 + i, b"payload") for i in range(5)]
+        dongle.print_lines([(psdus[0], "-40"), (psdus[1], absurd), (psdus[2], "-41"),
+                            (psdus[3], "-300"), (psdus[4], "-42")])
+        await wait_for(lambda: len(run.frames) >= before + 4)
+        await asyncio.sleep(0.05)
+    new = run.frames[before:]
+    assert [f.psdu for f in new] == [p[:-2] for p in (psdus[0], psdus[2], psdus[3], psdus[4])]
+    assert [f.rssi_dbm for f in new] == [-40.0, -41.0, -128.0, -42.0]  # -300 dBm clamped
+    counters = run.source.counters
+    assert counters["bad_frames"] == bad_before + 1
+    assert counters["out_of_range"] == 1
