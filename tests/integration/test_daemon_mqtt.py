@@ -157,7 +157,8 @@ def test_sigterm_stops_cleanly_with_retained_offline_status(
     try:
         late.wait_for(lambda msgs: any(m.retain and m.payload["kind"] == "status"
                                        for m in msgs), timeout_s=10)
-        retained = [m.payload for m in late.messages if m.retain]
+        retained = [m.payload for m in late.messages  # (timings is retained too)
+                    if m.retain and m.payload["kind"] == "status"]
         assert retained[-1]["state"] == "offline" and retained[-1]["reason"] == "stopped"
     finally:
         late.close()
