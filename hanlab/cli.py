@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("hanlab.commands.devices", "List serial ports (USB VID:PID, serial number) "
                 "and match them to configured sniffers."),
     "decode": ("hanlab.commands.decode",
-               "Decode a capture: one line (or JSON object) per frame, decrypting with KEYS."),
+               "Decode captures: one line (or JSON object) per frame, decrypting with KEYS."),
     "analyse": ("hanlab.commands.analyse",
                 "Correlate captures with a DUIS log: one exchange per SR, timings per band."),
     "rig": ("hanlab.commands.rig", "Rig files: check them before a run."),

@@ -98,6 +98,7 @@ async def test_lab_secrets_give_the_publisher_and_the_broker_their_password(
     requires it and the rig's publisher uses it."""
     port = free_port()
     (tmp_path / "rig.yaml").write_text(RIG)
+    (tmp_path / "x.pcap").write_bytes(b"")  # the replay file must exist (rig validation)
     secrets = tmp_path / "lab.secrets.yaml"
     secrets.write_text(f"mqtt: {{username: hanlab, password: {json.dumps(PASSWORD)}}}\n"
                        "network_keys: []\n")
@@ -125,6 +126,7 @@ def test_username_without_a_password_is_a_config_error(tmp_path: Path) -> None:
     from hanlab.errors import ConfigError
 
     (tmp_path / "rig.yaml").write_text(RIG)
+    (tmp_path / "x.pcap").write_bytes(b"")  # the replay file must exist (rig validation)
     lab_file = tmp_path / "lab.yaml"
     lab_file.write_text("name: lab\nrigs: [rig.yaml]\nbroker: {username: hanlab}\n")
     with pytest.raises(ConfigError, match=r"mqtt\.password"):

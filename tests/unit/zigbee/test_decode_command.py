@@ -122,7 +122,9 @@ def test_jobs_on_emulated_traffic_with_fragments_and_gbcs(
     assert b"+gbcs" in one and b"aps:decrypted" in one
     for jobs in (2, 3):
         assert _decode_bytes(writer.path, keys, jobs, False) == one
-    assert len(joined) == 2 and all(joined)  # joined, not decoded again in one process
+    # two runs are joined, not decoded again in one process (with three shorter runs the
+    # overlap may hold no common point, and one process decodes the file: same output)
+    assert len(joined) == 2 and joined[0]
 
 
 def test_jobs_cli(captures_dir: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
