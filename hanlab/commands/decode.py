@@ -29,6 +29,7 @@ from hanlab.zigbee.frame import DecodedFrame, Decoder
 from hanlab.zigbee.keyring import Keyring
 from hanlab.zigbee.mac import FRAME_TYPE_NAMES, MAC_COMMAND_NAMES
 from hanlab.zigbee.nwk import NWK_COMMAND_NAMES, NWK_FRAME_TYPE_NAMES
+from hanlab.zigbee.ota import decode_ota_zcl, ota_fields, ota_summary
 
 keys_app = typer.Typer(help="Keys files: export them for other tools.", no_args_is_help=True)
 
@@ -53,7 +54,8 @@ def frame_fields(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | N
     """The stable flat fields of one decoded frame (``None`` where a layer is absent).
 
     Names: ``index``, ``ts_ns``, ``band``, ``page``, ``channel``, ``fcs_ok``, ``mac.*``,
-    ``nwk.*``, ``aps.*``, ``zcl.*``, ``gbcs.*``, ``error``; short addresses as ``0x1a2b``,
+    ``nwk.*``, ``aps.*``, ``zcl.*``, ``ota.*`` (OTA Upgrade cluster 0x0019 commands,
+    :mod:`hanlab.zigbee.ota`), ``gbcs.*``, ``error``; short addresses as ``0x1a2b``,
     EUI-64 in DUIS form, ``*.decrypted`` ``true``/``false``/``null`` (not secured).
     """
     d.decode_all()
@@ -106,6 +108,9 @@ def frame_fields(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | N
             "zcl.direction": "to-client" if zcl.direction else "to-server",
             "zcl.manufacturer_code": zcl.manufacturer_code,
         })
+        ota = decode_ota_zcl(zcl)
+        if ota is not None:
+            out.update(ota_fields(ota))
         data = zcl.tunnel_data
         if data is not None and gbcs is not None:
             out.update(_gbcs_fields(gbcs, data))
@@ -156,6 +161,8 @@ def _line(f: dict[str, Any]) -> str:
                      f"{f['zcl.direction']}")
     elif f.get("aps.cluster"):
         parts.append(f"{f['aps.profile']} cluster {f['aps.cluster']}")
+    if "ota.command" in f:
+        parts.append(ota_summary(f))
     for key in ("mac.command", "nwk.command"):
         if f.get(key):
             parts.append(f[key])
