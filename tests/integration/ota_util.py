@@ -34,7 +34,8 @@ class OtaCapture:
 
 def run_ota_capture(folder: Path, *, images: dict[str, bytes | None] | None = None,
                     ota: OtaSettings | None = None, duration_s: float = 120.0,
-                    faults: list[dict[str, object]] | None = None) -> OtaCapture:
+                    faults: list[dict[str, object]] | None = None,
+                    han_settings: dict[str, object] | None = None) -> OtaCapture:
     """Join an ESME and a GSME, distribute ``images`` (EUI-64 -> OTA file, ``None``: the
     model's emulated image) after 10 s, run ``duration_s`` more seconds."""
     devices = [EmulatedDevice(role="ESME", eui64=ESME, model="emu-esme-a"),
@@ -42,7 +43,8 @@ def run_ota_capture(folder: Path, *, images: dict[str, bytes | None] | None = No
                               wake_interval_s=5)]
     truth = MemoryTruth()
     settings = HanSettings.model_validate({"ota": (ota or OtaSettings()).model_dump(),
-                                           "faults": faults or []})
+                                           "faults": faults or [],
+                                           **(han_settings or {})})
     han = EmulatedHan("ota-test", settings, devices, dual_band=True, truth=truth,
                       start_ns=START_NS)
     writers = {band: PcapngWriter(folder / f"ota_{band.value}.pcapng") for band in Band}

@@ -4,8 +4,9 @@ which distributes it over the HAN (:mod:`hanlab.emulator.han.ota`).
 The request (a Non-Device SR, CommandVariant 8, answered ``I0`` at once) carries
 ``FirmwareImage`` (base64), ``FirmwareVersion`` and ``DeviceIDList`` (DUIS 5.4 XSD
 ``UpdateFirmware``). A request without an image (the scenario library's) distributes the
-catalogue image of each device's model. After the DCC's processing and WAN latency the
-CH holds the image (ground truth ``firmware_at_ch``); the CH tells the DCC how the HAN
+catalogue image of each device's model, and so does one whose image is not a ZigBee OTA
+file (no 0x0BEEF11E magic: e.g. the XSD completer's filler). After the DCC's processing
+and WAN latency the CH holds the image (ground truth ``firmware_at_ch``); the CH tells the DCC how the HAN
 transfer ended, and for a device that never fetched it the DCC raises its
 FirmwareDistributionFailure alert (:class:`FirmwareAlertCodes`).
 
@@ -22,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from hanlab.duis.xml import SR_NS, DuisRequest
 from hanlab.errors import BadInputError, FirmwareImageError
-from hanlab.firmware.ota_file import check_ota_image, parse_ota_file
+from hanlab.firmware.ota_file import OTA_FILE_IDENTIFIER, check_ota_image, parse_ota_file
 from hanlab.gbcs.eui64 import Eui64
 
 if TYPE_CHECKING:
     from hanlab.emulator.dcc.server import EmulatedDcc
+
+
+OTA_MAGIC = OTA_FILE_IDENTIFIER.to_bytes(4, "little")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +73,30 @@ class DccFirmware:
         if text:
             try:
                 image = binascii.a2b_base64(text)
+            except binascii.Error as error:
+                self._reject(rid, devices, f"FirmwareImage is not base64: {error}")
+                return
+            if not image.startswith(OTA_MAGIC):
+                # not a ZigBee OTA file (a schema filler, another container): the CH
+                # distributes the catalogue image of each device's model instead
+                self.dcc._record("firmware_image_not_ota", request_id=str(rid),
+                                 octets=len(image))
+                image = None
+        if image is not None:
+            try:
                 parsed = parse_ota_file(image, f"FirmwareImage of {rid}")
                 problems = check_ota_image(parsed)
                 if problems:
                     raise problems[0].error(parsed.source)
-            except (binascii.Error, FirmwareImageError) as error:
-                self.dcc._record("firmware_rejected", request_id=str(rid), reason=str(error))
-                self._failure(rid.originator, self.codes.invalid_image, str(rid), devices)
-                self._pending.difference_update(devices)
+            except FirmwareImageError as error:
+                self._reject(rid, devices, str(error))
                 return
         self.dcc._spawn(self._deliver(request, image, devices), f"dcc-firmware-{rid}")
+
+    def _reject(self, rid: Any, devices: list[Eui64], reason: str) -> None:
+        self.dcc._record("firmware_rejected", request_id=str(rid), reason=reason)
+        self._failure(rid.originator, self.codes.invalid_image, str(rid), devices)
+        self._pending.difference_update(devices)
 
     @staticmethod
     def _devices(request: DuisRequest) -> list[Eui64]:
@@ -100,7 +118,12 @@ class DccFirmware:
         for device in devices:
             han: Any = self.dcc._hans.get(device, self.dcc._han)
             distribute = getattr(han, "distribute_firmware", None)
-            ok = bool(distribute is not None and distribute(
+            if distribute is None:  # a HAN without firmware distribution (FakeHan)
+                self.dcc._record("firmware_not_distributed", request_id=str(rid),
+                                 target=device.duis)
+                self._pending.discard(device)
+                continue
+            ok = bool(distribute(
                 device, image, requester=rid.originator, request_id=str(rid), listener=self))
             self.dcc._record("firmware_at_ch" if ok else "firmware_ch_failed",
                              request_id=str(rid), target=device.duis)

@@ -462,7 +462,10 @@ class OtaService:
         from hanlab.emulator.han.nodes import Gsme
 
         c = self.client(device)
-        if not c.active or device.bricked or c.paused or c.offset >= c.image_size_octets:
+        if not c.active or c.paused or c.offset >= c.image_size_octets:
+            return
+        if device.bricked:  # radio silent: try again later, from the same offset
+            self._pause(device, self.settings.resume_after_s, "device radio off")
             return
         if isinstance(device, Gsme) and (not c.in_window
                                          or self.han.scheduler.now_ns >= c.window_end_ns):
