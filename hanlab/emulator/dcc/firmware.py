@@ -6,9 +6,9 @@ The request (a Non-Device SR, CommandVariant 8, answered ``I0`` at once) carries
 ``UpdateFirmware``). A request without an image (the scenario library's) distributes the
 catalogue image of each device's model, and so does one whose image is not a ZigBee OTA
 file (no 0x0BEEF11E magic: e.g. the XSD completer's filler). After the DCC's processing
-and WAN latency the CH holds the image (ground truth ``firmware_at_ch``); the CH tells the DCC how the HAN
-transfer ended, and for a device that never fetched it the DCC raises its
-FirmwareDistributionFailure alert (:class:`FirmwareAlertCodes`).
+and WAN latency the CH holds the image (ground truth ``firmware_at_ch``); the CH tells
+the DCC how the HAN transfer ended, and for a device that never fetched it the DCC raises
+its FirmwareDistributionFailure alert (:class:`FirmwareAlertCodes`).
 
 Which of N18-N23 means which failure is not established from DUIS's text here: the codes
 are configurable and hanlab's reading is the default.
