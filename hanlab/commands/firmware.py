@@ -236,3 +236,159 @@ def register(root: typer.Typer) -> None:
     """Add the ``firmware`` group to the hanlab CLI."""
     root.add_typer(app, name="firmware")
 
+
+
+@app.command("transfers")
+def transfers(
+    captures: Annotated[list[Path], typer.Argument(help="pcap/pcapng captures (any bands).")],
+    keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
+    duis_log: Annotated[Path | None, typer.Option(
+        "--duis-log", help="DUIS log: tie each transfer to its SR 11.1.")] = None,
+    gap_s: Annotated[float, typer.Option("--gap-s", help="A pause between block requests "
+                                                        "longer than this is a gap.")] = 5.0,
+    catalogue: CatalogueOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """OTA transfers in captures: per device and image, blocks, retries, gaps, missing
+    ranges, duration and throughput per band; the image reassembled and checked against
+    the catalogue sha256 when the keys allow.
+
+    Example:
+
+      hanlab firmware transfers captures/run1/*.pcapng --keys dual.keys.yaml
+    """
+    from hanlab.firmware.catalogue import Catalogue, default_catalogue_folder
+    from hanlab.firmware.transfers import (
+        format_transfer,
+        match_catalogue,
+        tie_to_requests,
+        track_transfers,
+        transfers_json,
+    )
+    from hanlab.zigbee.keyring import Keyring
+
+    ring = Keyring.load(keys) if keys is not None else Keyring()
+    found = track_transfers(captures, ring, gap_s=gap_s)
+    match_catalogue(found, Catalogue(catalogue or default_catalogue_folder()))
+    if duis_log is not None:
+        tie_to_requests(found, duis_log)
+    if as_json:
+        sys.stdout.write(transfers_json(found))
+        return
+    for t in found:
+        sys.stdout.write(format_transfer(t) + "\n")
+    if not found:
+        sys.stdout.write("no OTA transfer seen (without keys only addresses show: give "
+                         "--keys)\n")
+
+
+tracking_app = typer.Typer(help="SIP#7 Firmware Distribution Tracking (seed 003).",
+                           no_args_is_help=True)
+app.add_typer(tracking_app, name="tracking")
+StoreOpt = Annotated[Path, typer.Option("--store", help="Tracking store (JSON).")]
+
+
+@tracking_app.command("update")
+def tracking_update(
+    duis_log: Annotated[Path, typer.Option("--duis-log", help="The rig's DUIS log.")],
+    store: StoreOpt = Path("state/firmware-tracking.json"),
+    captures: Annotated[list[Path] | None, typer.Argument(help="HAN captures.")] = None,
+    keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
+    rig: Annotated[Path | None, typer.Option(
+        "--rig", help="Rig file: device types (only ESME/GSME/PPMID/HCALCS tracked).")] = None,
+) -> None:
+    """Derive Processing / Completion Status per SR 11.1 and device from a DUIS log (and
+    the OTA transfers in captures), into the store; purge beyond 30 days.
+
+    Example:
+
+      hanlab firmware tracking update --duis-log run/rig_duis.jsonl run/*.pcapng --keys k.yaml
+    """
+    import time
+
+    from hanlab.duis.log import read_duis_log
+    from hanlab.firmware.tracking import TrackingStore, update_from_duis_log
+    from hanlab.firmware.transfers import tie_to_requests, track_transfers
+    from hanlab.zigbee.keyring import Keyring
+
+    types: dict[str, str] = {}
+    if rig is not None:
+        from hanlab.config import load_rig
+
+        config, _ = load_rig(rig)
+        types = {d.eui64.upper(): d.role.value for d in config.devices}
+    found = []
+    if captures:
+        found = track_transfers(captures, Keyring.load(keys) if keys else Keyring())
+        tie_to_requests(found, duis_log)
+    tracking = TrackingStore(store)
+    update_from_duis_log(tracking, list(read_duis_log(duis_log)), device_types=types,
+                         transfers=found)
+    purged = tracking.purge(time.time_ns())
+    tracking.save()
+    sys.stdout.write(f"{len(tracking.records)} tracked request/device pairs"
+                     f"{f', {purged} purged (older than 30 days)' if purged else ''}\n")
+
+
+@tracking_app.command("search")
+def tracking_search(
+    store: StoreOpt = Path("state/firmware-tracking.json"),
+    sr_id: Annotated[str | None, typer.Option("--sr-id", help="Service Request ID.")] = None,
+    device_id: Annotated[str | None, typer.Option("--device-id", help="Device ID.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with the seed's columns.")
+                      ] = False,
+    history: Annotated[bool, typer.Option("--history", help="Every status change.")] = False,
+) -> None:
+    """Search by Service Request ID or by Device ID (exactly one).
+
+    Example:
+
+      hanlab firmware tracking search --device-id 00-DB-12-00-00-00-C1-01 --csv > fdt.csv
+    """
+    from hanlab.firmware.tracking import TrackingStore, rows_csv
+
+    found = TrackingStore(store).search(sr_id=sr_id, device_id=device_id)
+    if as_csv:
+        sys.stdout.write(rows_csv(found))
+        return
+    for rec in found:
+        row = rec.row()
+        sys.stdout.write("  ".join(f"{k}: {v}" for k, v in row.items()) + "\n")
+        if history:
+            for c in rec.history:
+                sys.stdout.write(f"    {c.ts_ns} {c.status} ({c.source}: {c.reason})\n")
+
+
+@tracking_app.command("reset")
+def tracking_reset(
+    sr_id: Annotated[str, typer.Option("--sr-id", help="Service Request ID.")],
+    device_id: Annotated[str, typer.Option("--device-id", help="Device ID.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
+    store: StoreOpt = Path("state/firmware-tracking.json"),
+) -> None:
+    """Reset by DCC (the Service Centre's manual reset; the request may be sent again)."""
+    import time
+
+    from hanlab.firmware.tracking import TrackingStore
+
+    tracking = TrackingStore(store)
+    rec = tracking.reset(sr_id, device_id, time.time_ns(), reason)
+    tracking.save()
+    sys.stdout.write(f"{rec.request_id} {rec.device_id}: {rec.current.status}, "
+                     f"{rec.completion_status}\n")
+
+
+@tracking_app.command("purge")
+def tracking_purge(
+    store: StoreOpt = Path("state/firmware-tracking.json"),
+    retention_days: Annotated[int, typer.Option("--retention-days", min=1)] = 30,
+) -> None:
+    """Delete records older than the retention window (seed 003: 30 days)."""
+    import time
+
+    from hanlab.firmware.tracking import TrackingStore
+
+    tracking = TrackingStore(store)
+    purged = tracking.purge(time.time_ns(), retention_days)
+    tracking.save()
+    sys.stdout.write(f"{purged} purged, {len(tracking.records)} kept\n")

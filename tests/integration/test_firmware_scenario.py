@@ -61,3 +61,15 @@ async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: P
             assert offset <= covered
             covered = max(covered, offset + size)
         assert covered == image_octets, dst
+    # The same run as SIP#7 Firmware Distribution Tracking: both requests Complete.
+    store = tmp_path / "tracking.json"
+    _hanlab("firmware", "tracking", "update", "--duis-log", str(tmp_path / job["duis_log"])
+            if not Path(job["duis_log"]).is_absolute() else job["duis_log"],
+            "--store", str(store), "--keys", str(keys), "--rig", str(rig_file),
+            *[str(tmp_path / c) for c in job["captures"]])
+    requests = {s["request_id"] for s in steps if s.get("sr_variant") == "11.1"}
+    for rid in requests:
+        text = _hanlab("firmware", "tracking", "search", "--store", str(store), "--sr-id",
+                       rid, "--csv").splitlines()
+        row = text[1].split(",")
+        assert len(text) == 2 and row[3] == "Firmware Activated" and row[-1] == "Complete"

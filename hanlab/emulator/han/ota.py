@@ -80,7 +80,8 @@ class OtaSettings(BaseModel):
             which the CHF answers WAIT_FOR_DATA; ``wait_s`` how long it asks to wait.
         verify_s: the device's verification time once the file is complete.
         catalogue: a firmware catalogue folder to take a model's image from when SR 11.1
-            carries none; ``None``: an emulated image (:func:`emulated_image`).
+            carries none; ``None``: :func:`shipped_catalogue`; a model it does not hold
+            gets an emulated image (:func:`hanlab.firmware.emulated.emulated_image`).
         image_size_octets: size of that emulated image.
         corrupt_devices: fault: EUI-64s the CH serves a corrupted image to (the device's
             verification fails: 0x8F1C).
@@ -102,6 +103,16 @@ class OtaSettings(BaseModel):
     catalogue: Path | None = None
     image_size_octets: int = Field(default=2048, ge=300)
     corrupt_devices: list[str] = Field(default_factory=list)
+
+
+def shipped_catalogue() -> Path | None:
+    """``$HANLAB_FIRMWARE_IMAGES``, else the source tree's ``firmware_images/`` (beside the
+    package), when it holds an index; else ``None``."""
+    import os
+
+    env = os.environ.get("HANLAB_FIRMWARE_IMAGES")
+    folder = Path(env) if env else Path(__file__).resolve().parents[3] / "firmware_images"
+    return folder if (folder / "index.yaml").is_file() else None
 
 
 class OtaListener(Protocol):
@@ -194,8 +205,9 @@ class OtaService:
         from hanlab.firmware.emulated import emulated_image
 
         model = device.device.model or device.role.value.lower()
-        if self.settings.catalogue is not None:
-            cat = Catalogue(self.settings.catalogue)
+        folder = self.settings.catalogue or shipped_catalogue()
+        if folder is not None:
+            cat = Catalogue(folder)
             entry = cat.latest_for(model)
             if entry is not None:
                 return cat.load_image(entry).raw
