@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hanlab.emulator.han.ota import OtaSettings
 from hanlab.firmware.catalogue import Catalogue
 from hanlab.firmware.emulated import emulated_image
-from hanlab.emulator.han.ota import OtaSettings
 from tests.integration.ota_util import ESME, GSME, run_ota_capture
 
 
