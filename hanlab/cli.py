@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "scenarios, seed 001 Change of Supplier)."),
     "scenario": ("hanlab.commands.scenarios", "Run a business scenario on a rig."),
     "jobs": ("hanlab.commands.jobs", "Jobs on the lab's rigs: list, show, cancel."),
+    "firmware": ("hanlab.commands.firmware",
+                 "OTA firmware images, the catalogue, transfers and SIP#7 tracking."),
     "rigs": ("hanlab.commands.rigs",
              "List every rig of the lab with its daemon's host and control URL."),
 }

@@ -98,3 +98,20 @@ def os_error_text(path: Path | str, error: OSError) -> str:
     if isinstance(error, FileNotFoundError):
         return f"{path}: file not found"
     return f"{path}: cannot read: {error.strerror or error.__class__.__name__}"
+
+
+class FirmwareImageError(BadInputError):
+    """An OTA Upgrade image file is malformed or does not fit its target (ZCL 07-5123 §11.4).
+
+    Args:
+        source: the file (or ``<bytes>``).
+        offset: byte offset in the file the problem is at.
+        reason: the cause, e.g. ``"bad magic 0x12345678, expected 0x0BEEF11E"``.
+    """
+
+    def __init__(self, source: Path | str, offset: int, reason: str, *,
+                 hint: str | None = None) -> None:
+        self.source = str(source)
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"{self.source}: at byte {offset}: {reason}", hint=hint)

@@ -31,6 +31,7 @@ from hanlab.zigbee.frame import DecodedFrame, Decoder
 from hanlab.zigbee.keyring import Keyring
 from hanlab.zigbee.mac import FRAME_TYPE_NAMES, MAC_COMMAND_NAMES
 from hanlab.zigbee.nwk import NWK_COMMAND_NAMES, NWK_FRAME_TYPE_NAMES
+from hanlab.zigbee.ota import decode_ota_zcl, ota_fields, ota_summary
 
 keys_app = typer.Typer(help="Keys files: export them for other tools.", no_args_is_help=True)
 
@@ -69,7 +70,8 @@ def frame_fields(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | N
     """The stable flat fields of one decoded frame (``None`` where a layer is absent).
 
     Names: ``index``, ``ts_ns``, ``band``, ``page``, ``channel``, ``fcs_ok``, ``mac.*``,
-    ``nwk.*``, ``aps.*``, ``zcl.*``, ``gbcs.*``, ``error``; short addresses as ``0x1a2b``,
+    ``nwk.*``, ``aps.*``, ``zcl.*``, ``ota.*`` (OTA Upgrade cluster 0x0019 commands,
+    :mod:`hanlab.zigbee.ota`), ``gbcs.*``, ``error``; short addresses as ``0x1a2b``,
     EUI-64 in DUIS form, ``*.decrypted`` ``true``/``false``/``null`` (not secured).
     """
     d.decode_all()
@@ -124,6 +126,9 @@ def frame_fields(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | N
         out["zcl.command"] = zcl.command_name
         out["zcl.direction"] = "to-client" if zcl.direction else "to-server"
         out["zcl.manufacturer_code"] = zcl.manufacturer_code
+        ota = decode_ota_zcl(zcl)
+        if ota is not None:
+            out.update(ota_fields(ota))
         data = zcl.tunnel_data
         if data is not None and gbcs is not None:
             out.update(_gbcs_fields(gbcs, data))
@@ -197,6 +202,9 @@ def frame_line(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | Non
             layers += "+zcl"
             parts.append(f"{zcl.cluster_name}/{zcl.command_name} tsn {zcl.tsn} "
                          f"{'to-client' if zcl.direction else 'to-server'}")
+            ota = decode_ota_zcl(zcl)
+            if ota is not None:
+                parts.append(ota_summary(ota_fields(ota)))
             data = zcl.tunnel_data
             if data is not None and gbcs is not None:
                 g = _gbcs_fields(gbcs, data)

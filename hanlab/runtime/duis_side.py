@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RigDuis"]
 
+#: device alerts an emulated OTA transfer raises itself (0x8F72 / 0x8F1C verification,
+#: 0x8F66 / 0x8F67 activation): a stimulus for them waits for the transfer instead.
+FIRMWARE_ALERTS = frozenset({0x8F72, 0x8F1C, 0x8F66, 0x8F67})
+
 
 class RigDuis:
     """The DUIS side of one rig (see the module docstring).
@@ -208,6 +212,12 @@ class RigDuis:
         """The field action behind a wait step (see the module docstring); whether it was
         done (an emulated device not on the HAN or not joined: ``False``)."""
         if self.han is not None:
+            ota = getattr(self.han, "ota", None)
+            firmware = getattr(self.dcc, "firmware", None)
+            if alert_code in FIRMWARE_ALERTS and (
+                    (ota is not None and ota.pending(device))
+                    or (firmware is not None and firmware.pending(device))):
+                return False  # a real OTA transfer is under way: its device raises it
             return bool(self.han.raise_device_alert(device, alert_code))
         text = (f"make the {role} {device.duis} raise alert 0x{alert_code:04X} (e.g. power "
                 "it up, join it, enter the UTRN)")

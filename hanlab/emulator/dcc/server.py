@@ -92,6 +92,7 @@ from hanlab.emulator.dcc.commands import (
     build_command,
     plan_command,
 )
+from hanlab.emulator.dcc.firmware import DccFirmware
 from hanlab.emulator.dcc_link import CommandDelivery, HanLink
 from hanlab.emulator.truth import GroundTruthLog, now_ns
 from hanlab.errors import BadInputError, HanlabError
@@ -309,6 +310,7 @@ class EmulatedDcc(StartStop):
         self._runner: web.AppRunner | None = None
         self._port = settings.port
         self._signing_key, self.certificate = self._dsp_identity(settings)
+        self.firmware = DccFirmware(self)
 
     @staticmethod
     def _dsp_identity(
@@ -587,6 +589,8 @@ class EmulatedDcc(StartStop):
         Alerts it causes (decommission, firmware distribution) follow after the DCC's
         processing latency."""
         answer = self._acknowledge(request, "I0")
+        if request.service_reference_variant == "11.1":
+            self.firmware.update_firmware(request)  # to the CH, then over the HAN
         alerts = self.alert_rules.non_device(request)
         if alerts:
             self._spawn(self._post_alerts(alerts, delay_s=self.settings.processing_latency_s),

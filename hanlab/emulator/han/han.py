@@ -40,6 +40,7 @@ from hanlab.emulator.han.nodes import (
     derive_key,
     short_address,
 )
+from hanlab.emulator.han.ota import OtaService
 from hanlab.emulator.han.scheduler import RealtimeDriver, Scheduler
 from hanlab.emulator.han.settings import (
     EmulatedDevice,
@@ -152,6 +153,8 @@ class EmulatedHan:
             CH_COMMAND_ALERTS if settings.ch_alerts is None
             else {k.upper(): int(v, 16) for k, v in settings.ch_alerts.items()})
         self._build(list(devices))
+        #: firmware distribution (OTA Upgrade cluster server on the CHF, device clients)
+        self.ota = OtaService(self, settings.ota)
 
     # -- construction -----------------------------------------------------------------------
 
@@ -336,6 +339,16 @@ class EmulatedHan:
         self.queue_command(target_eui64, gbcs_command, source="dcc",
                            variant=request.service_reference_variant,
                            local=request.command_variant in LOCAL_COMMAND_VARIANTS)
+
+    def distribute_firmware(self, target_eui64: Eui64, image: bytes | None, *,
+                            requester: Eui64, request_id: str | None = None,
+                            listener: Any = None) -> bool:
+        """SR 11.1 reached the CH: hold ``image`` (``None``: the catalogue's for the
+        device's model) and distribute it over the OTA Upgrade cluster
+        (:meth:`hanlab.emulator.han.ota.OtaService.distribute`)."""
+        self._catch_up()
+        return self.ota.distribute(target_eui64, image, requester=requester,
+                                   request_id=request_id, listener=listener)
 
     def queue_command(self, target_eui64: Eui64 | str | int, gbcs_command: bytes, *,
                       source: str, variant: str = "", local: bool = False) -> bool:

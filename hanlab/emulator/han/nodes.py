@@ -65,6 +65,10 @@ _AUX_NWK, _AUX_DATA, _AUX_KEY_TRANSPORT = 0x28, 0x20, 0x30
 ALERT_JOINED_SMHAN = 0x8183
 #: seconds a device waits for the GET-RESPONSE to its GET before giving up on it.
 GET_RESPONSE_TIMEOUT_S = 1.5
+#: GBCS Message Codes: CS06 Activate Firmware (SR 11.3); ECS52, GCS38, CS08 Read Firmware
+#: Version (SR 11.2).
+MESSAGE_CODE_CS06_ACTIVATE_FIRMWARE = 0x0012
+MESSAGE_CODES_READ_FIRMWARE_VERSION = frozenset({0x0059, 0x0084, 0x0129})
 #: apsMaxFrameRetries (ZigBee §2.2.7.1).
 APS_MAX_FRAME_RETRIES = 3
 
@@ -461,6 +465,9 @@ class Chf(GbcsServer):
         if msg.kind == "leave":
             self.han.left(peer)
             return
+        if msg.kind == "ota":
+            self.han.ota.on_message(self, peer, msg.data)
+            return
         super().on_message(radio, msg)
 
     def _associate(self, peer: Node) -> None:
@@ -548,6 +555,8 @@ class Device(Node):
                 self.raise_alert(ALERT_JOINED_SMHAN)
         elif msg.kind == "tunnel":
             self._tunnel(msg.data)
+        elif msg.kind == "ota":
+            self.han.ota.on_message(self, msg.src, msg.data)
 
     def _announce(self) -> None:
         """ZDO Device_annce (ZigBee §2.4.3.1.11), then RequestTunnel (SE 1.4 D.6.2.4.1)."""
@@ -631,8 +640,18 @@ class Device(Node):
             return
         response = response_message(command, rng=self.han.rng)
         self.record("response_sent", originator_counter=command.originator_counter,
-                    message_code=command.message_code, octets=len(response))
+                    message_code=command.message_code, octets=len(response),
+                    **self._firmware_fields(command.message_code))
         self.put(response)
+        if command.message_code == MESSAGE_CODE_CS06_ACTIVATE_FIRMWARE:
+            self.han.ota.activate(self)
+
+    def _firmware_fields(self, message_code: int) -> dict[str, object]:
+        """Ground truth of a firmware version read (SR 11.2: ECS52, GCS38, CS08)."""
+        if message_code not in MESSAGE_CODES_READ_FIRMWARE_VERSION:
+            return {}
+        version = self.han.ota.running_version(self.eui64)
+        return {} if version is None else {"firmware_version": f"0x{version:08X}"}
 
     def put(self, message: bytes) -> None:
         """PUT a GBCS response or alert to the server (GBT blocks when long)."""
@@ -708,6 +727,7 @@ class Gsme(Device):
             self.power(True)
             self.record("wake")
             self.fetch()
+            self.han.ota.on_wake(self)
         self.later(self.device.wake_interval_s, self.poll)
 
     def idle(self) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlab.config.models import EUI64, DeviceRole
+from hanlab.emulator.han.ota import OtaSettings
 from hanlab.frames import Band
 
 
@@ -147,6 +148,8 @@ class HanSettings(_Model):
             for none. Configurable because it is not established from GBCS itself.
         ch_alerts_wan: raise ``ch_alerts`` for commands delivered over the WAN too (by
             default only for locally delivered ones, CommandVariant 2/3/6/7).
+        ota: firmware distribution over the OTA Upgrade cluster
+            (:class:`hanlab.emulator.han.ota.OtaSettings`).
     """
 
     seed: int = 1
@@ -169,3 +172,4 @@ class HanSettings(_Model):
     ch_processing: ProcessingModel | None = None
     ch_alerts: dict[str, str] | None = None
     ch_alerts_wan: bool = False
+    ota: OtaSettings = OtaSettings()

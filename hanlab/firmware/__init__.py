@@ -1,0 +1,10 @@
+"""Firmware: ZigBee OTA image files and their catalogue, the OTA transfer seen on the HAN
+block by block, and SIP#7 Firmware Distribution Tracking (DESIGN.md, "Firmware").
+
+* :mod:`.ota_file`: parse, build and check OTA Upgrade files (ZCL 07-5123 §11.4).
+* :mod:`.catalogue`: ``firmware_images/index.yaml`` (path, device model, manufacturer code,
+  image type, file version, sha256, CPL reference, release note).
+* :mod:`.transfers`: transfers reconstructed from captures (``hanlab firmware transfers``).
+* :mod:`.tracking`: SIP#7 Processing and Completion Status per Update Firmware request and
+  device (seed 003).
+"""

@@ -1,0 +1,75 @@
+"""The firmware-management scenario (seed 000, Firmware Update and Activation, electricity
+and gas) passes on both emulated rigs as jobs of the lab runtime, with a real OTA transfer
+on air: SR 11.1 puts the image on the CH, the device pulls it block by block and raises
+0x8F72 itself (no stimulus), SR 11.3 activates it. tshark, with the keys of ``hanlab keys
+emulated`` exported by ``hanlab keys export-wireshark``, sees Image Block Responses whose
+offsets cover each whole image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.integration.lab_util import DUAL, SINGLE, lab_of, run_job, running_lab
+from tests.integration.ota_util import tshark_rows
+
+
+def _hanlab(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "hanlab.cli", *args], capture_output=True,
+                          text=True, check=True, timeout=120).stdout
+
+
+@pytest.mark.parametrize("rig_file", [DUAL, SINGLE], ids=["dual", "single"])
+async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: Path,
+                                                        rig_file: Path) -> None:
+    async with running_lab(lab_of(rig_file), tmp_path) as lab:
+        rig = next(iter(lab.runtimes))
+        job = await run_job(lab, 240, rig=rig, scenario="firmware-management")
+        side = lab.runtimes[rig].duis
+        assert side.dcc.invalid_documents == []
+    steps = job["steps"]
+    assert job["state"] == "passed", [(s["variant"], s["outcome"], s["detail"]) for s in steps]
+    waits = [s for s in steps if s["kind"] == "wait"]
+    assert len(waits) == 2 and all(s["outcome"] == "0x8F72" and s["stimulus"] is None
+                                   for s in waits)
+    keys = tmp_path / "keys.yaml"
+    _hanlab("keys", "emulated", str(rig_file), "-o", str(keys))
+    config = tmp_path / "wireshark"
+    config.mkdir()
+    (config / "zigbee_pc_keys").write_text(_hanlab("keys", "export-wireshark", str(keys)))
+    sizes: dict[str, int] = {}
+    blocks: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for capture in job["captures"]:
+        rows = tshark_rows(tshark, tmp_path / capture, config, "zbee_aps.cluster==0x0019",
+                           "wpan.dst16", "zbee_zcl_general.ota.cmd.srv_tx.id",
+                           "zbee_zcl_general.ota.image.size",
+                           "zbee_zcl_general.ota.file.offset",
+                           "zbee_zcl_general.ota.data_size")
+        for dst, cmd, size, offset, data_size in rows:
+            if cmd == "0x02" and size:
+                sizes[dst] = int(size)
+            elif cmd == "0x05" and offset:
+                blocks[dst].append((int(offset), int(data_size)))
+    assert len(sizes) == 2, sizes  # an ESME and a GSME
+    for dst, image_octets in sizes.items():
+        covered = 0
+        for offset, size in sorted(blocks[dst]):
+            assert offset <= covered
+            covered = max(covered, offset + size)
+        assert covered == image_octets, dst
+    # The same run as SIP#7 Firmware Distribution Tracking: both requests Complete.
+    store = tmp_path / "tracking.json"
+    _hanlab("firmware", "tracking", "update", "--duis-log", str(tmp_path / job["duis_log"])
+            if not Path(job["duis_log"]).is_absolute() else job["duis_log"],
+            "--store", str(store), "--keys", str(keys), "--rig", str(rig_file),
+            *[str(tmp_path / c) for c in job["captures"]])
+    requests = {s["request_id"] for s in steps if s.get("sr_variant") == "11.1"}
+    for rid in requests:
+        text = _hanlab("firmware", "tracking", "search", "--store", str(store), "--sr-id",
+                       rid, "--csv").splitlines()
+        row = text[1].split(",")
+        assert len(text) == 2 and row[3] == "Firmware Activated" and row[-1] == "Complete"
