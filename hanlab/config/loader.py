@@ -59,14 +59,19 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     return line
 
 
+def problem_at(path: Path, node: yaml.Node | None, loc: tuple[int | str, ...],
+               message: str) -> str:
+    """A problem found after validation as ``file:line: field: message``, the line that
+    of ``loc`` (keys and list indexes) in the YAML node tree of
+    :func:`load_yaml_model`."""
+    field = ".".join(str(p) for p in loc) or "(top)"
+    return f"{path}:{_line_of(node, loc)}: {field}: {message}"
+
+
 def _problems(path: Path, node: yaml.Node | None, exc: ValidationError,
               prefix: tuple[int | str, ...] = ()) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = prefix + tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or "(top)"
-        out.append(f"{path}:{_line_of(node, loc)}: {field}: {err['msg']}")
-    return out
+    return [problem_at(path, node, prefix + tuple(err["loc"]), err["msg"])
+            for err in exc.errors()]
 
 
 def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, yaml.Node | None]:
@@ -132,8 +137,7 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
         try:
             cls = driver_class(sniffer.driver)
         except BadInputError as exc:
-            problems.append(f"{path}:{_line_of(node, ('sniffers', i, 'driver'))}: "
-                            f"sniffers.{i}.driver: {exc.message}")
+            problems.append(problem_at(path, node, ("sniffers", i, "driver"), exc.message))
             continue
         try:
             model = cls.Settings.model_validate(sniffer.settings)
