@@ -37,7 +37,7 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         raise ConfigError([f"{path}:{line}: invalid YAML: {problem}"]) from exc
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     """1-based line of the deepest node of ``loc`` found in the YAML node tree."""
     line = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
@@ -65,7 +65,7 @@ def problem_at(path: Path, node: yaml.Node | None, loc: tuple[int | str, ...],
     of ``loc`` (keys and list indexes) in the YAML node tree of
     :func:`load_yaml_model`."""
     field = ".".join(str(p) for p in loc) or "(top)"
-    return f"{path}:{_line_of(node, loc)}: {field}: {message}"
+    return f"{path}:{line_of(node, loc)}: {field}: {message}"
 
 
 def _problems(path: Path, node: yaml.Node | None, exc: ValidationError,
@@ -151,7 +151,7 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
     if rig.secrets is not None:
         secrets = rig.secrets if rig.secrets.is_absolute() else base / rig.secrets
         updates["secrets"] = secrets
-        problems.extend(f"{p} (named at {path}:{_line_of(node, ('secrets',))})"
+        problems.extend(f"{p} (named at {path}:{line_of(node, ('secrets',))})"
                         for p in check_secrets_file(secrets))
     if problems:
         raise ConfigError(problems)

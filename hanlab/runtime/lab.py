@@ -66,6 +66,8 @@ class LabOptions:
         api: serve the control API and dashboard (and write the state file).
         api_port: overrides the lab file's API port (0: any free port).
         jobs: accept jobs (a DUIS side per rig); off for ``hanlab capture``.
+        store: the results store to use (a campaign running the lab in-process shares
+            its own); default: the lab's (:func:`open_lab_store`).
     """
 
     mqtt: bool = True
@@ -76,6 +78,7 @@ class LabOptions:
     api: bool = True
     api_port: int | None = None
     jobs: bool = True
+    store: ResultsStore | None = None
 
 
 def open_lab_store(lab: Lab, out: Path) -> ResultsStore:
@@ -116,7 +119,7 @@ class LabRuntime:
         counters = None
         if self.duis_config is not None:
             self.users = self._users(self.duis_config)
-            self.db = open_lab_store(lab, self.out)
+            self.db = options.store or open_lab_store(lab, self.out)
             self.store = JobStore(self.out / "jobs", self.db,
                                   rigs=[r.name for r in lab.rigs])
             counters = RequestCounterStore(self.duis_config.counter_state_folder
@@ -223,7 +226,8 @@ class LabRuntime:
                     await self._start_api(stack)
                 if self.db is not None:
                     flusher = asyncio.create_task(_flush_spool(self.db), name="store-spool")
-                    stack.callback(self.db.close)
+                    if self.options.store is None:
+                        stack.callback(self.db.close)
                     stack.push_async_callback(_cancelled, flusher)
                 rigs = [asyncio.create_task(self._run_rig(r), name=f"rig-{r.rig.name}")
                         for r in self.runtimes.values()]

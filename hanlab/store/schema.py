@@ -187,6 +187,7 @@ campaign_jobs = Table(
     Column("repeat", Integer, nullable=False),
     Column("estimate_s", Float, nullable=False),
     Column("state", String(16), nullable=False),
+    Column("result", String(16)),
     Column("job_id", String(64)),
     Column("attempts", JSON, nullable=False),
     Column("detail", Text, nullable=False),

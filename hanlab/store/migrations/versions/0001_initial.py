@@ -90,6 +90,7 @@ def upgrade() -> None:
     sa.Column('repeat', sa.Integer(), nullable=False),
     sa.Column('estimate_s', sa.Float(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('result', sa.String(length=16), nullable=True),
     sa.Column('job_id', sa.String(length=64), nullable=True),
     sa.Column('attempts', sa.JSON(), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
