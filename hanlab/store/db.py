@@ -160,7 +160,11 @@ class ResultsStore:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         backend = parsed.get_backend_name()
         if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise BadInputError(f"results store {self.url}: cannot create its folder: "
+                                    f"{error.strerror}") from None
         if backend == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 3}
         try:
