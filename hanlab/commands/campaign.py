@@ -158,8 +158,8 @@ def run(
     wait; the campaign id first. Killed (even kill -9)? `hanlab campaign resume ID`
     goes on: no finished job runs again, an interrupted one runs again whole.
 
-    Exit status: 0 when it completed with nothing failed and no device suspended, 1
-    otherwise, 2 for a bad plan or an unreachable results store.
+    Exit status: 0 when it completed with nothing failed and no device suspended;
+    1 otherwise; 2 for a bad plan or an unreachable results store.
 
     Examples:
 
