@@ -228,3 +228,28 @@ async def test_a_device_that_stops_answering_is_suspended(tmp_path: Path) -> Non
         assert others and all(j["result"] == "passed" for j in others)
         assert data["counts"]["suspended_devices"] == 1
         assert resume_device(store, campaign_id, bricked) == [j["seq"] for j in skipped]
+
+
+def test_database_lost_mid_campaign_nothing_lost(tmp_path: Path, postgres: Postgres) -> None:
+    lab = _lab_file(tmp_path / "lab", postgres.url)
+    out = tmp_path / "out"
+    log = tmp_path / "campaign.log"
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(
+            ["hanlab", "campaign", "run", str(OVERNIGHT), "--tag", "ci", "--lab", str(lab),
+             "--out", str(out), "--ignore-window"], stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: "[1/8]" in log.read_text(), 120, "the first job")
+        postgres.stop()  # the jobs go on; their records wait in the spool
+        _wait_for(lambda: "[4/8]" in log.read_text(), 120, "jobs while the database is away")
+        postgres.start()
+        assert proc.wait(timeout=300) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    data = _report(out, _campaign_id(log.read_text()), postgres.url)
+    assert data["counts"]["passed"] == data["counts"]["planned"] == 8
+    assert all(j["record"]["steps"] and j["record"]["state"] == "passed"
+               for j in data["jobs"])
+    assert not list((out / "store-spool").glob("*.jsonl"))
