@@ -3,7 +3,8 @@ folder when none runs (issue 9, item 4).
 
 Daemons are found through their state files (:mod:`hanlab.daemon.statefile`) or named
 with ``--daemon URL``; without a daemon, ``list`` and ``show`` read the job records under
-``--jobs`` (default ``captures/jobs``, where ``hanlab up`` and in-process runs keep them).
+``--jobs`` from the results store beside it (default ``captures/jobs``: the SQLite store
+``captures/hanlab.db``, where ``hanlab up`` and in-process runs keep them).
 """
 
 from __future__ import annotations
@@ -52,9 +53,13 @@ def _clients(daemon_url: str | None, role: str) -> list[Any]:
 def _offline(folder: Path) -> list[dict[str, Any]]:
     from hanlab.runtime.jobs import JobStore
 
-    if not folder.is_dir():
+    if not (folder.parent / "hanlab.db").is_file():
         return []
-    return [r.to_dict() for r in JobStore(folder).list(limit=1000)]
+    store = JobStore(folder)
+    try:
+        return [r.to_dict() for r in store.list(limit=1000)]
+    finally:
+        store.db.close()
 
 
 async def _each(clients: list[Any], call: str, *args: Any) -> list[Any]:

@@ -46,7 +46,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     """1-based line of the deepest node of ``loc`` found in the YAML node tree."""
     line = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
@@ -66,6 +66,15 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
         else:
             return line
     return line
+
+
+def problem_at(path: Path, node: yaml.Node | None, loc: tuple[int | str, ...],
+               message: str) -> str:
+    """A problem found after validation as ``file:line: field: message``, the line that
+    of ``loc`` (keys and list indexes) in the YAML node tree of
+    :func:`load_yaml_model`."""
+    field = ".".join(str(p) for p in loc) or "(top)"
+    return f"{path}:{line_of(node, loc)}: {field}: {message}"
 
 
 def _fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
@@ -126,7 +135,7 @@ def _problems(path: Path, node: yaml.Node | None, exc: ValidationError,
         loc = tuple(err["loc"])
         where = prefix + loc
         field = ".".join(str(p) for p in where) or "(top)"
-        out.append(f"{path}:{_line_of(node, where)}: {field}: {_plain(err, model, loc)}")
+        out.append(f"{path}:{line_of(node, where)}: {field}: {_plain(err, model, loc)}")
     return out
 
 
@@ -167,7 +176,7 @@ def _secrets_path(path: Path, node: yaml.Node | None, named: Path,
                   problems: list[str]) -> Path:
     """``named`` (a ``secrets:`` field of ``path``) resolved, its mode problems added."""
     secrets = named if named.is_absolute() else path.parent / named
-    problems.extend(f"{p} (named at {path}:{_line_of(node, ('secrets',))})"
+    problems.extend(f"{p} (named at {path}:{line_of(node, ('secrets',))})"
                     for p in check_secrets_file(secrets))
     return secrets
 
@@ -211,8 +220,7 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
         try:
             cls = driver_class(sniffer.driver)
         except BadInputError as exc:
-            problems.append(f"{path}:{_line_of(node, ('sniffers', i, 'driver'))}: "
-                            f"sniffers.{i}.driver: {exc.message}")
+            problems.append(problem_at(path, node, ("sniffers", i, "driver"), exc.message))
             continue
         try:
             model = cls.Settings.model_validate(sniffer.settings)
@@ -223,7 +231,7 @@ def load_rig(path: Path) -> tuple[RigConfig, dict[str, Any]]:
         for name, file in model.input_files().items():
             if not file.is_file():
                 where = (*loc, name)
-                problems.append(f"{path}:{_line_of(node, where)}: "
+                problems.append(f"{path}:{line_of(node, where)}: "
                                 f"{'.'.join(map(str, where))}: {file}: file not found")
         settings[sniffer.id] = model
     updates: dict[str, Any] = {}

@@ -74,15 +74,65 @@ class ChVariant(StrEnum):
     DUAL_BAND = "dual_band"
 
 
+_CH_ROLES = frozenset({"CHF", "GPF"})
+_Text = Annotated[str, Field(max_length=200)]
+
+
 class DeviceConfig(_Model):
-    """One device of a rig."""
+    """One device of a rig, with its device record (seed 000 "Data requirements": the
+    data each Device Manufacturer and CSP provides before testing; DIT.6: the ZigBee
+    stack and silicon provider of each device; issue 10, item 1).
+
+    Attributes:
+        role, eui64, band, name: what the device is on the HAN.
+        manufacturer: the Device Manufacturer (or CSP for CHF/GPF).
+        model: the manufacturer's model (and, on an emulated rig, the emulator's
+            response-time model of that name).
+        firmware_version: the firmware version number (seed: "Firmware version number").
+        smets_version: the SMETS version a meter, IHD, PPMID or HCALCS is designed to,
+            e.g. ``SMETS2 v3.0`` (DIT.1-DIT.5); not for CHF/GPF.
+        chts_version: the CHTS version of a Communications Hub (CHF/GPF), e.g.
+            ``CHTS v1.2``; only for CHF/GPF.
+        gbcs_version: the GBCS version, e.g. ``GBCS v3.2``.
+        zigbee_stack: the ZigBee stack and its version (DIT.6), e.g. ``EmberZNet 7.4``.
+        silicon_vendor: the ZigBee silicon provider (DIT.6, DIT.EX.7 "SiLabs and NXP").
+        cpl_reference: the Certified Products List entry (seed: "CPL documentation").
+        release_note: the release note's reference (seed: "Release notes").
+        emulated: the record describes an emulated device (values invented).
+
+    Secrets (install codes, keys) never go here: they stay in the rig's secrets file.
+    """
 
     role: DeviceRole
     eui64: EUI64
     band: Band = Band.GHZ_2_4
     name: str | None = None
-    model: str = ""
-    firmware_version: str = ""
+    manufacturer: _Text = ""
+    model: _Text = ""
+    firmware_version: _Text = ""
+    smets_version: _Text = ""
+    chts_version: _Text = ""
+    gbcs_version: _Text = ""
+    zigbee_stack: _Text = ""
+    silicon_vendor: _Text = ""
+    cpl_reference: _Text = ""
+    release_note: _Text = ""
+    emulated: bool = False
+
+    @model_validator(mode="after")
+    def _version_fits_role(self) -> DeviceConfig:
+        hub = self.role.value in _CH_ROLES
+        if hub and self.smets_version:
+            raise ValueError(f"a {self.role.value} is part of the Communications Hub: give "
+                             "chts_version, not smets_version")
+        if not hub and self.chts_version:
+            raise ValueError(f"a {self.role.value} is not part of the Communications Hub: "
+                             "give smets_version, not chts_version")
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """The device record as plain JSON data (every field; no secrets exist here)."""
+        return self.model_dump(mode="json")
 
 
 class SnifferConfig(_Model):
@@ -253,10 +303,42 @@ class ApiConfig(_Model):
         return self
 
 
+class StoreConfig(_Model):
+    """The lab's results database (issue 10, item 4).
+
+    Attributes:
+        url: an SQLAlchemy URL: ``postgresql+psycopg://user@host:5432/hanlab`` (several
+            hosts of one lab writing to one store) or ``sqlite:////abs/path/hanlab.db``.
+            Default (no ``store:``): SQLite ``<out>/hanlab.db``. A password does not go
+            in the lab file: give it through ``~/.pgpass`` or ``PGPASSWORD``.
+        spool_folder: where results wait while the database is unreachable (default
+            ``<out>/store-spool``).
+    """
+
+    url: str = Field(min_length=1, max_length=2000)
+    spool_folder: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as error:
+            raise ValueError(f"not a database URL: {error}") from None
+        if url.password:
+            raise ValueError("the URL has a password: keep it out of the lab file "
+                             "(use ~/.pgpass or PGPASSWORD)")
+        return value
+
+
 class LabConfig(_Model):
     """A lab: its rigs (rig files), the broker they publish to, its DUIS settings
-    (:class:`~hanlab.config.duis.DuisConfig`: DCC endpoint, Users, keys, DUIS log) and its
-    secrets file (the broker's credentials, :mod:`hanlab.config.secrets`; ``chmod 600``)."""
+    (:class:`~hanlab.config.duis.DuisConfig`: DCC endpoint, Users, keys, DUIS log), its
+    results store (:class:`StoreConfig`) and its secrets file (the broker's credentials,
+    :mod:`hanlab.config.secrets`; ``chmod 600``)."""
 
     name: Slug = "lab"
     rigs: list[Path] = Field(min_length=1)
@@ -265,6 +347,7 @@ class LabConfig(_Model):
     duis: DuisConfig | None = None
     api: ApiConfig = ApiConfig()
     secrets: Path | None = None
+    store: StoreConfig | None = None
 
 
 class Lab(BaseModel):

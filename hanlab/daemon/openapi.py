@@ -63,6 +63,8 @@ def _array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
+_DEVICE_RECORD: Final = ("manufacturer", "smets_version", "chts_version", "gbcs_version",
+                         "zigbee_stack", "silicon_vendor", "cpl_reference", "release_note")
 _SEGMENTS: Final = ("end_to_end", "downstream", "han_command", "turnaround", "han_response",
                     "upstream")
 
@@ -90,7 +92,8 @@ def _schemas() -> dict[str, Schema]:
         "Health": _object({"ok": {"const": True}}),
         "Lab": _object({"name": _STR, "host": _STR, "pid": _INT,
                         "control_url": _nullable("string"), "started_ns": _TS,
-                        "rigs": _array(_STR)}),
+                        "rigs": _array(_STR), "store": _nullable("string")},
+                       optional=("store",)),
         "Gap": _object({"gap_start_ns": _nullable("integer"),
                         "gap_end_ns": _nullable("integer"), "reason": _STR}),
         "Sniffer": _object({
@@ -102,7 +105,11 @@ def _schemas() -> dict[str, Schema]:
             "last_error": _nullable("string")}),
         "Device": _object({"role": _STR, "eui64": _STR, "band": _nullable("string"),
                            "name": _nullable("string"), "model": _nullable("string"),
-                           "firmware_version": _nullable("string")}),
+                           "firmware_version": _nullable("string"),
+                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL},
+                          optional=(*_DEVICE_RECORD, "emulated"),
+                          description="a device and its record (seed 000 Data "
+                                      "requirements; DIT.6)"),
         "Rig": _object({
             "name": _STR, "ch_variant": _nullable("string"), "description": _STR,
             "state": {"type": "string", "enum": ["running", "starting", "stopped", "failed"]},

@@ -7,26 +7,26 @@
   variant run, the SR exchanges, the timing statistics and the capture files that cover
   it. The API, the CLI, MQTT ``job`` events and reports all read it; nothing else keeps
   job results.
-* :class:`JobStore` keeps each record under its job id in ``<folder>/<id>/job.json``
-  (written whole to a temporary file and renamed, so a kill never leaves half a record),
-  beside the job's own DUIS log ``duis.jsonl``. A record is never overwritten by another
-  job. At start, jobs a killed daemon left ``queued`` or ``running`` become
+* :class:`JobStore` keeps each record in the results store (:mod:`hanlab.store`: SQLite
+  ``<out>/hanlab.db`` or the lab's PostgreSQL; issue 10, item 4), written whole after
+  every step in one transaction, so a kill never leaves half a record; the job's own
+  DUIS log stays a file, ``<folder>/<id>/duis.jsonl``. A record is never overwritten by
+  another job. At start, jobs a killed daemon left ``queued`` or ``running`` become
   ``interrupted`` with everything recorded up to the kill; they are not run again unless
-  a client asks (:meth:`JobStore.rerun_spec`).
+  a client asks (:meth:`hanlab.runtime.lab.LabRuntime.rerun`, or a campaign).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
+import logging
 import re
 import secrets
-import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +36,9 @@ from hanlab.errors import BadInputError
 from hanlab.runtime.service import JobRefusedError, NotFoundError
 from hanlab.scenarios.runner import StepResult, VariantResult
 
+if TYPE_CHECKING:
+    from hanlab.store import ResultsStore
+
 __all__ = ["ACTIVE_STATES", "FINAL_STATES", "JobRecord", "JobSpec", "JobState", "JobStore",
            "check_spec", "parse_spec"]
 
@@ -44,7 +47,6 @@ JobState = Literal["queued", "running", "passed", "failed", "cancelled", "interr
 ACTIVE_STATES: Final = frozenset({"queued", "running"})
 FINAL_STATES: Final = frozenset({"passed", "failed", "cancelled", "interrupted", "error"})
 JOB_ID: Final = re.compile(r"^j-\d{8}T\d{6}-[0-9a-f]{6}$")
-SCHEMA_VERSION: Final = 1
 
 
 class JobSpec(BaseModel):
@@ -266,22 +268,32 @@ def exchange_from_record(record: dict[str, Any]) -> Exchange:
 
 
 class JobStore:
-    """Job records under ``folder`` (see the module docstring).
+    """Job records in the results store (see the module docstring).
 
     Args:
-        folder: ``<folder>/<job id>/job.json`` (created).
+        folder: ``<folder>/<job id>/`` holds each job's own files (its DUIS log).
+        store: the results database (:class:`hanlab.store.ResultsStore`); default the
+            embedded SQLite ``<folder>/../hanlab.db``.
+        rigs: the rigs whose jobs this store runs (a lab's, when several hosts share one
+            database): only their records are loaded and only their active ones marked
+            ``interrupted`` at start; ``None``: every rig's.
 
     Raises:
-        BadInputError: the folder cannot be created.
+        BadInputError: the folder cannot be created; the database is unreachable.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, store: ResultsStore | None = None, *,
+                 rigs: Iterable[str] | None = None) -> None:
+        from hanlab.store import open_store
+
         self.folder = Path(folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise BadInputError(f"{self.folder}: cannot create the jobs folder: "
                                 f"{error.strerror}") from None
+        self.db = store if store is not None else open_store(None, self.folder.parent)
+        self.rigs = None if rigs is None else sorted(rigs)
         self.records: dict[str, JobRecord] = {}
         self.load()
 
@@ -290,25 +302,22 @@ class JobStore:
         return self.folder / job_id
 
     def load(self) -> list[JobRecord]:
-        """Read every record; those left active by a killed daemon become
-        ``interrupted`` (and are saved so). The records that were interrupted now."""
+        """Read every record (of :attr:`rigs`); those left active by a killed daemon
+        become ``interrupted`` (and are saved so). The records that were interrupted now."""
         interrupted = []
-        for path in sorted(self.folder.glob("j-*/job.json")):
+        for data, updated_ns in self.db.jobs(rigs=self.rigs):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                data.pop("schema", None)
                 record = JobRecord(**data)
-            except (OSError, ValueError, TypeError) as error:
-                import logging
-                logging.getLogger(__name__).warning("%s: unreadable job record skipped: %s",
-                                                    path, error)
+            except TypeError as error:
+                logging.getLogger(__name__).warning("job %s: unreadable record skipped: %s",
+                                                    data.get("id"), error)
                 continue
             if record.active:
                 was = record.state
                 record.state = "interrupted"
                 record.detail = (f"the daemon stopped while the job was {was}; results up "
                                  "to then are kept")
-                record.ended_ns = record.ended_ns or int(path.stat().st_mtime_ns)
+                record.ended_ns = record.ended_ns or updated_ns
                 self.save(record)
                 interrupted.append(record)
             self.records[record.id] = record
@@ -320,20 +329,9 @@ class JobStore:
         self.save(record)
 
     def save(self, record: JobRecord) -> None:
-        """Write the record whole (temporary file, fsync, rename)."""
-        folder = self.job_folder(record.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"schema": SCHEMA_VERSION, **record.to_dict()}, indent=1)
-        fd, temporary = tempfile.mkstemp(prefix=".job-", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, folder / "job.json")
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        """Write the record whole to the results store (spooled on disk while the
+        database is away)."""
+        self.db.put_job(record.to_dict())
 
     def get(self, job_id: str) -> JobRecord:
         """One record.
@@ -342,6 +340,9 @@ class JobStore:
             NotFoundError: no such job.
         """
         record = self.records.get(job_id) if JOB_ID.match(job_id or "") else None
+        if record is None and JOB_ID.match(job_id or ""):
+            data = self.db.get_job(job_id)  # a job of another lab host
+            record = None if data is None else JobRecord(**data)
         if record is None:
             raise NotFoundError(f"no job {job_id!r}", hint="hanlab jobs list")
         return record

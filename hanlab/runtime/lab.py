@@ -40,10 +40,11 @@ from hanlab.runtime.emulation import EmulationSettings, ephemeral_user, is_emula
 from hanlab.runtime.jobs import JobRecord, JobStore, check_spec, parse_spec
 from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.runtime.service import Json, NotFoundError, RigBusyError
+from hanlab.store import ResultsStore, open_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_USERS", "LabOptions", "LabRuntime"]
+__all__ = ["DEFAULT_USERS", "LabOptions", "LabRuntime", "open_lab_store"]
 
 DEFAULT_USERS = (
     DuisUserConfig(name="import-supplier", eui64="90-B3-D5-1F-30-01-00-00", role="IS"),
@@ -65,6 +66,8 @@ class LabOptions:
         api: serve the control API and dashboard (and write the state file).
         api_port: overrides the lab file's API port (0: any free port).
         jobs: accept jobs (a DUIS side per rig); off for ``hanlab capture``.
+        store: the results store to use (a campaign running the lab in-process shares
+            its own); default: the lab's (:func:`open_lab_store`).
     """
 
     mqtt: bool = True
@@ -75,6 +78,19 @@ class LabOptions:
     api: bool = True
     api_port: int | None = None
     jobs: bool = True
+    store: ResultsStore | None = None
+
+
+def open_lab_store(lab: Lab, out: Path) -> ResultsStore:
+    """The lab's results store: the lab file's ``store:`` (PostgreSQL shared by the
+    lab's hosts), else SQLite ``<out>/hanlab.db``.
+
+    Raises:
+        BadInputError: the database is unreachable (one line; the CLI exits 2).
+    """
+    config = lab.config.store
+    return open_store(None if config is None else config.url, out,
+                      None if config is None else config.spool_folder)
 
 
 class LabRuntime:
@@ -99,10 +115,13 @@ class LabRuntime:
         self.duis_config = self._duis_config() if options.jobs else None
         self.users: list[DuisUser] = []
         self.store: JobStore | None = None
+        self.db: ResultsStore | None = None
         counters = None
         if self.duis_config is not None:
             self.users = self._users(self.duis_config)
-            self.store = JobStore(self.out / "jobs")
+            self.db = options.store or open_lab_store(lab, self.out)
+            self.store = JobStore(self.out / "jobs", self.db,
+                                  rigs=[r.name for r in lab.rigs])
             counters = RequestCounterStore(self.duis_config.counter_state_folder
                                            if "counter_state_folder"
                                            in self.duis_config.model_fields_set
@@ -205,6 +224,11 @@ class LabRuntime:
                 if (self.options.api and self.model.config.api.enabled
                         and self.store is not None):
                     await self._start_api(stack)
+                if self.db is not None:
+                    flusher = asyncio.create_task(_flush_spool(self.db), name="store-spool")
+                    if self.options.store is None:
+                        stack.callback(self.db.close)
+                    stack.push_async_callback(_cancelled, flusher)
                 rigs = [asyncio.create_task(self._run_rig(r), name=f"rig-{r.rig.name}")
                         for r in self.runtimes.values()]
                 if on_start is not None:
@@ -237,7 +261,8 @@ class LabRuntime:
         """The lab: name, host, control URL, rig names."""
         return {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(),
                 "control_url": self.control_url, "started_ns": self.started_ns,
-                "rigs": list(self.runtimes)}
+                "rigs": list(self.runtimes),
+                "store": None if self.db is None else self.db.url}
 
     def rigs(self) -> list[Json]:
         """Every rig with its status."""
@@ -253,9 +278,7 @@ class LabRuntime:
             "emulated": runtime.emulated, "duis": runtime.accepts_jobs,
             "duis_error": runtime.duis_error,
             "sniffers": runtime.sniffer_views(),
-            "devices": [{"role": d.role.value, "eui64": d.eui64, "band": d.band.value,
-                         "name": d.name, "model": d.model,
-                         "firmware_version": d.firmware_version} for d in rig.devices],
+            "devices": [d.record() for d in rig.devices],
             "job": None if runtime.current is None else runtime.current.summary(),
             "queued": len(runtime.queue)}
 
@@ -375,6 +398,22 @@ class LabRuntime:
                  "variants": [{"id": v.id, "title": v.title, "priority": v.priority}
                               for v in s.variants]}
                 for s in load_library().values()]
+
+
+async def _flush_spool(db: ResultsStore) -> None:
+    """Write spooled results back once the database is reachable again."""
+    from hanlab.store import StoreUnavailableError
+
+    while True:
+        await asyncio.sleep(db.retry_s)
+        if db.degraded:
+            with contextlib.suppress(StoreUnavailableError):
+                db.flush()
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _jsonable(value: Any) -> Any:

@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from hanlab.errors import BadInputError, HanlabError
 
-__all__ = ["follow_job", "print_job_report", "run_command"]
+__all__ = ["daemon_client", "follow_job", "print_job_report", "run_command"]
 
 _STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 POLL_S = 0.25
@@ -165,7 +165,7 @@ async def run_command(
     spec = {"rig": rig_name, "scenario": scenario, "variants": variants, "repeat": repeat,
             "devices": devices, "include_optional": include_optional, "wait": wait}
     if not no_daemon:
-        client = _daemon_client(rig_name, daemon_url)
+        client = daemon_client(rig_name, daemon_url)
         if client is not None:
             async with client:
                 record = await client.submit(spec)
@@ -192,7 +192,7 @@ async def run_command(
     return bool(final["state"] == "passed")
 
 
-def _daemon_client(rig_name: str, daemon_url: str | None) -> Any:
+def daemon_client(rig_name: str, daemon_url: str | None) -> Any:
     """An API client of the daemon serving ``rig_name`` (operator token), or ``None``."""
     from hanlab.daemon.client import ApiClient
     from hanlab.daemon.statefile import daemon_for_rig, find_daemons

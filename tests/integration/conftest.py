@@ -68,3 +68,7 @@ def mosquitto(mosquitto_bin: str, tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+# the PostgreSQL server fixture (after free_port and wait_port, which it uses)
+from tests.integration.pg_util import postgres  # noqa: E402, F401

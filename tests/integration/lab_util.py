@@ -64,6 +64,18 @@ async def running_lab(lab: Lab, out: Path, *, emulation: EmulationSettings = FAS
         raise task.exception()  # type: ignore[misc]
 
 
+def stored_jobs(out: Path) -> list[dict[str, Any]]:
+    """Every job record in the results store of a lab run with ``out`` (SQLite
+    ``<out>/hanlab.db``), oldest first."""
+    from hanlab.store import open_store
+
+    store = open_store(None, out)
+    try:
+        return [record for record, _ in store.jobs()]
+    finally:
+        store.close()
+
+
 async def finished(runtime: LabRuntime, job_id: str, timeout_s: float = 300.0) -> dict[str, Any]:
     """The job's record once it ended."""
     deadline = time.monotonic() + timeout_s

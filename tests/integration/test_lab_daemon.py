@@ -29,7 +29,7 @@ from hanlab.labdata import bundled_rig
 from hanlab.runtime.service import JobRefusedError, RigBusyError
 from tests.integration.conftest import Mosquitto, free_port
 from tests.integration.dashboard_backends import LabDaemon
-from tests.integration.lab_util import DUAL, finished, lab_of, running_lab
+from tests.integration.lab_util import DUAL, finished, lab_of, running_lab, stored_jobs
 
 RIG = "emulated-dual-band"
 
@@ -91,11 +91,10 @@ def test_a_killed_daemon_leaves_its_job_interrupted(tmp_path: Path) -> None:
     with LabDaemon(tmp_path, port, time_scale=1.0) as daemon:
         job = _api(daemon, "/api/v1/jobs", {"rig": RIG, "scenario": "meter-reading",
                                             "repeat": 20})
-        record = tmp_path / "out" / "jobs" / job["id"] / "job.json"
-        _wait(lambda: record.is_file() and len(json.loads(record.read_text())["steps"]) >= 2,
+        _wait(lambda: len(_api(daemon, f"/api/v1/jobs/{job['id']}")["steps"]) >= 2,
               120, "two steps done")
         daemon.kill()
-        kept = json.loads(record.read_text())
+        (kept,) = [j for j in stored_jobs(tmp_path / "out") if j["id"] == job["id"]]
         assert kept["state"] == "running" and len(kept["steps"]) >= 2
     with LabDaemon(tmp_path, port, time_scale=1.0) as daemon:
         again = _api(daemon, f"/api/v1/jobs/{job['id']}")

@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from tests.integration.lab_util import stored_jobs
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,8 +24,7 @@ def test_run_writes_captures_and_timings(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert sorted(p.name.split("_")[1] for p in out.glob("*.pcapng")) == [
         "2.4GHz", "subGHz"]
-    (job_file,) = out.glob("jobs/j-*/job.json")
-    job = json.loads(job_file.read_text())
+    (job,) = stored_jobs(out)
     duis_lines = Path(job["duis_log"]).read_text().splitlines()
     assert {json.loads(line)["kind"] for line in duis_lines} >= {"request", "ack", "response"}
     srs = {(r["sr_variant"], r["device_role"]) for r in job["timings"]["rows"]}

@@ -4,21 +4,20 @@ lab runtime starts in-process for the run; progress lines, verdict, the job's re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from hanlab.cli import main
 from tests.integration.conftest import Mosquitto
+from tests.integration.lab_util import stored_jobs
 from tests.integration.mqtt_watch import Watcher
 
 RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
 
 
 def _job(out: Path) -> dict[str, object]:
-    (path,) = (out / "jobs").glob("j-*/job.json")
-    record: dict[str, object] = json.loads(path.read_text())
+    (record,) = stored_jobs(out)
     return record
 
 
@@ -62,7 +61,7 @@ def test_scenario_run_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Pa
               "--no-daemon", "--out", str(tmp_path)])
     assert exited.value.code == 2
     assert "has no variant 'nope'" in capsys.readouterr().err
-    assert not list((tmp_path / "jobs").glob("j-*"))  # nothing queued
+    assert not (tmp_path / "hanlab.db").exists() or not stored_jobs(tmp_path)  # none queued
     with pytest.raises(SystemExit) as exited:
         main(["scenario", "run", "ppmid", "--rig", str(RIG), "--device",
               "GSME=00-DB-12-00-00-00-D1-01", "--no-daemon", "--out", str(tmp_path)])

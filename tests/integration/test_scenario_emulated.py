@@ -9,7 +9,6 @@ crosses the HAN."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,15 @@ from hanlab.duis.log import read_duis_log
 from hanlab.runtime.lab import LabRuntime
 from hanlab.scenarios import SrStep, load_library
 from hanlab.scenarios.runner import ScenarioRunner, devices_by_role
-from tests.integration.lab_util import DUAL, fast_duis, finished, lab_of, run_job, running_lab
+from tests.integration.lab_util import (
+    DUAL,
+    fast_duis,
+    finished,
+    lab_of,
+    run_job,
+    running_lab,
+    stored_jobs,
+)
 
 HAN_DEVICES = ("ESME", "GSME", "IHD", "PPMID", "HCALCS")
 
@@ -82,8 +89,10 @@ async def test_every_variant_passes(lab: LabRuntime, tmp_path: Path) -> None:
     # One record per job: its exchanges are the SRs it sent, never another job's.
     exchanges = [e for job in jobs for e in job["exchanges"]]
     assert sorted(e["request_id"] for e in exchanges) == sorted(s["request_id"] for s in sent)
+    stored_by_id = {r["id"]: r for r in stored_jobs(tmp_path)}
     for job in jobs:
-        stored = json.loads((tmp_path / "jobs" / job["id"] / "job.json").read_text())
+        stored = stored_by_id[job["id"]]
+        assert stored == job
         assert stored["state"] == "passed" and len(stored["steps"]) == len(job["steps"])
         assert job["captures"] and all((tmp_path / c).is_file() for c in job["captures"])
         # The job's own DUIS log holds its requests (Critical SRs twice: CV4, CV5).

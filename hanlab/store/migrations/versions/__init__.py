@@ -1,0 +1,1 @@
+"""Versioned migrations, one file per revision, applied in order."""
