@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from hanlab import __version__
@@ -157,6 +158,24 @@ class PcapngWriter:
         if pad:
             buf += _PADDING[pad]
         buf += _U32.pack(blen)
+        self.frames += 1
+
+    def write_annotated(self, if_id: int, frame: Frame, comments: Sequence[str]) -> None:
+        """Append one EPB for ``frame`` carrying each of ``comments`` as an
+        ``opt_comment`` option (pcapng option 1; Wireshark's ``frame.comment``), e.g.
+        ``hanlab evidence`` and ``hanlab annotate``. Not the capture hot path."""
+        ctlv = channel_tlv(frame.page, frame.channel)
+        data = tap_header(frame, ctlv) + frame.psdu
+        if frame.fcs_ok is not None:
+            fcs = fcs16(frame.psdu)
+            data += (fcs if frame.fcs_ok else fcs ^ 0xFFFF).to_bytes(2, "little")
+        options = b"".join(_option(1, c.encode("utf-8")) for c in comments)
+        if options:
+            options += _option(0, b"")
+        ts = frame.ts_ns
+        body = struct.pack("<IIIII", if_id, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data))
+        body += data + _PADDING[-len(data) % 4] + options
+        self._buf += _block(6, body)
         self.frames += 1
 
     def write_gap(self, if_id: int, start_ns: int, end_ns: int, reason: str) -> None:

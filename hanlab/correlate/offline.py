@@ -19,6 +19,7 @@ from hanlab.correlate.correlator import Correlator, CorrelatorSettings
 from hanlab.correlate.events import DuisEvent, time_ordered
 from hanlab.correlate.exchange import Exchange
 from hanlab.correlate.stats import TimingStats
+from hanlab.frames import Frame
 from hanlab.zigbee.keyring import Keyring
 
 __all__ = ["AnalyseResult", "analyse", "read_duis_events"]
@@ -51,8 +52,15 @@ def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[Duis
             keyring: Keyring | None = None, targets: Mapping[str, float] | None = None,
             device_roles: Mapping[str, str] | None = None,
             settings: CorrelatorSettings | None = None,
-            on_exchange: Callable[[Exchange], None] | None = None) -> AnalyseResult:
+            on_exchange: Callable[[Exchange], None] | None = None,
+            on_frames: Callable[[Exchange, list[Frame], list[Frame]], None] | None = None,
+            sniffer_ids: Sequence[str] | None = None) -> AnalyseResult:
     """Correlate capture files (pcap/pcapng, any band) with a DUIS log.
+
+    ``on_frames`` receives each exchange with its command and response frames (frame
+    membership, see :class:`~hanlab.correlate.correlator.Correlator`); ``sniffer_ids``
+    names the frames of each capture (default ``file``), e.g. the file name, so a frame
+    can be found again in its file.
 
     Raises:
         BadInputError: an unreadable capture or DUIS log.
@@ -72,7 +80,10 @@ def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[Duis
             on_exchange(exchange)
 
     correlator = Correlator(keyring, settings=settings, device_roles=device_roles,
-                            on_exchange=emitted, keep=False)
-    correlator.feed_all(time_ordered([read_frames(path) for path in captures], events))
+                            on_exchange=emitted, keep=False, on_frames=on_frames)
+    names = list(sniffer_ids) if sniffer_ids is not None else ["file"] * len(captures)
+    correlator.feed_all(time_ordered([read_frames(path, name)
+                                      for path, name in zip(captures, names, strict=True)],
+                                     events))
     correlator.close()
     return AnalyseResult(exchanges, stats, correlator.counts)
