@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "hanlab.commands.analyse",
     "hanlab.commands.scenarios",
     "hanlab.commands.jobs",
+    "hanlab.commands.reports",
 ]
 
 app = typer.Typer(

@@ -294,8 +294,8 @@ def analyse_campaign(data: CampaignReportData) -> Analysis:
         key = (rig_name, scenario, variant, eui)
         found = cells.get(key)
         if found is None:
-            rig = rigs.get(rig_name) or RigRecord(name=rig_name, ch_variant="unknown",
-                                                 devices=[])
+            rig: RigRecord = rigs.get(rig_name) or {"name": rig_name,
+                                                     "ch_variant": "unknown", "devices": []}
             title, priority, _ = variant_info(scenario, variant)
             found = cells[key] = TestCell(
                 rig=rig_name, ch_variant=rig["ch_variant"], ch_group=_group(rig),
@@ -305,15 +305,15 @@ def analyse_campaign(data: CampaignReportData) -> Analysis:
 
     # planned tests: plan line variants x selected devices of the roles they target
     for line in data["plan"]:
-        rig_names = ([line["rig"]] if line.get("rig") else
+        rig_names = ([str(line.get("rig"))] if line.get("rig") else
                      sorted({j["record"]["rig"] for j in data["jobs"]
                              if j["record"]["id"] in line["job_ids"]}))
         variants = line.get("variants") or _all_variants(line["scenario"])
         for rig_name in rig_names:
-            rig = rigs.get(rig_name)
+            line_rig = rigs.get(rig_name)
             for variant in variants:
                 _, _, roles = variant_info(line["scenario"], variant)
-                for device in (rig["devices"] if rig else []):
+                for device in (line_rig["devices"] if line_rig else []):
                     if device["role"] in roles:
                         cell(rig_name, line["scenario"], variant, device["eui64"],
                              device["role"]).planned = True
@@ -334,8 +334,8 @@ def analyse_campaign(data: CampaignReportData) -> Analysis:
             if not duts:
                 eui = entry.get("device") or next(iter(record.get("devices", {}).values()),
                                                   None)
-                device = devices.get((rig_name, str(eui))) if eui else None
-                duts = {str(eui): str(device["role"]) if device else "?"} if eui else {
+                known = devices.get((rig_name, str(eui))) if eui else None
+                duts = {str(eui): str(known["role"]) if known else "?"} if eui else {
                     "(none)": "—"}
             for eui, role in duts.items():
                 target = cell(rig_name, run["scenario"], run["variant"], eui, role)
@@ -347,8 +347,8 @@ def analyse_campaign(data: CampaignReportData) -> Analysis:
     if not data["plan"]:  # planned = the variants that ran, against every selected device
         for c in list(cells.values()):
             _, _, roles = variant_info(c.scenario, c.variant)
-            rig = rigs.get(c.rig)
-            for device in (rig["devices"] if rig else []):
+            run_rig = rigs.get(c.rig)
+            for device in (run_rig["devices"] if run_rig else []):
                 if device["role"] in (roles or {c.role}):
                     cell(c.rig, c.scenario, c.variant, device["eui64"],
                          device["role"]).planned = True

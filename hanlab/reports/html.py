@@ -119,7 +119,8 @@ def timing_rows(analysis: Analysis) -> list[dict[str, Any]]:
 _CSS = """
 :root{--ink:#1b1f24;--mute:#5b6570;--line:#d0d5db;--ok:#1b7f3b;--bad:#b3261e;--na:#6b7280;
 --warn:#a15c00;--head:#eef1f4;--sub:#b35806;--g24:#1f5f99}
-*{box-sizing:border-box}body{font:13px/1.45 "DejaVu Sans",Helvetica,Arial,sans-serif;color:var(--ink);
+*{box-sizing:border-box}
+body{font:13px/1.45 "DejaVu Sans",Helvetica,Arial,sans-serif;color:var(--ink);
 margin:0;background:#fff}main{max-width:1240px;margin:0 auto;padding:18px 28px 60px}
 header.doc{border-bottom:3px solid var(--ink);padding-bottom:8px;margin-bottom:14px;display:flex;
 justify-content:space-between;align-items:flex-end;gap:20px}
@@ -130,11 +131,13 @@ h3{font-size:14px;margin:16px 0 6px}h4{font-size:13px;margin:12px 0 4px}
 table{border-collapse:collapse;margin:4px 0 10px;font-size:12px}
 th,td{border:1px solid var(--line);padding:3px 7px;text-align:left;vertical-align:top}
 th{background:var(--head);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-table.kv th{width:190px}td.mono{white-space:nowrap}code,.mono{font-family:"DejaVu Sans Mono",Menlo,monospace;font-size:11.5px}
+table.kv th{width:190px}td.mono{white-space:nowrap}
+code,.mono{font-family:"DejaVu Sans Mono",Menlo,monospace;font-size:11.5px}
 .badge{display:inline-block;padding:1px 7px;border-radius:3px;font-weight:700;font-size:11px;
 letter-spacing:.03em;color:#fff}.badge.ok{background:var(--ok)}.badge.bad{background:var(--bad)}
 .badge.na{background:var(--na)}.crit{color:var(--bad);font-weight:700;font-size:11px}
-.summary{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:8px;margin:8px 0}
+.summary{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:8px;
+margin:8px 0}
 .summary div{border:1px solid var(--line);border-left:4px solid var(--ink);padding:6px 9px}
 .summary div.ok{border-left-color:var(--ok)}.summary div.bad{border-left-color:var(--bad)}
 .summary b{display:block;font-size:18px}.summary span{color:var(--mute);font-size:11px}
@@ -247,15 +250,16 @@ def _campaign_section(a: Analysis) -> str:
     for rig in a.data["rigs"]:
         bands = sorted({str(d.get("band") or "2.4GHz") for d in rig["devices"]})
         criterion = "DIT.EX.5" if rig["ch_variant"] == "dual_band" else "DIT.EX.3"
-        out.append(f"<tr><td class=mono>{_e(rig['name'])}</td><td>{_e(rig.get('ch_label') or rig['ch_variant'])}"
-                   f"</td><td>{_e(', '.join(_band(b) for b in bands))}</td>"
+        label = rig.get("ch_label") or rig["ch_variant"]
+        out.append(f"<tr><td class=mono>{_e(rig['name'])}</td><td>{_e(label)}</td>"
+                   f"<td>{_e(', '.join(_band(b) for b in bands))}</td>"
                    f"<td>{_e(rig.get('service_provider') or '—')}</td><td>{criterion}</td>"
                    f"<td>{_e(rig.get('description') or '')}</td></tr>")
     out.append("</table><h3>Devices</h3><table><tr><th>Rig</th><th>Role</th><th>EUI-64</th>"
                "<th>Band</th>" + "".join(f"<th>{t}</th>" for _, t in DEVICE_FIELDS) + "</tr>")
     for rig in a.data["rigs"]:
         for d in rig["devices"]:
-            cells = "".join(f"<td>{_e(d.get(k) or '—')}</td>"  # type: ignore[misc]
+            cells = "".join(f"<td>{_e(d.get(k) or '—')}</td>"
                             for k, _ in DEVICE_FIELDS)
             out.append(f"<tr><td class=mono>{_e(rig['name'])}</td><td>{_e(d['role'])}</td>"
                        f"<td class=mono>{_e(d['eui64'])}</td>"
@@ -426,6 +430,7 @@ def _timing_section(a: Analysis) -> str:
         out.append('<p class="note">No end-to-end targets were given for this campaign; '
                    "none are drawn (hanlab invents no target).</p>")
     bands = sorted({s.band for s in a.samples}, key=lambda b: (b != "2.4GHz", b))
+    figures = 0
     if not bands:
         out.append("<p>No answered SR exchanges.</p>")
     for band in bands:
@@ -473,7 +478,9 @@ def _timing_section(a: Analysis) -> str:
                     if value is not None:
                         group[name].append(int(value))
             name = _sr_name(variant)
+            figures += 1
             svg = segment_boxplots(samples, band=band, target_s=a.target_for(variant),
+                                   id_prefix=f"f{figures}-",
                                    title=f"{_band(band)} · SR {variant} {name} · "
                                          f"{len(chosen)} exchanges")
             out.append(f'<figure class="timing-plot" data-band="{_e(band)}" '
@@ -556,7 +563,8 @@ def _issue_section(a: Analysis, gate: dt.date) -> str:
             f'<td class="num{"" if r.within else " over"}" '
             f'style="{"" if r.within else "color:#b3261e;font-weight:700"}">'
             f"{r.outstanding}{' · late ' + ','.join(r.late) if r.late else ''}"
-            f"{'<br><span class=note>by ' + r.work_off_by.isoformat() + '</span>' if r.work_off_by else ''}"
+            + (f"<br><span class=note>by {r.work_off_by.isoformat()}</span>"
+               if r.work_off_by else "") +
             "</td>" for r in mine)
         out.append(f"<tr><td>{_e(provider)}</td>{cells}<td>"
                    f"{_badge(all(r.within for r in mine), 'YES', 'NO')}</td></tr>")

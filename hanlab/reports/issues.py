@@ -176,6 +176,7 @@ class IssueLog:
     def __init__(self, path: Path | str, campaign_id: str | None = None) -> None:
         self.path = Path(path)
         self.issues: list[Issue] = []
+        self.campaign_id: str = campaign_id or ""
         if self.path.exists():
             self._load()
             if campaign_id is not None and campaign_id != self.campaign_id:

@@ -43,10 +43,10 @@ first field at fault.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, NotRequired
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from hanlab.errors import BadInputError
 
@@ -57,10 +57,10 @@ SCHEMA: Final = 1
 _OPEN = ConfigDict(extra="allow")
 
 
+@with_config(_OPEN)
 class DeviceRecord(TypedDict):
     """One device of a rig with its campaign record (seed 000 §"Device selection")."""
 
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
     eui64: str
     role: str
     band: NotRequired[str]
@@ -75,10 +75,10 @@ class DeviceRecord(TypedDict):
     cpl_reference: NotRequired[str]
 
 
+@with_config(_OPEN)
 class RigRecord(TypedDict):
     """One rig (meter set) of the campaign: its Communications Hub variant and devices."""
 
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
     name: str
     ch_variant: str
     ch_label: NotRequired[str]
@@ -87,10 +87,10 @@ class RigRecord(TypedDict):
     devices: list[DeviceRecord]
 
 
+@with_config(_OPEN)
 class PlanLine(TypedDict):
     """One line of the test plan and the jobs that executed it (DIT.EX.10)."""
 
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
     id: str
     scenario: str
     variants: NotRequired[list[str]]
@@ -101,10 +101,10 @@ class PlanLine(TypedDict):
     job_ids: list[str]
 
 
+@with_config(_OPEN)
 class JobEntry(TypedDict):
     """One job of the campaign: its full record plus what the campaign knows of it."""
 
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
     record: dict[str, Any]
     device: NotRequired[str | None]
     band: NotRequired[str | None]
@@ -113,10 +113,10 @@ class JobEntry(TypedDict):
     evidence: NotRequired[dict[str, str]]
 
 
+@with_config(_OPEN)
 class CampaignMeta(TypedDict):
     """Campaign metadata."""
 
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
     id: str
     name: NotRequired[str]
     plan_name: NotRequired[str]
@@ -130,10 +130,10 @@ class CampaignMeta(TypedDict):
     quality_gate_date: NotRequired[str | None]
 
 
+@with_config(_OPEN)
 class CampaignReportData(TypedDict):
     """Everything a campaign report shows (shape in the module docstring)."""
 
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
     schema: NotRequired[int]
     campaign: CampaignMeta
     rigs: list[RigRecord]

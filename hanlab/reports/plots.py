@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -30,7 +31,7 @@ SEGMENT_TITLES = {
     "han_response": "HAN response delivery",
     "upstream": "upstream (response on air → DUIS)",
 }
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "hanlab", "font.size": 8.0,
+_RC: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "hanlab", "font.size": 8.0,
        "font.family": ["DejaVu Sans", "sans-serif"], "axes.titlesize": 8.5,
        "axes.edgecolor": "#555555", "axes.linewidth": 0.6, "xtick.major.width": 0.6,
        "ytick.major.width": 0.6}
@@ -38,7 +39,7 @@ BAND_COLOURS = {"2.4GHz": "#1f5f99", "subGHz": "#b35806"}
 
 
 def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band: str,
-                     title: str, target_s: float | None = None) -> str:
+                     title: str, target_s: float | None = None, id_prefix: str = "") -> str:
     """An SVG document (text) of the segments of one band and SR variant.
 
     Args:
@@ -47,11 +48,13 @@ def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band
         band: ``2.4GHz`` or ``subGHz`` (the colour).
         title: the figure's title.
         target_s: the end-to-end target in seconds, or ``None``.
+        id_prefix: prefix of every element id of the SVG (unique per figure when several
+            are inlined in one HTML document).
     """
     devices = list(samples)
     rows = max(1, len(devices))
     colour = BAND_COLOURS.get(band, "#444444")
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         figure = Figure(figsize=(11.0, 1.25 + 0.95 * rows), layout="constrained")
         axes = figure.subplots(2, 3, sharey=True, squeeze=False).ravel()
         jitter = random.Random(7)
@@ -91,4 +94,8 @@ def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    if id_prefix:
+        text = (text.replace(' id="', f' id="{id_prefix}').replace('href="#', f'href="#{id_prefix}')
+                .replace("url(#", f"url(#{id_prefix}"))
+    return text
