@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,6 +96,7 @@ def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate
     if id_prefix:
         text = (text.replace(' id="', f' id="{id_prefix}').replace('href="#', f'href="#{id_prefix}')
                 .replace("url(#", f"url(#{id_prefix}"))
