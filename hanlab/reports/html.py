@@ -132,6 +132,8 @@ table{border-collapse:collapse;margin:4px 0 10px;font-size:12px}
 th,td{border:1px solid var(--line);padding:3px 7px;text-align:left;vertical-align:top}
 th{background:var(--head);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.kv th{width:190px}td.mono{white-space:nowrap}
+td.rid{font-family:"DejaVu Sans Mono",Menlo,monospace;font-size:11px;word-break:break-all;
+min-width:170px;max-width:230px}
 code,.mono{font-family:"DejaVu Sans Mono",Menlo,monospace;font-size:11.5px}
 .badge{display:inline-block;padding:1px 7px;border-radius:3px;font-weight:700;font-size:11px;
 letter-spacing:.03em;color:#fff}.badge.ok{background:var(--ok)}.badge.bad{background:var(--bad)}

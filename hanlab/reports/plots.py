@@ -19,6 +19,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hanlab.correlate.stats import SEGMENTS
 
@@ -84,9 +85,20 @@ def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band
                         transform=ax.transAxes, ha="right", va="bottom", color="#c62828",
                         fontsize=7.5)
             ax.set_title(SEGMENT_TITLES[segment], loc="left")
-            ax.set_xlabel("ms")
-            ax.margins(x=0.06)
-            ax.set_xlim(left=0)
+            if ax.get_xscale() != "log":
+                ax.set_xlabel("ms")
+            top = max([v for values in data for v in values]
+                      + ([target_s * 1000.0] if segment == "end_to_end" and target_s else [])
+                      + [1e-3])
+            low = min([v for values in data for v in values if v > 0] or [top])
+            if top / low > 100:  # an outlier would squash the rest: log scale
+                ax.set_xscale("log")
+                ax.set_xlim(low / 1.5, top * 1.5)
+                ax.set_xlabel("ms (log scale)")
+            else:
+                ax.set_xlim(0, top * 1.08)
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.6g}"))
             ax.grid(axis="x", color="#dddddd", linewidth=0.5)
             ax.set_axisbelow(True)
             ax.set_yticks(range(len(devices)), devices)
