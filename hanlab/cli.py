@@ -44,6 +44,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("hanlab.commands.campaign", "Test plans: what a plan runs."),
     "campaign": ("hanlab.commands.campaign",
                  "Campaigns: a plan's jobs over the lab's rigs, resumable."),
+    "report": ("hanlab.commands.reports", "Campaign reports (HTML, JUnit, CSV, Parquet)."),
+    "evidence": ("hanlab.commands.reports",
+                 "Triage bundle of a step: its frames from every band (commented with "
+                 "RequestID, SR\nand segment), the keys as Wireshark zigbee_pc_keys, the "
+                 "DUIS documents, a timeline."),
+    "annotate": ("hanlab.commands.reports",
+                 "Write whole captures again with every exchange's frames commented "
+                 "(RequestID, SR,\nsegment), for Wireshark's frame.comment."),
+    "issues": ("hanlab.commands.reports",
+               "The test issue log of a campaign (seed 000 Table 10)."),
     "firmware": ("hanlab.commands.firmware",
                  "OTA firmware images, the catalogue, transfers and SIP#7 tracking."),
     "rigs": ("hanlab.commands.rigs",

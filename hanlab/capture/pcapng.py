@@ -238,6 +238,24 @@ class PcapngWriter:
         """Append a whole block, after a filler where it would cross a page."""
         self._buf += _filler_before(self.size_bytes + len(self._buf), len(block)) + block
 
+    def write_annotated(self, if_id: int, frame: Frame, comments: Sequence[str]) -> None:
+        """Append one EPB for ``frame`` carrying each of ``comments`` as an
+        ``opt_comment`` option (pcapng option 1; Wireshark's ``frame.comment``), e.g.
+        ``hanlab evidence`` and ``hanlab annotate``. Not the capture hot path."""
+        ctlv = channel_tlv(frame.page, frame.channel)
+        data = tap_header(frame, ctlv) + frame.psdu
+        if frame.fcs_ok is not None:
+            fcs = fcs16(frame.psdu)
+            data += (fcs if frame.fcs_ok else fcs ^ 0xFFFF).to_bytes(2, "little")
+        options = b"".join(_option(1, c.encode("utf-8")) for c in comments)
+        if options:
+            options += _option(0, b"")
+        ts = frame.ts_ns
+        body = struct.pack("<IIIII", if_id, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data))
+        body += data + _PADDING[-len(data) % 4] + options
+        self._append(_block(6, body))
+        self.frames += 1
+
     def write_gap(self, if_id: int, start_ns: int, end_ns: int, reason: str) -> None:
         """Record a capture gap on interface ``if_id`` as an Interface Statistics Block."""
         self._append(interface_statistics_block(

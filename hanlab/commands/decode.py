@@ -575,6 +575,21 @@ def emulated_keys(
 
       hanlab decode captures/emulated-dual-band_subGHz_*.pcapng --keys dual.keys.yaml
     """
+    ring = emulated_keyring(rig_file)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(ring.dump_yaml())
+    os.chmod(out, 0o600)
+    sys.stderr.write(f"wrote {out} (network key and {len(ring.link_keys) - 1} link keys)\n")
+
+
+def emulated_keyring(rig_file: Path) -> Keyring:
+    """The keys of an emulated rig (network key, every link key), as the emulated HAN
+    built from the rig file has them.
+
+    Raises:
+        BadInputError: the rig has no emulated sniffer; ConfigError: a bad rig file.
+    """
     from hanlab.config import load_rig
     from hanlab.emulator.han.registry import build_han
     from hanlab.emulator.han.settings import HanSettings
@@ -585,11 +600,8 @@ def emulated_keys(
     if not emulated:
         raise BadInputError(f"{rig_file}: rig {rig.name} has no emulated sniffer")
     han = build_han(rig.name, emulated[0].han or HanSettings(), rig_config=rig)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(han.keyring().dump_yaml())
-    os.chmod(out, 0o600)
-    sys.stderr.write(f"wrote {out} (network key and {len(han.devices) * 2} link keys)\n")
+    ring: Keyring = han.keyring()
+    return ring
 
 
 def register(app: typer.Typer) -> None:

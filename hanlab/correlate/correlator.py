@@ -111,9 +111,9 @@ class _Msg:
     """One HAN message (a GBCS command, response or alert, maybe in fragments)."""
 
     __slots__ = ("band", "blocks", "channel", "counter", "cra", "done", "dst", "end_ts",
-                 "first_ts", "frames", "last_ts", "level", "max_octets", "message_code",
-                 "nwk_seqs", "octets", "original_end_ts", "page", "retries", "sink", "src",
-                 "suppl", "total", "tx", "unique_octets", "up")
+                 "first_ts", "frames", "last_ts", "level", "max_octets", "members",
+                 "message_code", "nwk_seqs", "octets", "original_end_ts", "page", "retries",
+                 "sink", "src", "suppl", "total", "tx", "unique_octets", "up")
 
     def __init__(self, frame: Frame, src: int, dst: int, up: bool, level: MatchLevel) -> None:
         self.band = frame.band
@@ -145,6 +145,8 @@ class _Msg:
         self.counter: int | None = None
         self.suppl: int | None = None
         self.message_code: int | None = None
+        #: the frames of this message, kept only when the correlator has ``on_frames``
+        self.members: list[Frame] | None = None
 
     def gave_up(self) -> bool:
         """A frame was sent 1 + macMaxFrameRetries times and no ACK followed the last."""
@@ -162,6 +164,9 @@ class _Msg:
         self.unique_octets += other.unique_octets
         self.level = min(self.level, other.level)
         other.sink = "frames_late_retransmissions"  # frames of ``other`` from now on
+        if other.members is not None:  # frame membership (``on_frames``): one shared list
+            self.members = (self.members or []) + other.members
+            other.members = self.members
 
 
 class _Sr:
@@ -230,6 +235,11 @@ class Correlator:
         on_exchange: called with each exchange as it is emitted (live: publish it);
             exchanges are also kept for :meth:`pop_exchanges` unless ``keep`` is false.
         keep: keep emitted exchanges until :meth:`pop_exchanges`.
+        on_frames: frame membership (triage bundles, ``hanlab annotate``): called with
+            each exchange as it is emitted and the frames tied to it, ``(exchange,
+            command_frames, response_frames)`` (each list in feed order, retransmissions
+            included; an alert's frames are its response frames). ``None`` (the default):
+            no frame is kept.
 
     Usage::
 
@@ -246,13 +256,16 @@ class Correlator:
                  settings: CorrelatorSettings | None = None,
                  device_roles: Mapping[str, str] | None = None,
                  on_exchange: Callable[[Exchange], None] | None = None,
-                 keep: bool = True) -> None:
+                 keep: bool = True,
+                 on_frames: Callable[[Exchange, list[Frame], list[Frame]], None]
+                 | None = None) -> None:
         self.settings = settings or CorrelatorSettings()
         self.decoder = Decoder(keyring)
         self.counts: Counter[str] = Counter()
         self._roles = {Eui64.parse(k).value: v.upper() for k, v in (device_roles or {}).items()}
         self._on_exchange = on_exchange
         self._keep = keep
+        self._on_frames = on_frames
         self._out: list[Exchange] = []
         self._srs: dict[str, _Sr] = {}
         self._by_counter: dict[int, list[_Sr]] = {}
@@ -455,6 +468,10 @@ class Correlator:
         if msg.sink is not None:
             self.counts[msg.sink] += 1
         msg.frames += 1
+        if self._on_frames is not None:
+            if msg.members is None:
+                msg.members = []
+            msg.members.append(frame)
         msg.octets += octets
         if octets > msg.max_octets:
             msg.max_octets = octets
@@ -761,6 +778,10 @@ class Correlator:
             self._out.append(exchange)
         if self._on_exchange is not None:
             self._on_exchange(exchange)
+        if self._on_frames is not None:
+            command, response = messages
+            self._on_frames(exchange, list(command.members or ()) if command else [],
+                            list(response.members or ()) if response else [])
 
     def _emit_sr(self, sr: _Sr, outcome: str) -> None:
         command, response = sr.command, sr.response
@@ -821,7 +842,7 @@ class Correlator:
             message_code=None if msg is None or msg.message_code is None
             else f"0x{msg.message_code:04X}",
             alert_code=alert_code,
-        ), msg)
+        ), None, msg)
 
     # -- time-outs ----------------------------------------------------------------------
 

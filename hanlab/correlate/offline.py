@@ -68,7 +68,8 @@ class AnalyseResult:
     damaged: list[Damage] = field(default_factory=list)
 
 
-def _until_damage(path: Path | str, damaged: list[Damage]) -> Iterator[Frame]:
+def _until_damage(path: Path | str, damaged: list[Damage],
+                  sniffer_id: str = "file") -> Iterator[Frame]:
     """The frames of ``path``; damage after its first block ends the file's stream and is
     recorded in ``damaged`` instead of raising. A file that is no capture at all (damage
     at byte 0, or missing) still raises: that is bad input, not a damaged capture."""
@@ -76,7 +77,7 @@ def _until_damage(path: Path | str, damaged: list[Damage]) -> Iterator[Frame]:
 
     frames = 0
     try:
-        for frame in read_frames(path):
+        for frame in read_frames(path, sniffer_id):
             frames += 1
             yield frame
     except CaptureFormatError as error:
@@ -89,11 +90,18 @@ def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[Duis
             keyring: Keyring | None = None, targets: Mapping[str, float] | None = None,
             device_roles: Mapping[str, str] | None = None,
             settings: CorrelatorSettings | None = None,
-            on_exchange: Callable[[Exchange], None] | None = None) -> AnalyseResult:
+            on_exchange: Callable[[Exchange], None] | None = None,
+            on_frames: Callable[[Exchange, list[Frame], list[Frame]], None] | None = None,
+            sniffer_ids: Sequence[str] | None = None) -> AnalyseResult:
     """Correlate capture files (pcap/pcapng, any band) with a DUIS log.
 
     A capture damaged part way (truncated, a bad block) gives every frame before the
     damage and is listed in :attr:`AnalyseResult.damaged` (issue 14 item 6).
+
+    ``on_frames`` receives each exchange with its command and response frames (frame
+    membership, see :class:`~hanlab.correlate.correlator.Correlator`); ``sniffer_ids``
+    names the frames of each capture (default ``file``), e.g. the file name, so a frame
+    can be found again in its file.
 
     Raises:
         BadInputError: an unreadable DUIS log, or a capture that cannot be read at all
@@ -111,9 +119,11 @@ def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[Duis
             on_exchange(exchange)
 
     correlator = Correlator(keyring, settings=settings, device_roles=device_roles,
-                            on_exchange=emitted, keep=False)
+                            on_exchange=emitted, keep=False, on_frames=on_frames)
     damaged: list[Damage] = []
-    correlator.feed_all(time_ordered([_until_damage(path, damaged) for path in captures],
+    names = list(sniffer_ids) if sniffer_ids is not None else ["file"] * len(captures)
+    correlator.feed_all(time_ordered([_until_damage(path, damaged, name)
+                                      for path, name in zip(captures, names, strict=True)],
                                      events))
     correlator.close()
     return AnalyseResult(exchanges, stats, correlator.counts, damaged)

@@ -79,7 +79,16 @@ class DuisClientError(HanlabError):
 
 
 class DuisTimeoutError(DuisClientError):
-    """No DUIS response arrived for a request within its timeout."""
+    """No DUIS response arrived for a request within its timeout.
+
+    Attributes:
+        request_id: the request's RequestID text (``None`` where unknown).
+        command_variant: its CommandVariant; ack_code: its acknowledgement's code.
+    """
+
+    request_id: str | None = None
+    command_variant: int | None = None
+    ack_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -480,10 +489,14 @@ class DuisClient(StartStop):
                 )
             except TimeoutError:
                 self.stats.timeouts += 1
-                raise DuisTimeoutError(
+                timeout = DuisTimeoutError(
                     f"no DUIS response to {request_id} within {timeout_s} s",
                     hint="check the DCC's receive endpoint and the device",
-                ) from None
+                )
+                timeout.request_id = str(request_id)
+                timeout.command_variant = exchange.command_variant
+                timeout.ack_code = exchange.ack.response_code
+                raise timeout from None
             exchange.response, exchange.response_ns = response, response_ns
             return exchange
         finally:

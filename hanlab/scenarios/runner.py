@@ -438,6 +438,8 @@ class ScenarioRunner:
                 response_timeout_s=timeout_s)
         except DuisTimeoutError as error:  # the message names the RequestID
             out.outcome, out.detail = "timeout", error.message
+            out.request_id, out.command_variant = error.request_id, error.command_variant
+            out.ack_code = error.ack_code
             return out
         except DuisClientError as error:
             out.outcome, out.detail = "error", error.message

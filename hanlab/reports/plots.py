@@ -1,0 +1,115 @@
+"""Timing plots as inline SVG (matplotlib, no pyplot state, text kept as text), for the
+campaign report (issue 10, item 5; DIT.11 "message and response timings across home area
+networks for both HAN radio frequencies").
+
+:func:`segment_boxplots` draws, for one band and one SR variant, one panel per timing
+segment (:data:`hanlab.correlate.stats.SEGMENTS`) with a horizontal box plot per device
+(whiskers at the 5th and 95th percentiles, every sample drawn as a point), times in ms,
+and the end-to-end target as a red line with the over-target count where one is given.
+The SVG is deterministic for the same samples (fixed hash salt, no date).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from hanlab.correlate.stats import SEGMENTS
+
+__all__ = ["SEGMENT_TITLES", "segment_boxplots"]
+
+SEGMENT_TITLES = {
+    "end_to_end": "end to end (DUIS request → response)",
+    "downstream": "downstream (request → first HAN frame)",
+    "han_command": "HAN command delivery",
+    "turnaround": "device turnaround",
+    "han_response": "HAN response delivery",
+    "upstream": "upstream (response on air → DUIS)",
+}
+_RC: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "hanlab", "font.size": 8.0,
+       "font.family": ["DejaVu Sans", "sans-serif"], "axes.titlesize": 8.5,
+       "axes.edgecolor": "#555555", "axes.linewidth": 0.6, "xtick.major.width": 0.6,
+       "ytick.major.width": 0.6}
+BAND_COLOURS = {"2.4GHz": "#1f5f99", "subGHz": "#b35806"}
+
+
+def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band: str,
+                     title: str, target_s: float | None = None, id_prefix: str = "") -> str:
+    """An SVG document (text) of the segments of one band and SR variant.
+
+    Args:
+        samples: device label -> segment name -> values in ns (missing or empty segments
+            are left blank for that device).
+        band: ``2.4GHz`` or ``subGHz`` (the colour).
+        title: the figure's title.
+        target_s: the end-to-end target in seconds, or ``None``.
+        id_prefix: prefix of every element id of the SVG (unique per figure when several
+            are inlined in one HTML document).
+    """
+    devices = list(samples)
+    rows = max(1, len(devices))
+    colour = BAND_COLOURS.get(band, "#444444")
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+        figure = Figure(figsize=(11.0, 1.25 + 0.95 * rows), layout="constrained")
+        axes = figure.subplots(2, 3, sharey=True, squeeze=False).ravel()
+        jitter = random.Random(7)
+        for ax, segment in zip(axes, SEGMENTS, strict=True):
+            data = [[v / 1e6 for v in samples[d].get(segment, ())] for d in devices]
+            positions = [i for i, values in enumerate(data) if values]
+            if positions:
+                ax.boxplot([data[i] for i in positions], positions=positions,
+                           orientation="horizontal", whis=(5, 95), widths=0.55,
+                           showfliers=False, patch_artist=True,
+                           boxprops={"facecolor": colour + "33", "edgecolor": colour,
+                                     "linewidth": 0.8},
+                           medianprops={"color": colour, "linewidth": 1.6},
+                           whiskerprops={"color": colour, "linewidth": 0.8},
+                           capprops={"color": colour, "linewidth": 0.8})
+                for i in positions:
+                    ys = [i + jitter.uniform(-0.18, 0.18) for _ in data[i]]
+                    ax.scatter(data[i], ys, s=7, color=colour, alpha=0.75, linewidths=0,
+                               zorder=3)
+            if segment == "end_to_end" and target_s is not None:
+                limit_ms = target_s * 1000.0
+                ax.axvline(limit_ms, color="#c62828", linewidth=1.1, linestyle="--")
+                over = sum(1 for values in data for v in values if v > limit_ms)
+                total = sum(len(values) for values in data)
+                ax.text(0.98, 0.02, f"target {target_s:g} s: {over}/{total} over",
+                        transform=ax.transAxes, ha="right", va="bottom", color="#c62828",
+                        fontsize=7.5)
+            ax.set_title(SEGMENT_TITLES[segment], loc="left")
+            if ax.get_xscale() != "log":
+                ax.set_xlabel("ms")
+            top = max([v for values in data for v in values]
+                      + ([target_s * 1000.0] if segment == "end_to_end" and target_s else [])
+                      + [1e-3])
+            low = min([v for values in data for v in values if v > 0] or [top])
+            if top / low > 100:  # an outlier would squash the rest: log scale
+                ax.set_xscale("log")
+                ax.set_xlim(low / 1.5, top * 1.5)
+                ax.set_xlabel("ms (log scale)")
+            else:
+                ax.set_xlim(0, top * 1.08)
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.6g}"))
+            ax.grid(axis="x", color="#dddddd", linewidth=0.5)
+            ax.set_axisbelow(True)
+            ax.set_yticks(range(len(devices)), devices)
+            ax.set_ylim(len(devices) - 0.5, -0.5)
+        figure.suptitle(title, x=0.01, ha="left", fontsize=9.5, fontweight="bold")
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate
+    if id_prefix:
+        text = (text.replace(' id="', f' id="{id_prefix}').replace('href="#', f'href="#{id_prefix}')
+                .replace("url(#", f"url(#{id_prefix}"))
+    return text
