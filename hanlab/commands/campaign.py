@@ -278,6 +278,58 @@ def status(
                           f"{device['suspended_reason']}", markup=False)
 
 
+@campaign_app.command("report")
+def report(
+    campaign_id: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML report file.")],
+    lab: LabOption = None, out: OutOption = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also JUnit XML here.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also CSV tables here.")] = None,
+    parquet: Annotated[Path | None, typer.Option(
+        "--parquet", help="Also Parquet tables here.")] = None,
+    issues: Annotated[Path | None, typer.Option(
+        "--issues", help="The campaign's test issue log (hanlab issues).")] = None,
+) -> None:
+    """The campaign's report from the results store: one self-contained HTML file
+    (DIT.EX.3/EX.5 verdicts per CH variant and band, heatmap, per-band timing plots,
+    failed steps, traceability to the plan), and JUnit, CSV, Parquet.
+
+    Example:
+
+      hanlab campaign report c-20261201T200000-1a2b3c -o night.html --junit night.xml
+    """
+    from hanlab.campaign.report import campaign_report_data
+    from hanlab.reports.from_campaign import report_data_from_campaign
+    from hanlab.reports.html import render_campaign_report
+    from hanlab.reports.junit import render_junit
+    from hanlab.reports.tables import write_csv, write_parquet
+
+    lab_file = _lab_for(lab)
+    store = _store_of(lab_file, out)
+    try:
+        raw = campaign_report_data(store, campaign_id)
+    finally:
+        store.close()
+    issue_rows = None
+    if issues is not None:
+        from hanlab.reports.issues import IssueLog
+
+        issue_rows = [i.to_dict() for i in IssueLog(issues, campaign_id).issues]
+    data = report_data_from_campaign(raw, captures_dir=out, issues=issue_rows)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_campaign_report(data), encoding="utf-8")
+    written = [output]
+    if junit is not None:
+        junit.write_bytes(render_junit(data))
+        written.append(junit)
+    if csv is not None:
+        written += write_csv(data, csv)
+    if parquet is not None:
+        written += write_parquet(data, parquet)
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+
+
 @campaign_app.command("resume-device")
 def resume_device_command(
     campaign_id: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="Campaign id.")],

@@ -469,22 +469,21 @@ def create_app(service: LabService, tokens: TokenStore) -> web.Application:
 
 
 def server_ssl_context(certificate_file: Path, key_file: Path) -> ssl.SSLContext:
-    """A TLS 1.2+ server context with the certificate chain and key (PEM files).
+    """The control API's TLS server context: :func:`hanlab.duis.http.server_ssl_context`
+    (TLS 1.2+, PEM files) with the lab-file fields to fix named in the hint.
 
     Raises:
         BadInputError: a file cannot be read or the key does not match (naming both).
     """
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    from hanlab.duis.http import server_ssl_context as shared
+
     try:
-        context.load_cert_chain(certificate_file, key_file)
-    except (OSError, ssl.SSLError) as error:
+        return shared(certificate_file, key_file)
+    except BadInputError as error:
         raise BadInputError(
-            f"cannot load the control API's TLS certificate {certificate_file} and key "
-            f"{key_file}: {error}",
+            f"control API: {error.message}",
             hint="api.tls_certificate_file and api.tls_key_file must be PEM files of one "
-                 "key pair") from error
-    return context
+                 "key pair") from None
 
 
 def _url_host(host: str) -> str:

@@ -91,3 +91,14 @@ async def run_job(runtime: LabRuntime, timeout_s: float = 300.0, **spec: Any) ->
     """Submit a job and return its record once it ended."""
     record = runtime.submit(spec)
     return await finished(runtime, record["id"], timeout_s)
+
+
+def wait_until(predicate: Any, timeout_s: float, what: str) -> Any:
+    """Poll ``predicate`` (every 0.1 s, blocking) until it returns something true; that."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not within {timeout_s} s")

@@ -16,13 +16,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hanlab.campaign.links import InProcessLink
 from hanlab.campaign.plan import expand, load_plan
 from hanlab.campaign.report import campaign_report_data, campaign_summary
 from hanlab.campaign.runner import CampaignRunner, create_campaign, resume_device
 from hanlab.emulator.han import FaultEvent
 from hanlab.store import open_store
-from tests.integration.lab_util import DUAL, fast_duis, lab_of, running_lab
+from tests.integration.lab_util import DUAL, fast_duis, lab_of, running_lab, wait_until
 from tests.integration.pg_util import Postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,7 @@ def _run(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
+@pytest.mark.timeout(1500)  # 336 jobs: ~5-7 minutes on two cores
 def test_overnight_plan_runs_to_completion(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = _run(OVERNIGHT, "--out", tmp_path, timeout_s=1800)
@@ -90,19 +93,32 @@ def test_ci_subset_on_sqlite_and_postgresql_gives_the_same_report(
         assert {"2.4GHz", "subGHz"} <= on_air
         assert data["lines"][0]["job_ids"] and data["lines"][0]["file_line"] > 1
         summaries.append(campaign_summary(data))
+        _check_report(tmp_path / name, lab, _campaign_id(proc.stdout))
         if url is not None:
             assert not (tmp_path / name / "hanlab.db").exists()
     assert summaries[0] == summaries[1]
 
 
-def _wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout_s} s")
+def _check_report(out: Path, lab: Path, campaign_id: str) -> None:
+    """``hanlab campaign report`` from the store: HTML with rows of both bands for the
+    GSME and the PPMID, the heatmap, the EX.5 (dual band) verdicts; JUnit and Parquet written."""
+    from lxml import html as lxml_html
+
+    report = out / "report.html"
+    proc = subprocess.run(["hanlab", "campaign", "report", campaign_id, "-o", str(report),
+                           "--lab", str(lab), "--out", str(out), "--junit",
+                           str(out / "junit.xml"), "--parquet", str(out / "tables")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = lxml_html.fromstring(report.read_text())
+    rows = {(r.get("data-band"), r.get("data-role")) for r in page.xpath(
+        "//table[@class='timings']//tr[@data-band]")}
+    assert {("subGHz", "GSME"), ("subGHz", "PPMID"), ("2.4GHz", "GSME")} <= rows, rows
+    assert page.xpath("//section[@id='heatmap']//table[@class='heatmap']//td[@data-status]")
+    criteria = {r.get("data-criterion") for r in page.xpath(
+        "//table[@class='verdicts']//tr[@data-criterion]")}
+    assert "DIT.EX.5" in criteria  # the CI lines run on the dual-band rig (EX.5)
+    assert (out / "junit.xml").stat().st_size > 0 and list((out / "tables").glob("*.parquet"))
 
 
 def test_kill_9_of_campaign_and_daemon_at_random_points(tmp_path: Path) -> None:
@@ -121,7 +137,7 @@ def test_kill_9_of_campaign_and_daemon_at_random_points(tmp_path: Path) -> None:
             proc = subprocess.Popen(
                 ["hanlab", "up", str(lab), "--no-mqtt", "-q", "--out", str(out),
                  "--time-scale", "20"], env=env, stdout=subprocess.DEVNULL, stderr=handle)
-        _wait_for(lambda: list((tmp_path / "run").glob("hanlab/daemons/*.json"))
+        wait_until(lambda: list((tmp_path / "run").glob("hanlab/daemons/*.json"))
                   and proc.poll() is None, 60, "the daemon's state file")
         return proc
 
@@ -137,7 +153,7 @@ def test_kill_9_of_campaign_and_daemon_at_random_points(tmp_path: Path) -> None:
     deadline = time.monotonic() + 400
     the_daemon = daemon()
     the_campaign, log = campaign("run", str(plan), "--ignore-window")
-    text = _wait_for(lambda: log.read_text() if "campaign c-" in log.read_text() else "",
+    text = wait_until(lambda: log.read_text() if "campaign c-" in log.read_text() else "",
                      60, "the campaign's id")
     campaign_id = _campaign_id(text)
     kills: list[str] = []
@@ -239,9 +255,9 @@ def test_database_lost_mid_campaign_nothing_lost(tmp_path: Path, postgres: Postg
             ["hanlab", "campaign", "run", str(OVERNIGHT), "--tag", "ci", "--lab", str(lab),
              "--out", str(out), "--ignore-window"], stdout=handle, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: "[1/8]" in log.read_text(), 120, "the first job")
+        wait_until(lambda: "[1/8]" in log.read_text(), 120, "the first job")
         postgres.stop()  # the jobs go on; their records wait in the spool
-        _wait_for(lambda: "[4/8]" in log.read_text(), 120, "jobs while the database is away")
+        wait_until(lambda: "[4/8]" in log.read_text(), 120, "jobs while the database is away")
         postgres.start()
         assert proc.wait(timeout=300) == 0, log.read_text()
     finally:

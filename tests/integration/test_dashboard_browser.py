@@ -172,7 +172,10 @@ class Page:
             done = int(progress.get_attribute("data-steps-done") or 0)
             if not seen or seen[-1] != done:
                 seen.append(done)
-            return progress.get_attribute("data-state") in ("passed", "failed")
+            total = int(progress.get_attribute("data-steps-total") or 0)
+            # the ended state and the last steps may arrive in consecutive polls
+            return (progress.get_attribute("data-state") in ("passed", "failed")
+                    and done == total)
 
         try:
             _wait(f"job {job_id} to finish on the page", finished, timeout_s=timeout_s)

@@ -29,7 +29,7 @@ from hanlab.labdata import bundled_rig
 from hanlab.runtime.service import JobRefusedError, RigBusyError
 from tests.integration.conftest import Mosquitto, free_port
 from tests.integration.dashboard_backends import LabDaemon
-from tests.integration.lab_util import DUAL, finished, lab_of, running_lab, stored_jobs
+from tests.integration.lab_util import DUAL, finished, lab_of, running_lab, stored_jobs, wait_until
 
 RIG = "emulated-dual-band"
 
@@ -42,16 +42,6 @@ def _api(daemon: LabDaemon, path: str, body: dict[str, Any] | None = None) -> An
         method="GET" if body is None else "POST")
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read())
-
-
-def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout_s} s")
 
 
 def test_scenario_run_is_a_job_of_the_running_daemon(tmp_path: Path) -> None:
@@ -91,7 +81,7 @@ def test_a_killed_daemon_leaves_its_job_interrupted(tmp_path: Path) -> None:
     with LabDaemon(tmp_path, port, time_scale=1.0) as daemon:
         job = _api(daemon, "/api/v1/jobs", {"rig": RIG, "scenario": "meter-reading",
                                             "repeat": 20})
-        _wait(lambda: len(_api(daemon, f"/api/v1/jobs/{job['id']}")["steps"]) >= 2,
+        wait_until(lambda: len(_api(daemon, f"/api/v1/jobs/{job['id']}")["steps"]) >= 2,
               120, "two steps done")
         daemon.kill()
         (kept,) = [j for j in stored_jobs(tmp_path / "out") if j["id"] == job["id"]]
@@ -128,7 +118,7 @@ def test_two_daemons_one_broker_and_every_rig_found_from_it(tmp_path: Path,
             online = [r for r in found if r.get("state") == "online"]
             return online if len(online) == 2 else None
 
-        rigs = _wait(listed, 30, "both rigs on the broker")
+        rigs = wait_until(listed, 30, "both rigs on the broker")
     assert {(r["lab"], r["rig"], r["control_url"]) for r in rigs} == {
         ("multi", "emulated-single-band", daemons[0].url),
         ("multi", "emulated-dual-band", daemons[1].url)}

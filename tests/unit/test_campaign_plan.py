@@ -77,7 +77,7 @@ def test_product_and_explicit_combinations(tmp_path: Path) -> None:
      ":5: lines.0.devices: the selection leaves role GSME empty on rig "
      "emulated-single-band"),
     ("window: {start: '25:00', stop: '06:00'}\nlines: [{scenarios: all}]\n",
-     ":3: window.start: Value error, '25:00' is not a local time"),
+     ":3: window.start: '25:00' is not a local time"),
 ])
 def test_bad_plans_name_file_line_and_field(tmp_path: Path, body: str, expected: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
