@@ -299,10 +299,8 @@ def report(
       hanlab campaign report c-20261201T200000-1a2b3c -o night.html --junit night.xml
     """
     from hanlab.campaign.report import campaign_report_data
+    from hanlab.commands.reports import write_reports
     from hanlab.reports.from_campaign import report_data_from_campaign
-    from hanlab.reports.html import render_campaign_report
-    from hanlab.reports.junit import render_junit
-    from hanlab.reports.tables import write_csv, write_parquet
 
     lab_file = _lab_for(lab)
     store = _store_of(lab_file, out)
@@ -316,17 +314,7 @@ def report(
 
         issue_rows = [i.to_dict() for i in IssueLog(issues, campaign_id).issues]
     data = report_data_from_campaign(raw, captures_dir=out, issues=issue_rows)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_campaign_report(data), encoding="utf-8")
-    written = [output]
-    if junit is not None:
-        junit.write_bytes(render_junit(data))
-        written.append(junit)
-    if csv is not None:
-        written += write_csv(data, csv)
-    if parquet is not None:
-        written += write_parquet(data, parquet)
-    for path in written:
+    for path in write_reports(data, output, junit=junit, csv_dir=csv, parquet_dir=parquet):
         console.print(f"wrote {path}", markup=False)
 
 

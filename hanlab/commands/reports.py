@@ -66,25 +66,8 @@ def _roles(rig: Path | None) -> dict[str, str] | None:
 
 def _outputs(data: Any, out: Path, junit: Path | None, csv_dir: Path | None,
              parquet_dir: Path | None) -> None:
-    from hanlab.reports.html import render_campaign_report
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_campaign_report(data), encoding="utf-8")
-    written = [out]
-    if junit is not None:
-        from hanlab.reports.junit import render_junit
-
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_bytes(render_junit(data))
-        written.append(junit)
-    if csv_dir is not None:
-        from hanlab.reports.tables import write_csv
-
-        written += write_csv(data, csv_dir)
-    if parquet_dir is not None:
-        from hanlab.reports.tables import write_parquet
-
-        written += write_parquet(data, parquet_dir)
+    written = write_reports(data, out, junit=junit, csv_dir=csv_dir,
+                            parquet_dir=parquet_dir)
     sys.stderr.write("wrote " + ", ".join(str(p) for p in written) + "\n")
 
 
@@ -439,6 +422,33 @@ def issues_export(log: LogArgument,
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+def write_reports(data: Any, out: Path, *, junit: Path | None = None,
+                  csv_dir: Path | None = None, parquet_dir: Path | None = None) -> list[Path]:
+    """Write the campaign report of ``data`` (:class:`~hanlab.reports.model.
+    CampaignReportData`) to ``out`` (HTML) and, where given, JUnit XML, CSV and Parquet
+    tables; the files written (``hanlab report`` and ``hanlab campaign report``)."""
+    from hanlab.reports.html import render_campaign_report
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_campaign_report(data), encoding="utf-8")
+    written = [out]
+    if junit is not None:
+        from hanlab.reports.junit import render_junit
+
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_bytes(render_junit(data))
+        written.append(junit)
+    if csv_dir is not None:
+        from hanlab.reports.tables import write_csv
+
+        written += write_csv(data, csv_dir)
+    if parquet_dir is not None:
+        from hanlab.reports.tables import write_parquet
+
+        written += write_parquet(data, parquet_dir)
+    return written
 
 
 def register(app: typer.Typer) -> None:

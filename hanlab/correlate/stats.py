@@ -28,7 +28,8 @@ from typing import Any
 from hanlab.correlate.exchange import Exchange
 from hanlab.errors import BadInputError, os_error_text
 
-__all__ = ["SEGMENTS", "TimingStats", "load_targets", "percentile", "text_table"]
+__all__ = ["SEGMENTS", "TimingStats", "load_targets", "percentile", "target_for",
+           "text_table"]
 
 #: Segment names, in the order they happen.
 SEGMENTS = ("end_to_end", "downstream", "han_command", "turnaround", "han_response",
@@ -78,6 +79,16 @@ def load_targets(path: Path | str) -> dict[str, float]:
     return out
 
 
+def target_for(targets: Mapping[str, float], sr_variant: str) -> float | None:
+    """The end-to-end target (s) of ``sr_variant`` in ``targets``: the variant's own
+    (``4.1.1``), else its Service Reference's (``4.1``), else ``*``; ``None`` without."""
+    parts = sr_variant.split(".")
+    for key in (sr_variant, ".".join(parts[:2]), "*"):
+        if key in targets:
+            return targets[key]
+    return None
+
+
 class TimingStats:
     """Segment timings grouped by (band, SR variant, device role).
 
@@ -112,11 +123,7 @@ class TimingStats:
 
     def target_for(self, sr_variant: str) -> float | None:
         """The end-to-end target in seconds of ``sr_variant``, or ``None``."""
-        parts = sr_variant.split(".")
-        for key in (sr_variant, ".".join(parts[:2]), "*"):
-            if key in self.targets:
-                return self.targets[key]
-        return None
+        return target_for(self.targets, sr_variant)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per group and segment with at least one value, sorted by group and

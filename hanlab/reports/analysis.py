@@ -264,11 +264,9 @@ class Analysis:
 
     def target_for(self, sr_variant: str) -> float | None:
         """End-to-end target (s) of an SR variant: variant, Service Reference, ``*``."""
-        parts = sr_variant.split(".")
-        for key in (sr_variant, ".".join(parts[:2]), "*"):
-            if key in self.targets:
-                return self.targets[key]
-        return None
+        from hanlab.correlate.stats import target_for
+
+        return target_for(self.targets, sr_variant)
 
 
 def _group(rig: RigRecord) -> str:

@@ -119,28 +119,13 @@ class RigOptions:
 
 
 def rig_keyring(rig: RigConfig) -> Keyring | None:
-    """A real rig's keys for its correlator: the key fields of its secrets file
-    (``network_keys``, ``link_keys``, ``install_codes``), or ``None`` without one.
+    """A real rig's keys for its correlator: its secrets file's keyring sections
+    (:meth:`Keyring.load` ignores the ``mqtt`` section), or ``None`` without one.
 
     Raises:
         BadInputError: the secrets file cannot be read or a key entry is invalid.
     """
-    if rig.secrets is None:
-        return None
-    import yaml
-
-    from hanlab.errors import BadInputError
-
-    try:
-        data = yaml.safe_load(rig.secrets.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise BadInputError(f"{rig.secrets}: cannot read the secrets file: "
-                            f"{type(error).__name__}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{rig.secrets}: a secrets file is a mapping")
-    fields = ("network_keys", "link_keys", "install_codes", "well_known_tc_link_key")
-    return Keyring.from_dict({k: v for k, v in data.items() if k in fields},
-                             source=str(rig.secrets))
+    return None if rig.secrets is None else Keyring.load(rig.secrets)
 
 
 class RigRuntime:

@@ -116,8 +116,8 @@ def _rig_name(rig: str) -> tuple[str, Path | None]:
         return loaded.name, path
     from hanlab.labdata import bundled_rig
 
-    return rig, bundled_rig(rig) or (Path("rigs") / f"{rig}.yaml"
-                                     if (Path("rigs") / f"{rig}.yaml").is_file() else None)
+    local = Path("rigs") / f"{rig}.yaml"  # a checkout's rigs/ folder
+    return rig, bundled_rig(rig) or (local if local.is_file() else None)
 
 
 @contextlib.asynccontextmanager
