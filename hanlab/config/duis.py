@@ -11,9 +11,12 @@ In the lab file (``duis:`` section)::
       receiver: {host: 0.0.0.0, port: 8080, path: /duis,
                  tls_certificate_file: keys/receiver.pem, tls_key_file: keys/receiver.key}
       users:
-        - {name: import-supplier, eui64: 90-B3-D5-1F-30-01-00-00, role: IS,
+        - {name: import-supplier, eui64: 90-B3-D5-1F-30-01-00-00, role: IS, supplier: old,
            key_file: keys/xml-sign-90B3D51F30010000-ds.key,
            certificate_file: keys/xml-sign-90B3D51F30010000-ds.pem}
+        - {name: new-import-supplier, eui64: 90-B3-D5-1F-30-02-00-00, role: IS,
+           supplier: new, key_file: keys/xml-sign-90B3D51F30020000-ds.key,
+           certificate_file: keys/xml-sign-90B3D51F30020000-ds.pem}
       emulated_dcc: {port: 8079, processing_latency_s: 0.05, wan_latency_s: 0.1,
                      signing_key_file: keys/dsp-xml-sign-90B3D51F30000002-ds.key,
                      certificate_file: keys/dsp-xml-sign-90B3D51F30000002-ds.pem}
@@ -77,11 +80,15 @@ class DuisUserConfig(_Model):
             ``GT`` gas transporter, ``OU`` other User, ...
         key_file, certificate_file: the XML-signing key (DER/PEM PKCS#8, ECDSA P-256) and
             its certificate; needed for Critical SRs.
+        supplier: ``old`` or ``new``: the User's side of a Change of Supplier (seed 001:
+            the new supplier issues SR 6.23, the old one receives N27 / N17); scenario
+            steps choose it with ``supplier:``. ``None``: not labelled.
     """
 
     name: str = Field(min_length=1, max_length=64)
     eui64: EUI64
     role: Literal["IS", "GS", "ED", "GT", "RSA", "OU", "ACB"] = "IS"
+    supplier: Literal["old", "new"] | None = None
     key_file: Path | None = None
     certificate_file: Path | None = None
 
@@ -211,10 +218,16 @@ class DuisConfig(_Model):
     @model_validator(mode="after")
     def _unique_users(self) -> DuisConfig:
         seen: set[str] = set()
+        labels: set[tuple[str, str]] = set()
         for user in self.users:
             if user.eui64 in seen:
                 raise ValueError(f"user {user.eui64} is listed twice")
             seen.add(user.eui64)
+            if user.supplier is not None:
+                if (user.role, user.supplier) in labels:
+                    raise ValueError(f"user {user.name}: a second {user.supplier} supplier "
+                                     f"with role {user.role}")
+                labels.add((user.role, user.supplier))
         return self
 
     def resolved(self, base: Path) -> DuisConfig:
@@ -267,7 +280,8 @@ class DuisConfig(_Model):
         """
         from hanlab.duis.client import DuisUser
 
-        return [DuisUser.from_files(u.eui64, u.role, u.key_file, u.certificate_file)
+        return [DuisUser.from_files(u.eui64, u.role, u.key_file, u.certificate_file,
+                                    supplier=u.supplier)
                 for u in self.users]
 
     def emulated_dcc_settings(self) -> EmulatedDccSettings:

@@ -8,10 +8,21 @@ DUIS 5.4 section 3 flow, as the DCC's simulators (DCC Boxed) serve it:
   client signs the GBCS Pre-Command and sends it back with CommandVariant 5 (same RequestID,
   ``SignedPreCommand``) to ``serviceS``: ``I99``, then the response.
 * Non-device SRs: CommandVariant 8 to ``/api/v1/serviceD``: ``I0``, complete.
+* Local Command Delivery (DUIS 5.4 XSD ``CommandVariant``): 2 (and 6 for a Critical SR:
+  CV 4 first, then the signed Pre-Command with CV 6) return the command for local delivery
+  in the synchronous answer (``I0``, :attr:`DuisExchange.local_command`); 3 (and 7) return
+  it and send it over the WAN too (``I99``, the response follows).
+
+Before signing a Pre-Command the client checks it against the request (seed 001
+glossary, "Correlate"; :func:`hanlab.duis.precommand.check_pre_command`) and refuses a
+mismatching one with :class:`~hanlab.duis.precommand.PreCommandMismatchError`.
 
 Each request's future is registered under its RequestID before the POST (the response may
 overtake the acknowledgement) and always removed, under a timeout (STYLE.md section 7).
-Several Users share one client and one receiver. Everything sent and received goes to the
+Several Users share one client and one receiver; each User has its own receive path
+(:meth:`DuisClient.receiver_url_for`), so what arrives is known to be for that User
+(:attr:`ReceivedDocument.recipient`): Change of Supplier's N27 / N17 go to the old
+supplier. Everything sent and received goes to the
 DUIS log.
 
 Every request of a User with a key is XML-signed, whatever its criticality (DUIS 5.4
@@ -49,6 +60,7 @@ from hanlab.duis.http import (
     read_bounded,
 )
 from hanlab.duis.log import DuisLog, Kind
+from hanlab.duis.precommand import check_pre_command
 from hanlab.duis.receiver import DEFAULT_PATH, DuisReceiver
 from hanlab.duis.schema import DuisSchema
 from hanlab.duis.signing import load_certificate, load_signing_key, sign_document
@@ -100,17 +112,20 @@ class DuisUser:
         role: the User role, e.g. ``IS`` (import supplier), ``GS``, ``ED``, ``OU``.
         signing_key: ECDSA P-256 key for XML signatures and GBCS Pre-Command signatures.
         certificate: the key's X.509 certificate (named in ``ds:KeyInfo``).
+        supplier: ``old`` or ``new`` for a Change of Supplier (seed 001: the new supplier
+            issues SR 6.23, the old one gets N27 / N17), or ``None``.
     """
 
     eui64: Eui64
     role: str = "IS"
     signing_key: ec.EllipticCurvePrivateKey | None = None
     certificate: x509.Certificate | None = None
+    supplier: str | None = None
 
     @classmethod
     def from_files(
         cls, eui64: Eui64 | str, role: str, key_file: Path | str | None,
-        certificate_file: Path | str | None,
+        certificate_file: Path | str | None, *, supplier: str | None = None,
     ) -> DuisUser:
         """A User with its key and certificate read from files (DER / PEM).
 
@@ -125,6 +140,7 @@ class DuisUser:
             certificate=None if certificate_file is None else load_certificate(
                 certificate_file
             ),
+            supplier=supplier,
         )
 
 
@@ -139,6 +155,8 @@ class DuisExchange:
         ack: the synchronous answer to the last request sent.
         ack_ns: when it arrived.
         pre_command: the Transform Service's PreCommand, for Critical SRs.
+        local_command: the command returned for local delivery (CommandVariants 2, 3, 6,
+            7), for the User's HHT to deliver.
         response: the asynchronous DUIS response, if one was awaited.
         response_ns: when it arrived.
         refused: the DCC answered with an error code (no response follows).
@@ -151,6 +169,7 @@ class DuisExchange:
     ack: DuisResponse
     ack_ns: int
     pre_command: bytes | None = None
+    local_command: bytes | None = None
     response: DuisResponse | None = None
     response_ns: int | None = None
 
@@ -169,11 +188,17 @@ class DuisExchange:
 
 @dataclass(frozen=True)
 class ReceivedDocument:
-    """A document the DCC posted that answered no pending request (alerts, mostly)."""
+    """A document the DCC posted that answered no pending request (alerts, mostly).
+
+    Attributes:
+        recipient: the User whose receive path it was posted to
+            (:meth:`DuisClient.receiver_url_for`), ``None`` for the shared path.
+    """
 
     document: DuisResponse
     xml: bytes
     ts_ns: int
+    recipient: Eui64 | None = None
 
 
 def sign_pre_command(pre_command: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -266,7 +291,8 @@ class DuisClient(StartStop):
         self.receiver = DuisReceiver(self._on_document, host=receiver_host,
                                      port=receiver_port, path=receiver_path,
                                      dcc_certificate=dcc_certificate, limits=receiver_limits,
-                                     ssl_context=receiver_ssl_context)
+                                     ssl_context=receiver_ssl_context,
+                                     recipients=self.users, on_addressed=self._on_addressed)
         self._dcc_ssl_context = dcc_ssl_context
         self.alerts: asyncio.Queue[ReceivedDocument] = asyncio.Queue(alert_queue_size)
         self.stats = ClientStats()
@@ -276,8 +302,17 @@ class DuisClient(StartStop):
 
     @property
     def receiver_url(self) -> str:
-        """The URL the DCC must POST responses and alerts to."""
+        """The URL the DCC must POST responses and alerts to (shared by the Users)."""
         return self.receiver.url
+
+    def receiver_url_for(self, user: Eui64) -> str:
+        """The receive URL of one User (``<receiver_url>/<EUI-64 hex>``): what arrives
+        there is that User's (:attr:`ReceivedDocument.recipient`).
+
+        Raises:
+            BadInputError: not a User of this client.
+        """
+        return self.receiver.url_for(self.user(user).eui64)
 
     def trust_dcc(self, certificate: x509.Certificate) -> None:
         """Take responses and alerts only when signed with ``certificate``'s key (the DCC's
@@ -418,7 +453,8 @@ class DuisClient(StartStop):
             body: the Body's element (default: the SR's empty element is not known, so
                 give it; e.g. ``sr_element("ReadInstantaneousImportRegisters")``).
             command_variant: default 8 for non-device SRs, 4 (then 5) for Critical SRs
-                when the User can sign, else 1.
+                when the User can sign, else 1. 6 / 7 (Local Command Delivery of a
+                Critical SR) send CV 4 first, then the signed Pre-Command as 6 / 7.
             wait_response: await the asynchronous response after ``I99``.
             response_timeout_s: overrides the client's default.
 
@@ -443,10 +479,12 @@ class DuisClient(StartStop):
                 command_variant = 1
         request_id = self.next_request_id(user, target)
         sign = account.signing_key is not None  # every request, whatever its criticality
-        document = self.build(user, request_id, variant, body, command_variant, sign=sign)
+        first = 4 if command_variant in (6, 7) else command_variant
+        document = self.build(user, request_id, variant, body, first, sign=sign)
         return await self.send_document(
-            document, request_id=request_id, variant=variant, command_variant=command_variant,
+            document, request_id=request_id, variant=variant, command_variant=first,
             wait_response=wait_response, response_timeout_s=response_timeout_s,
+            signed_variant=5 if first == command_variant else command_variant,
         )
 
     async def send_document(
@@ -458,8 +496,17 @@ class DuisClient(StartStop):
         command_variant: int,
         wait_response: bool = True,
         response_timeout_s: float | None = None,
+        signed_variant: int = 5,
     ) -> DuisExchange:
-        """Send a ready request document (e.g. a template) and follow it; see :meth:`send`."""
+        """Send a ready request document (e.g. a template) and follow it; see :meth:`send`.
+
+        ``signed_variant``: after a CommandVariant 4, the CommandVariant the signed
+        Pre-Command goes with (5, or 6 / 7 for Local Command Delivery).
+
+        Raises:
+            PreCommandMismatchError: the Pre-Command does not correspond to the request
+                (nothing is signed or sent after it).
+        """
         timeout_s = self.response_timeout_s if response_timeout_s is None else response_timeout_s
         self._validate(document, "request")
         if request_id in self._pending:
@@ -478,9 +525,12 @@ class DuisClient(StartStop):
                 return exchange
             if command_variant == 4 and ack.pre_command is not None:
                 exchange.pre_command = ack.pre_command
-                exchange = await self._send_signed_pre_command(exchange, ack.pre_command)
+                check_pre_command(ack.pre_command, request_id, variant)
+                exchange = await self._send_signed_pre_command(exchange, ack.pre_command,
+                                                               signed_variant)
                 if exchange.refused:
                     return exchange
+            exchange.local_command = exchange.ack.local_command
             if exchange.ack.response_code != "I99" or not wait_response:
                 return exchange
             try:
@@ -516,30 +566,38 @@ class DuisClient(StartStop):
             self.stats.refused += 1
 
     async def _send_signed_pre_command(
-        self, exchange: DuisExchange, pre_command: bytes
+        self, exchange: DuisExchange, pre_command: bytes, command_variant: int = 5
     ) -> DuisExchange:
-        """CommandVariant 5: the signed Pre-Command back to serviceS, same RequestID."""
+        """CommandVariant 5 (or 6 / 7): the signed Pre-Command back to serviceS, same
+        RequestID."""
         account = self.user(exchange.request_id.originator)
         if account.signing_key is None:
             raise BadInputError(f"User {account.eui64} cannot sign the Pre-Command")
         signed = sign_pre_command(pre_command, account.signing_key)
         body = sr_element("SignedPreCommand", {"GBCSPayload": b64encode(signed).decode()})
-        document = self.build(account.eui64, exchange.request_id, exchange.sr_variant, body, 5,
+        cv = command_variant
+        document = self.build(account.eui64, exchange.request_id, exchange.sr_variant, body, cv,
                               sign=True)
         self._validate(document, "request")
         sent_ns = time.time_ns()
         self._log("request", "out", sent_ns, document, request_id=exchange.request_id,
-                  sr_variant=exchange.sr_variant, command_variant=5,
+                  sr_variant=exchange.sr_variant, command_variant=cv,
                   gbcs_counter=_gbcs_counter(signed))
         self.stats.sent += 1
-        ack, raw, ack_ns = await self.post(5, document)
-        self._after_ack(ack, raw, ack_ns, exchange.request_id, exchange.sr_variant, 5)
-        exchange.command_variant, exchange.ack, exchange.ack_ns = 5, ack, ack_ns
+        ack, raw, ack_ns = await self.post(cv, document)
+        self._after_ack(ack, raw, ack_ns, exchange.request_id, exchange.sr_variant, cv)
+        exchange.command_variant, exchange.ack, exchange.ack_ns = cv, ack, ack_ns
         return exchange
 
     # -- receiving -------------------------------------------------------------------------
 
-    def _on_document(self, document: DuisResponse, xml: bytes, ts_ns: int) -> None:
+    def _on_addressed(self, document: DuisResponse, xml: bytes, ts_ns: int,
+                      recipient: Eui64) -> None:
+        """A document posted to one User's receive path."""
+        self._on_document(document, xml, ts_ns, recipient)
+
+    def _on_document(self, document: DuisResponse, xml: bytes, ts_ns: int,
+                     recipient: Eui64 | None = None) -> None:
         """The receiver's callback: match responses to futures, queue alerts, log all."""
         self._validate(xml, "received")
         is_alert = document.body_name in ("DeviceAlertMessage", "DCCAlertMessage")
@@ -557,4 +615,4 @@ class DuisClient(StartStop):
             self.stats.unmatched += 1
         if self.alerts.full():
             self.alerts.get_nowait()
-        self.alerts.put_nowait(ReceivedDocument(document, xml, ts_ns))
+        self.alerts.put_nowait(ReceivedDocument(document, xml, ts_ns, recipient))

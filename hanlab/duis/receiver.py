@@ -11,6 +11,12 @@ is answered HTTP 403, logged with the reason and counted, and never reaches the 
 Without a certificate every readable document is taken and counted as ``unverified``.
 The server is bounded in time, size and concurrency (:mod:`hanlab.duis.http`) and serves
 HTTPS when given a TLS context.
+
+Several Users may share one receiver, each with its own path ``<path>/<User EUI-64 as 16
+hex digits>`` (:meth:`DuisReceiver.url_for`; DUIS 5.4 3.5: the DCC posts to each User's
+own endpoint): a document posted there goes to ``on_addressed`` with the User it was for,
+so a Change of Supplier test knows N27 reached the old supplier. A path naming no
+registered User is answered HTTP 404.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -29,6 +35,7 @@ from hanlab.duis.http import DEFAULT_LIMITS, HttpLimits, StartStop, listen, new_
 from hanlab.duis.signing import SignatureError, verify_document
 from hanlab.duis.xml import DuisResponse, parse_response
 from hanlab.errors import BadInputError
+from hanlab.gbcs.eui64 import Eui64
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +43,9 @@ DEFAULT_PATH: Final = "/duis"
 
 OnDocument = Callable[[DuisResponse, bytes, int], None]
 """Callback ``(parsed document, raw XML, arrival ts_ns)``; must not block."""
+
+OnAddressedDocument = Callable[[DuisResponse, bytes, int, Eui64], None]
+"""Callback for a User's own path: ``(document, raw XML, arrival ts_ns, the User)``."""
 
 
 @dataclass
@@ -67,6 +77,10 @@ class DuisReceiver(StartStop):
             logged at start); set it later with :meth:`trust_dcc`.
         limits: time, size and concurrency limits of the server.
         ssl_context: serve HTTPS with it (:func:`hanlab.duis.http.server_ssl_context`).
+        recipients: the Users with a path of their own (looked up at each POST, so Users
+            added later are served), or ``None``: the shared path only.
+        on_addressed: called for documents posted to a User's path; default
+            ``on_document``.
 
     Use as ``async with DuisReceiver(cb) as receiver:``; :attr:`url` is the full URL to
     register with the DCC.
@@ -76,8 +90,12 @@ class DuisReceiver(StartStop):
         self, on_document: OnDocument, *, host: str = "127.0.0.1", port: int = 0,
         path: str = DEFAULT_PATH, dcc_certificate: x509.Certificate | None = None,
         limits: HttpLimits = DEFAULT_LIMITS, ssl_context: ssl.SSLContext | None = None,
+        recipients: Mapping[Eui64, object] | None = None,
+        on_addressed: OnAddressedDocument | None = None,
     ) -> None:
         self._on_document = on_document
+        self._recipients = recipients
+        self._on_addressed = on_addressed
         self.host = host
         self.path = path
         self.dcc_certificate = dcc_certificate
@@ -93,6 +111,10 @@ class DuisReceiver(StartStop):
         scheme = "http" if self._ssl_context is None else "https"
         return f"{scheme}://{self.host}:{self._port}{self.path}"
 
+    def url_for(self, user: Eui64) -> str:
+        """A User's own receive URL, e.g. ``http://127.0.0.1:40000/duis/90B3D51F30010000``."""
+        return f"{self.url}/{user.value:016X}"
+
     def trust_dcc(self, certificate: x509.Certificate) -> None:
         """Verify every document from now on with the DCC's (DSP's) ``certificate``."""
         self.dcc_certificate = certificate
@@ -105,6 +127,9 @@ class DuisReceiver(StartStop):
         """
         app = new_app(limits=self.limits)
         app.router.add_post(self.path, self._handle)
+        if self._recipients is not None:
+            app.router.add_post(self.path.rstrip("/") + "/{user:[0-9A-Fa-f]{16}}",
+                                self._handle)
         self._runner, self._port = await listen(app, self.host, self._port, "DUIS receiver",
                                                 ssl_context=self._ssl_context)
         if self.dcc_certificate is None:
@@ -119,6 +144,12 @@ class DuisReceiver(StartStop):
 
     async def _handle(self, request: web.Request) -> web.Response:
         ts_ns = _time.time_ns()
+        recipient: Eui64 | None = None
+        if "user" in request.match_info:
+            recipient = Eui64(int(request.match_info["user"], 16))
+            if self._recipients is None or recipient not in self._recipients:
+                self.stats.refused += 1
+                return web.Response(status=404, text="no such User")
         try:
             data = await request.read()
             document = parse_response(data)
@@ -140,7 +171,12 @@ class DuisReceiver(StartStop):
                 return web.Response(status=403, text="not signed by the DCC")
         self.stats.accepted += 1
         try:
-            self._on_document(document, data, ts_ns)
+            if recipient is None:
+                self._on_document(document, data, ts_ns)
+            elif self._on_addressed is not None:
+                self._on_addressed(document, data, ts_ns, recipient)
+            else:
+                self._on_document(document, data, ts_ns)
         except Exception:  # a consumer's bug must not make the DCC retry forever
             _log.exception("DUIS receiver callback failed")
         return web.Response(status=200)

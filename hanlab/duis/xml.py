@@ -142,6 +142,8 @@ class DuisResponse:
         signed: whether a ``ds:Signature`` element is present (not verified).
         dcc_alert_code: DCCAlertMessage DCCAlertCode (e.g. ``N24``), if any.
         pre_command: the PreCommand GBCSPayload of a Transform response, if any.
+        local_command: the LocalCommand GBCSPayload of a Local Command Delivery
+            response (CommandVariants 2, 3, 6, 7), if any.
     """
 
     request_id: RequestId | None
@@ -159,6 +161,7 @@ class DuisResponse:
     signed: bool
     dcc_alert_code: str | None = None
     pre_command: bytes | None = None
+    local_command: bytes | None = None
 
     @property
     def is_acknowledgement(self) -> bool:
@@ -293,8 +296,12 @@ def parse_response(data: bytes) -> DuisResponse:
     alert_text = _text(body, "AlertCode", required=False)
     pre_node = body.find(_q("PreCommand"))
     pre_text = None if pre_node is None else _text(pre_node, "GBCSPayload", required=False)
+    local_node = body.find(_q("LocalCommand"))
+    local_text = (None if local_node is None
+                  else _text(local_node, "GBCSPayload", required=False))
     try:
         pre_command = b64decode(pre_text, validate=False) if pre_text else None
+        local_command = b64decode(local_text, validate=False) if local_text else None
         when = dt.datetime.fromisoformat(_required(header, "ResponseDateTime"))
         payload = b64decode(payload_text, validate=False) if payload_text else None
         alert_code = int(alert_text, 16) if alert_text else None
@@ -316,6 +323,7 @@ def parse_response(data: bytes) -> DuisResponse:
         signed=_signed(root),
         dcc_alert_code=_text(body, "DCCAlertCode", required=False),
         pre_command=pre_command,
+        local_command=local_command,
     )
 
 
@@ -568,4 +576,37 @@ def build_dcc_alert(
     message = etree.SubElement(body, _q("DCCAlertMessage"))
     etree.SubElement(message, _q("DCCAlertCode")).text = dcc_alert_code
     etree.SubElement(message, _q("DCCAlert")).append(alert)
+    return _document(root)
+
+
+def build_local_command_response(
+    *,
+    request_id: RequestId,
+    service_reference: str,
+    service_reference_variant: str,
+    response_date_time: dt.datetime,
+    gbcs_payload: bytes,
+    response_code: str = "I0",
+) -> bytes:
+    """Write the synchronous answer carrying a Command for Local Delivery.
+
+    DUIS 5.4 XSD ``CommandVariant`` table: CommandVariants 2 and 6 return the command
+    ("Cmd LD") synchronously and send nothing over the SM WAN; 3 and 7 return it and also
+    send it over the SM WAN. The command is ``sr:ResponseMessage/sr:LocalCommand/
+    sr:GBCSPayload`` (XSD ``LocalCommand``).
+
+    Args:
+        request_id: the request's RequestID.
+        service_reference, service_reference_variant: of the request.
+        response_date_time: when the DCC answered.
+        gbcs_payload: the GBCS command octets for the HHT to deliver.
+        response_code: ``I0`` (CV 2 / 6: complete) or ``I99`` (CV 3 / 7: the device's
+            response over the WAN follows).
+    """
+    root, body = _response_root(request_id, None, response_code, response_date_time)
+    message = etree.SubElement(body, _q("ResponseMessage"))
+    etree.SubElement(message, _q("ServiceReference")).text = service_reference
+    etree.SubElement(message, _q("ServiceReferenceVariant")).text = service_reference_variant
+    local = etree.SubElement(message, _q("LocalCommand"))
+    etree.SubElement(local, _q("GBCSPayload")).text = b64encode(gbcs_payload).decode()
     return _document(root)

@@ -42,6 +42,8 @@ class CommandDelivery:
         originator: the command's GBCS business originator (the User, or the DCC's Access
             Control Broker where the DCC originates the command).
         ts_ns: when the DCC handed the command over (ns since the UNIX epoch).
+        via: ``wan`` (the DCC over the SM WAN) or ``hht`` (Local Command Delivery by the
+            User's HHT, :mod:`hanlab.emulator.han.hht`).
     """
 
     request_id: RequestId
@@ -53,6 +55,7 @@ class CommandDelivery:
     originator_counter: int
     originator: Eui64
     ts_ns: int
+    via: str = "wan"
 
 
 @runtime_checkable

@@ -13,6 +13,12 @@ job's log).
 A wait step's stimulus (a field action such as joining a device): on an emulated rig the
 device raises the alert on the emulated HAN; on a real rig the technician is asked on the
 rig's bus (``action`` event, MQTT ``hanlab/v1/<lab>/<rig>/action``) and in the log.
+
+Each User has its own receive path at the emulated DCC (N27 / N17 reach the old supplier's).
+Local Command Delivery (DUIS CommandVariants 2, 3, 6, 7): on an emulated rig an emulated
+HHT (:mod:`hanlab.emulator.han.hht`, the rig's ``HHT`` device if it has one) delivers the
+command over the emulated HAN (:meth:`RigDuis.deliver_locally`); :meth:`RigDuis.set_wan`
+marks the rig's SM WAN absent for a 'no WAN' variant (nothing then crosses it).
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class RigDuis:
         self.log: RigDuisLog | None = None
         self.dcc: Any = None  # hanlab.emulator.dcc.EmulatedDcc with endpoint: emulated
         self.han: Any = None  # the rig's EmulatedHan on an emulated rig
+        self.hht: Any = None  # hanlab.emulator.han.hht.EmulatedHht with an emulated DCC
         self._client: DuisClient | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -179,18 +186,60 @@ class RigDuis:
                                            + self.receiver_port_offset)
         inventory = {Eui64.parse(d.eui64): d.role.value for d in self.rig.devices}
         dcc = EmulatedDcc(
-            settings, users=[DccUser(u.eui64, client.receiver_url, u.certificate, role=u.role)
-                             for u in self.users],
+            settings, users=[DccUser(u.eui64, client.receiver_url_for(u.eui64), u.certificate,
+                                     role=u.role) for u in self.users],
             devices=inventory, schema=schema)
         client.trust_dcc(dcc.certificate)  # its DSP key signs every response and alert
         await stack.enter_async_context(dcc)
         han = self.han
         previous = han.dcc
-        han.dcc = dcc
+        self.hht = self._hht(han, dcc)
+        self.hht.attach()  # the HAN's uplink: the HHT, then the DCC over the WAN
         stack.callback(setattr, han, "dcc", previous)
         dcc.attach_han(han, devices=list(inventory))
         client.base_url = dcc.url
         self.dcc = dcc
+
+    def _hht(self, han: Any, dcc: Any) -> Any:
+        from hanlab.emulator.han.hht import DEFAULT_HHT_EUI64, EmulatedHht
+
+        named = [Eui64.parse(d.eui64) for d in self.rig.devices if d.role.value == "HHT"]
+        return EmulatedHht(han, upstream=dcc, wan_present=lambda: bool(dcc.wan_present),
+                           eui64=named[0] if named else DEFAULT_HHT_EUI64,
+                           truth=getattr(han, "truth", None),
+                           response_timeout_s=self.duis.emulated_dcc.response_timeout_s,
+                           clock_ns=getattr(han, "now_ns", None))
+
+    def set_wan(self, present: bool) -> bool:
+        """Mark the rig's SM WAN present or absent (a 'no WAN' variant); whether it could
+        be (only an emulated DCC's WAN can: a real rig's is as the rig is)."""
+        if self.dcc is None:
+            return False
+        self.dcc.wan_present = present
+        return True
+
+    async def deliver_locally(self, target: Eui64, gbcs_command: bytes, *, request_id: str,
+                              sr_variant: str, command_variant: int) -> bytes | None:
+        """Local Command Delivery by the rig's HHT; the device's GBCS response or ``None``
+        (no answer, or no emulated HHT: a real rig's HHT is the installer's)."""
+        if self.hht is None:
+            return None
+        response: bytes | None = await self.hht.deliver(
+            target, gbcs_command, request_id=request_id, sr_variant=sr_variant,
+            command_variant=command_variant)
+        return response
+
+    async def next_local_alert(self, index: int, timeout_s: float) -> bytes | None:
+        """The ``index``-th alert the rig's HHT kept (see :meth:`EmulatedHht.next_alert`)."""
+        if self.hht is None:
+            return None
+        alert: bytes | None = await self.hht.next_alert(index, timeout_s)
+        return alert
+
+    @property
+    def local_alerts_kept(self) -> int:
+        """How many alerts the rig's HHT has kept so far."""
+        return 0 if self.hht is None else len(self.hht.alerts)
 
     def reattach(self) -> None:
         """After the emulated sniffers restarted the rig's HAN: point the DCC, the log's
@@ -203,7 +252,10 @@ class RigDuis:
         if han is None or han is self.han:
             return
         self.han = han
-        han.dcc = self.dcc
+        if self.hht is not None:
+            self.hht.attach(han)
+        else:
+            han.dcc = self.dcc
         self.dcc.attach_han(han, devices=[Eui64.parse(d.eui64) for d in self.rig.devices])
         if self.log is not None:
             self.log.clock_ns = han.now_ns

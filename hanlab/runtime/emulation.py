@@ -164,11 +164,12 @@ class RigDuisLog(DuisLog):
         super().record(**fields)
 
 
-def ephemeral_user(eui64: Eui64, role: str) -> DuisUser:
+def ephemeral_user(eui64: Eui64, role: str, *, supplier: str | None = None) -> DuisUser:
     """A DCC User with a fresh ECDSA P-256 key and a self-signed certificate (test PKI of
     one run, valid 30 days: never written to disk)."""
     from hanlab.duis.signing import ephemeral_identity
 
     key, certificate = ephemeral_identity(f"hanlab-{role}-{eui64.duis}",
                                           lifetime_s=30 * 86_400.0)
-    return DuisUser(eui64=eui64, role=role, signing_key=key, certificate=certificate)
+    return DuisUser(eui64=eui64, role=role, signing_key=key, certificate=certificate,
+                    supplier=supplier)

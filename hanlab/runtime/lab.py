@@ -47,9 +47,18 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_USERS", "LabOptions", "LabRuntime", "open_lab_store"]
 
 DEFAULT_USERS = (
-    DuisUserConfig(name="import-supplier", eui64="90-B3-D5-1F-30-01-00-00", role="IS"),
-    DuisUserConfig(name="gas-supplier", eui64="90-B3-D5-1F-30-02-00-00", role="GS"),
+    DuisUserConfig(name="import-supplier", eui64="90-B3-D5-1F-30-01-00-00", role="IS",
+                   supplier="old"),
+    DuisUserConfig(name="gas-supplier", eui64="90-B3-D5-1F-30-02-00-00", role="GS",
+                   supplier="old"),
+    DuisUserConfig(name="new-import-supplier", eui64="90-B3-D5-1F-30-03-00-00", role="IS",
+                   supplier="new"),
+    DuisUserConfig(name="new-gas-supplier", eui64="90-B3-D5-1F-30-04-00-00", role="GS",
+                   supplier="new"),
 )
+"""The Users of a lab with an emulated DCC and no ``duis:`` section: an old and a new
+supplier per fuel for Change of Supplier (seed 001: "Two service user simulators"); each
+gets an ephemeral signing key (:func:`hanlab.runtime.emulation.ephemeral_user`)."""
 
 
 @dataclass
@@ -167,8 +176,8 @@ class LabRuntime:
         users = duis.duis_users()
         if duis.endpoint != "emulated":
             return users
-        return [u if u.signing_key is not None else ephemeral_user(u.eui64, u.role)
-                for u in users]
+        return [u if u.signing_key is not None
+                else ephemeral_user(u.eui64, u.role, supplier=u.supplier) for u in users]
 
     # -- life cycle -----------------------------------------------------------------------
 

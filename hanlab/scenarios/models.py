@@ -14,6 +14,12 @@ scenarios"). Step kinds:
 * ``pause_s``: wait a while;
 * ``external``: a step outside DUIS (e.g. "Retrieve Certificate From SMKI"): recorded only.
 
+Change of Supplier has two Users per role (seed 001, seed 000 "Two service user
+simulators"): ``supplier: old | new`` on a step or variant picks the old or new supplier of
+the role; a ``wait_alert`` naming ``user`` / ``supplier`` passes only on an alert posted to
+that User (N27 / N17 go to the old supplier). A variant with ``wan: absent`` ('no WAN'
+installation, seed 000) runs with the rig's SM WAN marked absent.
+
 Any step may be ``optional`` (the seed's "Optional – If Change in Schedule"): it runs, its
 outcome is recorded, but it never fails the variant.
 """
@@ -47,6 +53,7 @@ USER_ROLES = ("IS", "GS", "ED", "GT", "RSA", "OU")
 """DUIS User roles a step may be sent as (DUIS 5.4 section 2)."""
 
 UserRole = Literal["IS", "GS", "ED", "GT", "RSA", "OU"]
+Supplier = Literal["old", "new"]
 RoleRef = Annotated[str, Field(pattern=ROLE_REF_PATTERN)]
 _ALERT_CODE = re.compile(r"^(0x[0-9A-Fa-f]{4}|N[0-9]{1,3})$")
 _PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*(?:#[1-9])?)\}")
@@ -73,8 +80,11 @@ class SrStep(_StepBase):
         sr: ServiceReferenceVariant, e.g. ``8.1.1`` (must be in the DUIS 5.4 catalogue).
         target: the role of the target device; non-device SRs go to ``DCC`` (default).
         user: the User role sending it; default: the variant's ``user_role``.
+        supplier: ``old`` / ``new``: which supplier of that role sends it (Change of
+            Supplier); default: the variant's ``supplier``, else the role's first User.
         command_variant: DUIS CommandVariant; default: 8 non-device, 4 then 5 Critical, 1.
-            2 / 6 are Local Command Delivery (seed 000 "Command Variant for LCD").
+            2 / 6 (local only) and 3 / 7 (local and WAN) are Local Command Delivery (seed
+            000 "Command Variant for LCD"; 6 / 7 for Critical SRs).
         params: body content (child name -> value); ``"{ROLE}"`` in a string is replaced
             by that role's EUI-64 in DUIS form.
         expect: final ResponseCodes that count as success (default ``I0``).
@@ -84,6 +94,7 @@ class SrStep(_StepBase):
     sr: str
     target: RoleRef | None = None
     user: UserRole | None = None
+    supplier: Supplier | None = None
     command_variant: int | None = Field(default=None, ge=1, le=8)
     params: dict[str, Any] = Field(default_factory=dict)
     expect: list[str] = Field(default_factory=lambda: ["I0"], min_length=1)
@@ -108,6 +119,12 @@ class SrStep(_StepBase):
         if self.command_variant is not None and entry.non_device != (self.command_variant == 8):
             raise ValueError(f"CommandVariant {self.command_variant} does not fit "
                              f"SR {self.sr} (non-device: {entry.non_device})")
+        if self.command_variant in (6, 7) and not entry.critical:
+            raise ValueError(f"CommandVariant {self.command_variant} is for Critical SRs; "
+                             f"SR {self.sr} is not Critical: use {self.command_variant - 4}")
+        if self.command_variant in (2, 3) and entry.critical:
+            raise ValueError(f"SR {self.sr} is Critical: its Local Command Delivery is "
+                             f"CommandVariant {self.command_variant + 4}")
         return self
 
 
@@ -126,6 +143,8 @@ class WaitAlertStep(_StepBase):
         stimulus: the field action that makes the alert happen, as ``ROLE: 0xCODE`` (e.g.
             the installer powering the new CH makes the GSME join: ``GSME: 0x8183``). On a
             real rig the technician does it; an emulated lab makes the device raise it.
+        user, supplier: the alert must reach this User (role, default the variant's, and
+            ``old`` / ``new`` supplier), e.g. N27 to the old supplier; neither: any User.
     """
 
     wait_alert: list[str] = Field(min_length=1)
@@ -134,6 +153,8 @@ class WaitAlertStep(_StepBase):
     timeout_s: float = Field(default=60.0, gt=0)
     since: Literal["step", "variant", "now"] = "step"
     stimulus: dict[RoleRef, str] | None = None
+    user: UserRole | None = None
+    supplier: Supplier | None = None
 
     @field_validator("wait_alert", "fail_on")
     @classmethod
@@ -201,6 +222,9 @@ class Variant(_Model):
         sequence: name of a sequence of the scenario's ``sequences:`` (or give ``steps``).
         steps: the steps, when not a named sequence.
         priority: the seed's priority (critical business scenarios: High / Medium).
+        supplier: the steps' default supplier (``old`` / ``new``, Change of Supplier).
+        wan: ``absent``: the rig's SM WAN is marked absent while the variant runs ('no
+            WAN' installation); every device SR then needs Local Command Delivery.
     """
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -211,6 +235,8 @@ class Variant(_Model):
     sequence: str | None = None
     steps: list[Step] | None = None
     priority: Literal["High", "Medium", "Low"] | None = None
+    supplier: Supplier | None = None
+    wan: Literal["present", "absent"] = "present"
 
     @model_validator(mode="after")
     def _one_source(self) -> Variant:
@@ -268,6 +294,11 @@ class Scenario(_Model):
             if variant.sequence is not None and variant.sequence not in self.sequences:
                 raise ValueError(f"variant {variant.id}: no sequence {variant.sequence!r}")
             for step in self.steps_of(variant):
+                if (variant.wan == "absent" and isinstance(step, SrStep)
+                        and not sr(step.sr).non_device and step.command_variant not in (2, 6)):
+                    raise ValueError(f"variant {variant.id} runs with no WAN: SR {step.sr} "
+                                     "needs Local Command Delivery only (command_variant 2, "
+                                     "or 6 for a Critical SR)")
                 for ref in step_role_refs(step):
                     base = ref.split("#")[0]
                     if base not in CONCRETE_ROLES and base not in variant.roles:

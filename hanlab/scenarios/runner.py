@@ -18,6 +18,18 @@ step (joined to its ``step`` line by run id, variant, repetition and index).
 
 While it runs, the runner is the one consumer of the client's alerts queue (a tracked
 task moves every alert into its own record, which ``wait_alert`` steps search).
+
+Users: a step is sent by the User of its role (``user:``, default the variant's
+``user_role``) and, for a Change of Supplier, side (``supplier: old | new``, default the
+variant's); a wait step naming a User or supplier passes only on an alert posted to that
+User's receive path (N27 / N17 reach the old supplier, seed 001).
+
+Local Command Delivery (seed 000, 'no WAN' installation): when the DCC returns a command
+for local delivery (CommandVariants 2, 3, 6, 7) the runner has the rig's HHT deliver it
+(:class:`LocalDelivery`) and the step passes only if the device answered; an SR 8.13 step
+with no ``DeviceGBCSResponse`` returns the latest local SR's device response (its first
+8.13), then the alerts the HHT kept since that SR (the next ones). A variant with
+``wan: absent`` runs with the rig's SM WAN marked absent.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from base64 import b64encode
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -34,7 +47,14 @@ from typing import Any, Literal, Protocol, Self
 from hanlab.config.models import RigConfig
 from hanlab.correlate.exchange import Exchange
 from hanlab.duis.catalogue import sr
-from hanlab.duis.client import DuisClient, DuisClientError, DuisTimeoutError, ReceivedDocument
+from hanlab.duis.client import (
+    DuisClient,
+    DuisClientError,
+    DuisExchange,
+    DuisTimeoutError,
+    ReceivedDocument,
+)
+from hanlab.duis.precommand import PreCommandMismatchError
 from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
 from hanlab.errors import BadInputError
 from hanlab.events.bus import BusEvent, EventBus
@@ -57,6 +77,9 @@ from hanlab.scenarios.xsd_bodies import BodyCompleter, completer_for
 
 Status = Literal["passed", "failed", "skipped"]
 
+_LOCAL_ALERT_WAIT_S = 10.0
+"""How long an SR 8.13 step waits for an alert at the HHT to return (host seconds)."""
+
 Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
 """``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
 the device raise the alert (an emulated lab makes the device raise it; on a real rig the
@@ -72,13 +95,39 @@ class ExchangeSource(Protocol):
         ...
 
 
+class LocalDelivery(Protocol):
+    """The rig's HHT for Local Command Delivery and its SM WAN switch
+    (:class:`hanlab.runtime.duis_side.RigDuis`)."""
+
+    async def deliver_locally(self, target: Eui64, gbcs_command: bytes, *, request_id: str,
+                              sr_variant: str, command_variant: int) -> bytes | None:
+        """Deliver a command returned for local delivery; the device's response or
+        ``None``."""
+        ...
+
+    async def next_local_alert(self, index: int, timeout_s: float) -> bytes | None:
+        """The ``index``-th alert the HHT kept (0-based), waiting up to ``timeout_s``."""
+        ...
+
+    @property
+    def local_alerts_kept(self) -> int:
+        """How many alerts the HHT has kept so far."""
+        ...
+
+    def set_wan(self, present: bool) -> bool:
+        """Mark the rig's SM WAN present / absent; whether it could be."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SeenAlert:
-    """An alert the client received: ``0x8F69`` (Device) or ``N24`` (DCC), from whom, when."""
+    """An alert the client received: ``0x8F69`` (Device) or ``N24`` (DCC), from whom, when,
+    and the User it was posted to (``None``: the shared receive path)."""
 
     code: str
     source: Eui64 | None
     ts_ns: int
+    recipient: Eui64 | None = None
 
 
 @dataclass
@@ -93,6 +142,9 @@ class StepResult:
         optional: the step was optional (never fails the variant).
         sr_variant, target_role, target_eui64, user_role, request_id, command_variant:
             what was sent (SR steps).
+        user_eui64: the User that sent the SR, or that a wait step's alert had to reach.
+        local_delivery: for a command returned for local delivery, ``delivered`` (the
+            device answered the HHT) or ``no answer``.
         ack_code: the (last) acknowledgement's ResponseCode (``I99``, ``I0``, ``E…``).
         response_code: the asynchronous response's ResponseCode, if one came.
         outcome: the final code compared with ``expect``: the response's code, the
@@ -121,6 +173,7 @@ class StepResult:
     target_role: str | None = None
     target_eui64: str | None = None
     user_role: str | None = None
+    user_eui64: str | None = None
     request_id: str | None = None
     command_variant: int | None = None
     ack_code: str | None = None
@@ -137,6 +190,7 @@ class StepResult:
     response_level: str | None = None
     band: str | None = None
     segments_ns: dict[str, int | None] | None = None
+    local_delivery: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -224,6 +278,8 @@ class ScenarioRunner:
         body_completer: completes each Body to an XSD-valid one (:mod:`.xsd_bodies`);
             default: one for the client's schema when it validates against the DUIS XSD.
         exchanges: the rig's live correlator, or ``None``: no exchange per step.
+        local: the rig's HHT and WAN switch (:class:`LocalDelivery`), or ``None``: a
+            command returned for local delivery fails its step.
         exchange_timeout_s: at the end of a variant, how long to wait for its SRs'
             exchanges (host seconds; the live correlator's reorder window delays them).
 
@@ -249,6 +305,7 @@ class ScenarioRunner:
         body_completer: BodyCompleter | None = None,
         exchanges: ExchangeSource | None = None,
         exchange_timeout_s: float = 10.0,
+        local: LocalDelivery | None = None,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
@@ -262,6 +319,12 @@ class ScenarioRunner:
             for account in client.users.values():
                 users.setdefault(account.role, account.eui64)
         self.users = dict(users)
+        self.suppliers = {(a.role, a.supplier): a.eui64 for a in client.users.values()
+                          if a.supplier is not None}
+        """(User role, ``old`` / ``new``) -> User EUI-64 (Change of Supplier)."""
+        self.local = local
+        self._local_returns: list[tuple[str | None, bytes]] = []
+        self._local_alert_index = 0
         self.dcc_eui64 = dcc_eui64
         self.response_timeout_s = response_timeout_s
         self.include_optional = include_optional
@@ -327,12 +390,20 @@ class ScenarioRunner:
                 hint="add the device to the rig file's devices:")
         return euis[index]
 
-    def user_eui64(self, role: str) -> Eui64:
-        """The User EUI-64 sending as ``role``.
+    def user_eui64(self, role: str, supplier: str | None = None) -> Eui64:
+        """The User EUI-64 sending as ``role`` (and, for Change of Supplier, the ``old`` or
+        ``new`` supplier of that role).
 
         Raises:
-            BadInputError: no User of that role.
+            BadInputError: no such User.
         """
+        if supplier is not None:
+            labelled = self.suppliers.get((role, supplier))
+            if labelled is None:
+                raise BadInputError(f"no DUIS User with role {role} and supplier {supplier}",
+                                    hint="label one in the lab file's duis: users: "
+                                    f"(supplier: {supplier})")
+            return labelled
         found = self.users.get(role)
         if found is None:
             raise BadInputError(f"no DUIS User with role {role}",
@@ -372,8 +443,24 @@ class ScenarioRunner:
                                variant.title, self.rig, repetition, time.time_ns())
         if self.observer is not None:
             self.observer.variant_started(result, len(steps))
-        variant_start_ns = result.started_ns
-        last_sent_ns = variant_start_ns
+        wan_switched = variant.wan == "absent" and self.local is not None and \
+            self.local.set_wan(False)
+        try:
+            await self._run_steps(result, variant, steps)
+        finally:
+            if wan_switched and self.local is not None:
+                self.local.set_wan(True)
+        result.ended_ns = time.time_ns()
+        result.passed = not self.cancelled and all(
+            s.status == "passed" for s in result.steps if not s.optional)
+        await self._attach_exchanges(result)
+        self._emit_variant(result)
+        return result
+
+    async def _run_steps(self, result: VariantResult, variant: Variant,
+                         steps: list[Step]) -> None:
+        variant_start_ns = last_sent_ns = result.started_ns
+        self._local_returns = []
         for index, step in enumerate(steps, 1):
             started_ns = time.time_ns()
             if self.cancelled:
@@ -400,16 +487,11 @@ class ScenarioRunner:
             outcome.ended_ns = time.time_ns()
             result.steps.append(outcome)
             self._emit_step(result, outcome)
-        result.ended_ns = time.time_ns()
-        result.passed = not self.cancelled and all(
-            s.status == "passed" for s in result.steps if not s.optional)
-        await self._attach_exchanges(result)
-        self._emit_variant(result)
-        return result
 
     async def _sr_step(self, index: int, step: SrStep, variant: Variant) -> StepResult:
         entry = sr(step.sr)
         user_role = step.user or variant.user_role
+        supplier = step.supplier or variant.supplier
         out = StepResult(index, "sr", "failed", step.optional, step.comment,
                          sr_variant=step.sr, sr_name=entry.name,
                          target_role=self.concrete_role(step.target or "DCC", variant),
@@ -418,13 +500,21 @@ class ScenarioRunner:
         try:
             target = self.resolve(step.target or "DCC", variant)
             eui_of = {ref: self.resolve(ref, variant).duis for ref in _refs(step.params)}
-            user = self.user_eui64(user_role)
+            user = self.user_eui64(user_role, supplier)
         except BadInputError as error:
             out.status = "skipped" if step.optional else "failed"
             out.outcome, out.detail = "unresolved", error.message
             return out
-        out.target_eui64 = target.duis
+        out.target_eui64, out.user_eui64 = target.duis, user.duis
         params = substitute(step.params, eui_of)
+        if step.sr == "8.13" and "DeviceGBCSResponse" not in params:
+            returned = await self._local_return(step)
+            if returned is None:
+                out.outcome = "nothing to return"
+                out.detail = ("no device response or alert from the HHT to return (send a "
+                              "Local Command Delivery SR first)")
+                return out
+            params = {**params, **returned}
         try:
             body = (build_body(step.sr, params) if self.body_completer is None
                     else self.body_completer.complete(body_element(step.sr), params))
@@ -441,7 +531,7 @@ class ScenarioRunner:
             out.request_id, out.command_variant = error.request_id, error.command_variant
             out.ack_code = error.ack_code
             return out
-        except DuisClientError as error:
+        except (DuisClientError, PreCommandMismatchError) as error:
             out.outcome, out.detail = "error", error.message
             return out
         out.request_id = str(exchange.request_id)
@@ -452,17 +542,65 @@ class ScenarioRunner:
             out.outcome = out.response_code
         else:
             out.outcome = out.ack_code
+        if exchange.local_command is not None and not await self._deliver_locally(
+                out, target, exchange):
+            return out
         if out.outcome in step.expect:
             out.status = "passed"
         else:
             out.detail = f"expected {'/'.join(step.expect)}, got {out.outcome}"
         return out
 
+    async def _deliver_locally(self, out: StepResult, target: Eui64,
+                               exchange: DuisExchange) -> bool:
+        """Have the rig's HHT deliver the command returned for local delivery; whether the
+        device answered (else ``out`` says why)."""
+        command = exchange.local_command
+        if command is None:
+            return True
+        if self.local is None:
+            out.outcome, out.local_delivery = "no HHT", "not delivered"
+            out.detail = "the DCC returned the command for local delivery but the rig has " \
+                "no HHT to deliver it"
+            return False
+        self._local_alert_index = self.local.local_alerts_kept
+        response = await self.local.deliver_locally(
+            target, command, request_id=str(exchange.request_id),
+            sr_variant=exchange.sr_variant, command_variant=exchange.command_variant)
+        if response is None:
+            out.outcome, out.local_delivery = "local delivery failed", "no answer"
+            out.detail = f"the device {target} did not answer the HHT"
+            return False
+        out.local_delivery = "delivered"
+        self._local_returns = [(str(exchange.request_id), response)]
+        return True
+
+    async def _local_return(self, step: SrStep) -> dict[str, Any] | None:
+        """The ``ReturnLocalCommandResponse`` content of an SR 8.13 step: the latest local
+        SR's response, else the next alert the HHT kept since that SR."""
+        if self._local_returns:
+            request_id, octets = self._local_returns.pop(0)
+            return {"OriginalRequestID": request_id,
+                    "DeviceGBCSResponse": b64encode(octets).decode()}
+        if self.local is None:
+            return None
+        alert = await self.local.next_local_alert(
+            self._local_alert_index, step.response_timeout_s or _LOCAL_ALERT_WAIT_S)
+        if alert is None:
+            return None
+        self._local_alert_index += 1
+        return {"DeviceGBCSResponse": b64encode(alert).decode()}
+
     async def _wait_step(self, index: int, step: WaitAlertStep, variant: Variant,
                          since_ns: int) -> StepResult:
         out = StepResult(index, "wait", "failed", step.optional, step.comment)
         try:
             source = None if step.source is None else self.resolve(step.source, variant)
+            recipient = None
+            if step.user is not None or step.supplier is not None:
+                recipient = self.user_eui64(step.user or variant.user_role,
+                                            step.supplier or variant.supplier)
+                out.user_eui64 = recipient.duis
             stimuli = [(role, self.resolve(role, variant), int(code, 16))
                        for role, code in (step.stimulus or {}).items()]
         except BadInputError as error:
@@ -471,7 +609,7 @@ class ScenarioRunner:
             return out
         wanted = set(step.wait_alert)
         failing = set(step.fail_on)
-        found = self._find_alert(wanted | failing, source, since_ns)
+        found = self._find_alert(wanted | failing, source, since_ns, recipient)
         if found is None and stimuli and self.stimulus is not None:
             done = [f"{role}: 0x{code:04X}" for role, eui, code in stimuli
                     if await self.stimulus(role, eui, code)]
@@ -482,15 +620,17 @@ class ScenarioRunner:
             if remaining_s <= 0:
                 break
             self._alert_arrived.clear()
-            found = self._find_alert(wanted | failing, source, since_ns)
+            found = self._find_alert(wanted | failing, source, since_ns, recipient)
             if found is not None:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._alert_arrived.wait(), remaining_s)
-            found = self._find_alert(wanted | failing, source, since_ns)
+            found = self._find_alert(wanted | failing, source, since_ns, recipient)
         if found is None:
             out.outcome = "timeout"
             out.detail = f"no alert {'/'.join(step.wait_alert)} within {step.timeout_s:g} s"
+            if recipient is not None:
+                out.detail += f" at User {recipient}"
             return out
         out.alert_code = out.outcome = found.code
         out.alert_source = None if found.source is None else found.source.duis
@@ -500,11 +640,12 @@ class ScenarioRunner:
             out.detail = f"alert {found.code} means failure"
         return out
 
-    def _find_alert(self, codes: set[str], source: Eui64 | None,
-                    since_ns: int) -> SeenAlert | None:
+    def _find_alert(self, codes: set[str], source: Eui64 | None, since_ns: int,
+                    recipient: Eui64 | None = None) -> SeenAlert | None:
         for alert in self.alerts:
             if alert.ts_ns >= since_ns and alert.code in codes and (
-                    source is None or alert.source is None or alert.source == source):
+                    source is None or alert.source is None or alert.source == source) and (
+                    recipient is None or alert.recipient == recipient):
                 return alert
         return None
 
@@ -579,8 +720,9 @@ def _refs(params: Mapping[str, Any]) -> list[str]:
 def _seen_alert(received: ReceivedDocument) -> SeenAlert | None:
     document = received.document
     if document.body_name == "DCCAlertMessage" and document.dcc_alert_code:
-        return SeenAlert(document.dcc_alert_code, None, received.ts_ns)
+        return SeenAlert(document.dcc_alert_code, None, received.ts_ns, received.recipient)
     if document.body_name == "DeviceAlertMessage" and document.alert_code is not None:
         source = None if document.response_id is None else document.response_id.originator
-        return SeenAlert(alert_code_text(document.alert_code), source, received.ts_ns)
+        return SeenAlert(alert_code_text(document.alert_code), source, received.ts_ns,
+                         received.recipient)
     return None

@@ -283,7 +283,7 @@ async def test_hostile_documents_are_refused_and_server_keeps_serving(
         ("90-B3-D5-1F-30-09-00-00", ESME, "4.1.1", 1, "S", False, "E3"),  # unknown User
         (SUPPLIER, ESME, "4.1.1", 4, "S", False, "E4"),  # CV4 on serviceS
         (SUPPLIER, ESME, "4.1.1", 1, "T", False, "E4"),  # CV1 on serviceT
-        (SUPPLIER, ESME, "4.1.1", 3, "S", False, "E4"),  # Local Command only: out of scope
+        (SUPPLIER, ESME, "4.1.1", 6, "S", False, "E4"),  # CV6 without a SignedPreCommand
         (SUPPLIER, ESME, "4.1.1", 8, "D", False, "E4"),  # device SR as non-device
         (SUPPLIER, Eui64.parse("00-DB-12-34-56-78-90-FF"), "4.1.1", 1, "S", False, "E5"),
         (SUPPLIER, ESME, "1.6", 4, "T", False, "E2"),  # Critical SR unsigned

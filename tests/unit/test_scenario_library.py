@@ -73,9 +73,54 @@ def test_seed_sequences_spot_checks() -> None:
                 if isinstance(s, SrStep) and s.optional]
     assert optional == ["5.3", "5.1"]
     no_wan = get_scenario("no-wan-installation")
-    lcd = {s.sr: s.command_variant for s in no_wan.steps_of(no_wan.variant("gsme-credit"))
+    gsme = no_wan.variant("gsme-credit")
+    lcd = {s.sr: s.command_variant for s in no_wan.steps_of(gsme)
            if isinstance(s, SrStep) and s.command_variant}
-    assert lcd == {"8.11": 2, "6.8": 6, "8.7.2": 2}
+    assert {"8.11": 2, "6.8": 6, "8.7.2": 2}.items() <= lcd.items()
+    # 'no WAN': every device SR is delivered locally only (CV 2, or 6 when Critical).
+    assert all(v.wan == "absent" for v in no_wan.variants)
+    assert set(lcd.values()) == {2, 6} and lcd["1.1.1"] == 6 and lcd["6.21"] == 2
+
+
+def test_change_of_supplier_has_two_users_in_order() -> None:
+    """Seed 000 CoS: loss by the old supplier before the gain by the new one; seed 001:
+    N27 / N17 checked at the old supplier, the missing SR areas with their update SRs."""
+    cos = get_scenario("change-of-supplier")
+    ids = [v.id for v in cos.variants]
+    assert ids.index("loss-electricity-credit") < ids.index("gain-electricity-credit")
+    assert {v.supplier for v in cos.variants if v.id.startswith("gain-")} == {"new"}
+    assert {v.supplier for v in cos.variants if v.id.startswith("loss-")} == {"old"}
+    process = get_scenario("change-of-supplier-process")
+    steps = process.steps_of(process.variant("new-supplier-electricity"))
+    first = steps[0]
+    assert isinstance(first, SrStep) and (first.sr, first.supplier) == ("4.6.1", "old")
+    waits = [s for s in steps if isinstance(s, WaitAlertStep)]
+    assert [(w.wait_alert, w.supplier) for w in waits] == [(["N27"], "old"), (["N17"], "old")]
+    srs = [s.sr for s in steps if isinstance(s, SrStep)]
+    for area in ("6.14.1", "6.14.2", "8.11", "6.11", "7.12"):  # ALC, Device Logs, Time ...
+        assert area in srs
+    assert "7.4" not in srs  # Supply Status: the update SR, not the read
+
+
+def test_local_delivery_command_variants_fit_criticality(tmp_path: Path) -> None:
+    path = tmp_path / "lcd.yaml"
+    path.write_text(
+        "name: lcd\ntitle: t\nsource: s\nvariants:\n"
+        "  - id: one\n    title: x\n    user_role: IS\n    wan: absent\n    steps:\n"
+        "      - {sr: '4.1.1', target: ESME, command_variant: 6}\n"
+        "      - {sr: '1.6', target: ESME, command_variant: 2}\n"
+        "      - {sr: '4.1.1', target: ESME}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_scenario_file(path)
+    text = "\n".join(caught.value.problems)
+    assert "CommandVariant 6 is for Critical SRs" in text
+    assert "SR 1.6 is Critical: its Local Command Delivery is CommandVariant 6" in text
+    path.write_text(
+        "name: lcd\ntitle: t\nsource: s\nvariants:\n"
+        "  - id: one\n    title: x\n    user_role: IS\n    wan: absent\n    steps:\n"
+        "      - {sr: '4.1.1', target: ESME}\n")
+    with pytest.raises(ConfigError, match="runs with no WAN: SR 4.1.1 needs Local Command"):
+        load_scenario_file(path)
 
 
 def test_bad_file_names_file_line_and_field(tmp_path: Path) -> None:

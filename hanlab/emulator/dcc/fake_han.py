@@ -3,7 +3,10 @@
 Each device answers each GBCS command after ``response_delay_s`` with a GBCS response
 (CRA flag 2, the command's Originator Counter and Message Code, originator the device,
 recipient the command's originator). Devices in :attr:`FakeHan.silent` never answer.
-:meth:`FakeHan.raise_alert` makes a device send a GBCS alert. Not the emulated HAN medium
+:meth:`FakeHan.raise_alert` makes a device send a GBCS alert. After a locally delivered
+command (CommandVariant 2, 3, 6, 7) of a use case in
+:data:`hanlab.emulator.han.han.CH_COMMAND_ALERTS` the CH's alert follows the response
+(0x8F12 after SR 8.11, as the emulated HAN does). Not the emulated HAN medium
 (``hanlab.emulator.han``): no frames, no airtime, no fragmentation.
 """
 
@@ -56,7 +59,7 @@ class FakeHan(StartStop):
         self.commands.append((target_eui64, message, request))
         if self.truth is not None:
             self.truth.record("han_command_received", now_ns(), target=target_eui64.duis,
-                              originator_counter=message.originator_counter)
+                              originator_counter=message.originator_counter, via=request.via)
         if target_eui64 in self.silent:
             return
         task = asyncio.create_task(self._answer(target_eui64, message, request),
@@ -75,6 +78,14 @@ class FakeHan(StartStop):
             self.truth.record("device_response_sent", ts_ns, source=device.duis,
                               originator_counter=command.originator_counter)
         self.dcc.on_device_response(response, source_eui64=device, ts_ns=ts_ns)
+        from hanlab.emulator.han.han import CH_COMMAND_ALERTS, LOCAL_COMMAND_VARIANTS
+
+        if request.command_variant in LOCAL_COMMAND_VARIANTS:
+            code = next((c for key, c in CH_COMMAND_ALERTS.items()
+                         if key.partition(":")[2] == command.use_case.upper()), None)
+            if code is not None:
+                user = command.supplementary_remote_party_id or command.originator_system_title
+                self.raise_alert(device, user, code)
 
     def raise_alert(self, device: Eui64, recipient: Eui64, alert_code: int) -> bytes:
         """Make ``device`` send a GBCS alert with ``alert_code`` to ``recipient`` now.

@@ -1,7 +1,7 @@
 """The emulated DCC: a real HTTP server speaking DUIS 5.4 as the DCC's simulators do.
 
 Endpoints (as DCC Boxed): ``POST /api/v1/serviceS`` (Send Command Service, CommandVariants
-1, 2, 5, 6), ``/api/v1/serviceT`` (Transform Service, CommandVariant 4) and
+1, 2, 3, 5, 6, 7), ``/api/v1/serviceT`` (Transform Service, CommandVariant 4) and
 ``/api/v1/serviceD`` (Non-Device Service, CommandVariant 8). Each request is parsed safely
 (no DTD, no entities, no network), validated against the DUIS XSD, and answered at once:
 
@@ -11,6 +11,9 @@ Endpoints (as DCC Boxed): ``POST /api/v1/serviceS`` (Send Command Service, Comma
   processing latency again, the DUIS Response is POSTed to the User's receive endpoint;
 * ``I0`` with a PreCommand for the Transform Service (DUIS 5.4 section 3.2.4);
 * ``I0`` for a non-device SR;
+* the command for local delivery (CommandVariants 2, 3, 6, 7; SR 8.13 returns the
+  device's response: :mod:`hanlab.emulator.dcc.local_delivery`); with the WAN marked
+  absent (:attr:`EmulatedDcc.wan_present`) nothing goes over the SM WAN;
 * an error acknowledgement (HTTP 400) for anything refused; the server keeps serving.
 
 Device alerts are forwarded as DUIS Device Alerts, and the DCC raises DCC Alerts of its own
@@ -79,6 +82,7 @@ from hanlab.duis.xml import (
     build_acknowledgement,
     build_dcc_alert,
     build_device_alert,
+    build_local_command_response,
     build_precommand_response,
     build_response,
     parse_request,
@@ -93,6 +97,13 @@ from hanlab.emulator.dcc.commands import (
     plan_command,
 )
 from hanlab.emulator.dcc.firmware import DccFirmware
+from hanlab.emulator.dcc.local_delivery import (
+    SIGNED_PRE_COMMAND_VARIANTS,
+    LocalDelivery,
+    LocalReturnError,
+    returns_local_command,
+    sends_over_wan,
+)
 from hanlab.emulator.dcc_link import CommandDelivery, HanLink
 from hanlab.emulator.truth import GroundTruthLog, now_ns
 from hanlab.errors import BadInputError, HanlabError
@@ -106,10 +117,10 @@ SERVICE_PATHS: Final[Mapping[Service, str]] = {
     "S": "/api/v1/serviceS", "T": "/api/v1/serviceT", "D": "/api/v1/serviceD",
 }
 SERVICE_COMMAND_VARIANTS: Final[Mapping[Service, frozenset[int]]] = {
-    "S": frozenset({1, 2, 5, 6}), "T": frozenset({4}), "D": frozenset({8}),
+    "S": frozenset({1, 2, 3, 5, 6, 7}), "T": frozenset({4}), "D": frozenset({8}),
 }
-"""CommandVariants each service accepts. 3 and 7 (Local Command delivery only) are refused
-as DCC Boxed does."""
+"""CommandVariants each service accepts (DUIS 5.4 XSD ``CommandVariant``: 2, 3, 6, 7 are
+Local Command Delivery, see :mod:`hanlab.emulator.dcc.local_delivery`)."""
 
 _CONTENT_TYPE: Final = "application/xml"
 _SR_SCAN: Final = re.compile(
@@ -129,8 +140,7 @@ class RefusalCodes:
         signature: a request unsigned (any SR with ``verify_signatures``, a Critical SR
             with ``require_signature``), or its XML signature does not verify.
         user: the originator of the RequestID is not a registered User.
-        command_variant: the CommandVariant does not fit the service or the SR, or is out of
-            the emulator's scope (3, 7).
+        command_variant: the CommandVariant does not fit the service or the SR.
         device: the target is not in the DCC's inventory, or the SR has no GBCS for it.
         counter: the RequestID counter is not above the last one of the User for the target.
     """
@@ -195,6 +205,8 @@ class EmulatedDccSettings:
         tls_ca_file: PEM certificates to trust (besides the system's) when posting to an
             ``https`` receive endpoint.
         http_limits: time, size and concurrency limits of the server.
+        wan_present: the rig's SM WAN is up; ``False`` ('no WAN' installation, seed 000):
+            no command reaches a device over the WAN (Local Command Delivery still works).
     """
 
     host: str = "127.0.0.1"
@@ -218,6 +230,7 @@ class EmulatedDccSettings:
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
     http_limits: HttpLimits = DEFAULT_LIMITS
+    wan_present: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -311,6 +324,9 @@ class EmulatedDcc(StartStop):
         self._port = settings.port
         self._signing_key, self.certificate = self._dsp_identity(settings)
         self.firmware = DccFirmware(self)
+        self.local = LocalDelivery(settings.alert_codes)
+        self.wan_present = settings.wan_present
+        """Whether the SM WAN to the rig's CH is up (a 'no WAN' variant marks it absent)."""
 
     @staticmethod
     def _dsp_identity(
@@ -537,7 +553,7 @@ class EmulatedDcc(StartStop):
             plan = plan_command(request.service_reference_variant, device_type)
         except CommandMappingError as error:
             raise DccRefusal(codes.device, error.message) from error
-        if cv == 5:
+        if cv in SIGNED_PRE_COMMAND_VARIANTS:
             command = self._signed_pre_command(request)
             message = parse_gbcs_message(command)
             if not isinstance(message, GbcsMessage):
@@ -570,9 +586,34 @@ class EmulatedDcc(StartStop):
             message_code=plan.message_code, originator_counter=counter, originator=originator,
             ts_ns=received_ns,
         )
+        if returns_local_command(cv):
+            return self._return_local(request, delivery, command, user)
         self._spawn(self._run_command(request, delivery, command, user),
                     f"dcc-command-{request.request_id}")
         return self._acknowledge(request, "I99")
+
+    def _return_local(
+        self, request: DuisRequest, delivery: CommandDelivery, command: bytes, user: DccUser
+    ) -> tuple[int, bytes]:
+        """CommandVariants 2, 3, 6, 7: the command comes back for local delivery; 3 and 7
+        also go over the WAN (see :mod:`hanlab.emulator.dcc.local_delivery`)."""
+        self.local.issue(request)
+        wan = sends_over_wan(request.command_variant)
+        self._record("local_command_returned", request_id=str(request.request_id),
+                     command_variant=request.command_variant,
+                     message_code=delivery.message_code,
+                     originator_counter=delivery.originator_counter, also_wan=wan)
+        if wan:
+            self._spawn(self._run_command(request, delivery, command, user),
+                        f"dcc-command-{request.request_id}")
+        self.stats.acknowledged += 1
+        document = build_local_command_response(
+            request_id=request.request_id, service_reference=request.service_reference,
+            service_reference_variant=request.service_reference_variant,
+            response_date_time=self._now(), gbcs_payload=command,
+            response_code="I99" if wan else "I0",
+        )
+        return 200, self._checked(document, "local command response")
 
     def _acknowledge(self, request: DuisRequest, code: str) -> tuple[int, bytes]:
         self.stats.acknowledged += 1
@@ -586,12 +627,37 @@ class EmulatedDcc(StartStop):
 
     def _non_device(self, request: DuisRequest) -> tuple[int, bytes]:
         """Non-Device Service (CommandVariant 8): answered at once with ``I0``; the DCC
-        Alerts it causes (decommission, firmware distribution) follow after the DCC's
-        processing latency."""
+        Alerts it causes (decommission, firmware distribution, a returned local response)
+        follow after the DCC's processing latency."""
+        if request.service_reference_variant == "8.13":
+            return self._local_return(request)
         answer = self._acknowledge(request, "I0")
         if request.service_reference_variant == "11.1":
             self.firmware.update_firmware(request)  # to the CH, then over the HAN
         alerts = self.alert_rules.non_device(request)
+        if alerts:
+            self._spawn(self._post_alerts(alerts, delay_s=self.settings.processing_latency_s),
+                        f"dcc-alerts-{request.request_id}")
+        return answer
+
+    def _local_return(self, request: DuisRequest) -> tuple[int, bytes]:
+        """SR 8.13 Return Local Command Response: the DCC Alerts of the original SR follow,
+        as if its response had come over the WAN."""
+        try:
+            taken = self.local.take_return(request)
+        except LocalReturnError as error:
+            raise DccRefusal(self.settings.refusal_codes.schema, error.message) from error
+        self.local.commit(taken)
+        original = taken.original
+        self._record("local_response_returned", request_id=str(request.request_id),
+                     original_request_id=None if original is None else str(original.request_id),
+                     source=taken.message.originator_system_title.duis,
+                     cra_flag=taken.message.cra_flag,
+                     originator_counter=taken.message.originator_counter)
+        alerts = list(taken.alerts)
+        if original is not None:
+            alerts += self.alert_rules.device_answered(original)
+        answer = self._acknowledge(request, "I0")
         if alerts:
             self._spawn(self._post_alerts(alerts, delay_s=self.settings.processing_latency_s),
                         f"dcc-alerts-{request.request_id}")
@@ -616,8 +682,9 @@ class EmulatedDcc(StartStop):
             raise DccRefusal(codes.signature, "a Critical SR must be signed")
 
     def _counter_checked(self, request: DuisRequest) -> bool:
-        # CommandVariant 5 repeats the Transform request's RequestID
-        return self.settings.check_counters and request.command_variant != 5
+        # CommandVariants 5, 6, 7 repeat the Transform request's RequestID
+        return (self.settings.check_counters
+                and request.command_variant not in SIGNED_PRE_COMMAND_VARIANTS)
 
     def _check_counter(self, request: DuisRequest) -> None:
         """Refuse a RequestID counter not above the User's last for the target (replay
@@ -639,7 +706,8 @@ class EmulatedDcc(StartStop):
         node = request.body.find(f"{{{SR_NS}}}GBCSPayload")
         if request.body_name != "SignedPreCommand" or node is None or not node.text:
             raise DccRefusal(self.settings.refusal_codes.command_variant,
-                             "CommandVariant 5 needs a SignedPreCommand body")
+                             f"CommandVariant {request.command_variant} needs a "
+                             "SignedPreCommand body")
         try:
             return b64decode(node.text, validate=False)
         except ValueError as error:
@@ -659,6 +727,11 @@ class EmulatedDcc(StartStop):
         try:
             await asyncio.sleep(settings.processing_latency_s + settings.wan_latency_s)
             han = self._hans.get(delivery.target, self._han)
+            wan_absent = not self.wan_present
+            if wan_absent:  # nothing crosses the SM WAN: the command fails at once
+                self._record("command_not_delivered", request_id=str(delivery.request_id),
+                             target=delivery.target.duis, reason="SM WAN absent")
+                han = None
             if han is not None:
                 await han.deliver_command(delivery.target, command, delivery)
                 self.stats.commands_delivered += 1
@@ -666,10 +739,10 @@ class EmulatedDcc(StartStop):
                              target=delivery.target.duis, message_code=delivery.message_code,
                              originator_counter=delivery.originator_counter,
                              gbcs_octets=len(command))
+            response: bytes | None = None
             try:
-                response: bytes | None = (
-                    await asyncio.wait_for(future, settings.response_timeout_s)
-                )[0]
+                if not wan_absent:
+                    response = (await asyncio.wait_for(future, settings.response_timeout_s))[0]
             except TimeoutError:
                 response = None
         finally:

@@ -336,7 +336,8 @@ class EmulatedHan:
                               request: CommandDelivery) -> None:
         """Queue a GBCS command for ``target_eui64`` at the CHF (``HanLink``)."""
         self._catch_up()
-        self.queue_command(target_eui64, gbcs_command, source="dcc",
+        self.queue_command(target_eui64, gbcs_command,
+                           source="hht" if request.via == "hht" else "dcc",
                            variant=request.service_reference_variant,
                            local=request.command_variant in LOCAL_COMMAND_VARIANTS)
 
