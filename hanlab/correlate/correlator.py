@@ -63,6 +63,11 @@ __all__ = ["Correlator", "CorrelatorSettings"]
 #: DUIS CommandVariants with no GBCS to a device over the HAN (DUIS 5.4 §3.2.3):
 #: 4 transform only (a Pre-Command comes back), 8 non-device.
 NO_HAN_COMMAND_VARIANTS = frozenset((4, 8))
+#: DUIS CommandVariants returned for local delivery only (DUIS 5.4 XSD CommandVariant):
+#: the HHT delivers the command over the HAN and no DUIS response follows, so the SR ends
+#: when the device's response crosses the HAN (outcome ``responded_locally``).
+LOCAL_ONLY_COMMAND_VARIANTS = frozenset((2, 6))
+_CH_ROLES = frozenset(("CHF", "GPF"))
 #: GBCS use case prefix -> device role (GBCS v5.x §13: ECS ESME, GCS GSME, PCS PPMID,
 #: HCS HCALCS, CCS CHF).
 USE_CASE_ROLES = (("ECS", "ESME"), ("GCS", "GSME"), ("PCS", "PPMID"), ("HCS", "HCALCS"),
@@ -273,6 +278,7 @@ class Correlator:
         self._groups: dict[tuple[Band, int, int], _Msg] = {}
         self._open: list[tuple[_Device, tuple[int, int], _Msg]] = []
         self._han_alerts: dict[tuple[int, int], _Msg] = {}
+        self._local_done: list[tuple[_Sr, int]] = []
         #: (SR variant, device) -> PSDU octets of its last unambiguous response message
         self._response_octets: dict[tuple[str | None, int], int] = {}
         self._phy: dict[tuple[int, int], PhyTiming] = {}
@@ -320,6 +326,8 @@ class Correlator:
             self._feed_frame(frame)
         except Exception as exc:  # one unreadable frame must not stop a run
             self._malformed(frame.ts_ns, exc)
+        if self._local_done:
+            self._finish_local()
 
     def _malformed(self, ts_ns: int, exc: Exception) -> None:
         self.counts["frames_malformed"] += 1
@@ -604,6 +612,8 @@ class Correlator:
                 sr.response = msg
             else:
                 sr.response.merge(msg)
+            if sr.command_variant in LOCAL_ONLY_COMMAND_VARIANTS and sr.ack_code == "I0":
+                self._local_done.append((sr, msg.last_ts))  # finished after this item
 
     def _sr_for(self, dev: _Device, counter: int | None) -> _Sr | None:
         if counter is None:
@@ -660,6 +670,15 @@ class Correlator:
             self._feed_duis(event)
         except Exception:  # one odd DUIS log line must not stop a run
             self.counts["duis_malformed"] += 1
+        if self._local_done:
+            self._finish_local()
+
+    def _finish_local(self) -> None:
+        """End the locally delivered SRs whose device response crossed the HAN."""
+        done, self._local_done = self._local_done, []
+        for sr, ts in done:
+            if self._srs.get(sr.request_id) is sr:
+                self._finish(sr, "responded_locally", ts)
 
     def _feed_duis(self, event: DuisEvent) -> None:
         self._now = event.ts_ns
@@ -696,6 +715,10 @@ class Correlator:
             if code not in ("I0", "I99"):
                 self._finish(sr, "rejected", event.ts_ns)
             elif code == "I0" and not sr.expects_han and sr.command_variant != 4:
+                self._finish(sr, "completed", event.ts_ns)
+            elif (code == "I0" and sr.command_variant in LOCAL_ONLY_COMMAND_VARIANTS
+                  and sr.role in _CH_ROLES):
+                # delivered locally to the CH itself: nothing of it crosses the HAN
                 self._finish(sr, "completed", event.ts_ns)
         elif event.kind == "response":
             sr.response_ts = event.ts_ns
@@ -891,6 +914,7 @@ class Correlator:
             self._closed = True
             for dev, link, msg in list(self._open):
                 self._close_open(dev, link, msg)
+            self._finish_local()
             for sr in list(self._srs.values()):
                 self._finish(sr, "no_response", self._now)
             for key in sorted(self._han_alerts):

@@ -52,8 +52,9 @@ class Exchange:
         target: the device's EUI-64 in DUIS form.
         device_role: ``ESME``, ``GSME``, … where known (rig file or GBCS use case), else
             ``unknown``.
-        outcome: ``responded``, ``rejected`` (error acknowledgement), ``no_response``
-            (timed out), ``completed`` (no device involved), ``alert``.
+        outcome: ``responded``, ``responded_locally`` (Local Command Delivery: the device's
+            response crossed the HAN to the HHT), ``rejected`` (error acknowledgement),
+            ``no_response`` (timed out), ``completed`` (no device involved), ``alert``.
         match_level: the worse of the command's and the response's levels (``none`` when
             no HAN frame was tied); ``command_level``, ``response_level`` each part's.
         submitted_ts_ns: the request sent; ``ack_ts_ns`` its acknowledgement;

@@ -361,7 +361,8 @@ class DuisClient(StartStop):
         if self.log is None:
             return
         if document is not None and gbcs_counter is None:
-            gbcs_counter = _gbcs_counter(document.gbcs_payload or document.pre_command)
+            gbcs_counter = _gbcs_counter(document.gbcs_payload or document.pre_command
+                                         or document.local_command)
         self.log.record(
             ts_ns=ts_ns, direction="out" if direction == "out" else "in", kind=kind,
             request_id=request_id, sr_variant=sr_variant, command_variant=command_variant,

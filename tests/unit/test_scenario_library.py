@@ -119,7 +119,7 @@ def test_local_delivery_command_variants_fit_criticality(tmp_path: Path) -> None
         "name: lcd\ntitle: t\nsource: s\nvariants:\n"
         "  - id: one\n    title: x\n    user_role: IS\n    wan: absent\n    steps:\n"
         "      - {sr: '4.1.1', target: ESME}\n")
-    with pytest.raises(ConfigError, match="runs with no WAN: SR 4.1.1 needs Local Command"):
+    with pytest.raises(ConfigError, match=r"runs with no WAN: SR 4\.1\.1 needs Local Command"):
         load_scenario_file(path)
 
 
