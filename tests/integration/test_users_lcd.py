@@ -13,11 +13,14 @@ DCC, the fake HAN behind it, the scenario runner; every document checked against
 
 from __future__ import annotations
 
+import datetime as dt
+from base64 import b64encode
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -26,7 +29,7 @@ from hanlab.duis.client import DuisClient, DuisUser
 from hanlab.duis.counters import RequestCounterStore
 from hanlab.duis.precommand import PreCommandMismatchError
 from hanlab.duis.signing import sign_document
-from hanlab.duis.xml import build_precommand_response, parse_request
+from hanlab.duis.xml import build_dcc_alert, build_precommand_response, parse_request
 from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings, FakeHan
 from hanlab.emulator.dcc.commands import build_command, plan_command
 from hanlab.emulator.han.hht import EmulatedHht
@@ -212,8 +215,6 @@ async def test_sr_8_13_refuses_what_was_not_returned_for_local_delivery(lab: Lab
     assert response is not None
 
     async def return_it(original: str) -> str:
-        from base64 import b64encode
-
         content = {"OriginalRequestID": original,
                    "DeviceGBCSResponse": b64encode(response or b"").decode()}
         exchange = await lab.client.send(
@@ -242,8 +243,6 @@ async def test_pre_command_is_checked_before_signing(lab: Lab, tmp_path: Path) -
         wrong, _, _ = build_command(
             plan=plan_command("1.7", "ESME"), variant="1.7", user=rid.originator,
             target=CHF, user_counter=rid.counter, dcc_counter=1, pre_command=True)
-        import datetime as dt
-
         document = build_precommand_response(
             request_id=rid, service_reference="1.7", service_reference_variant="1.7",
             response_date_time=dt.datetime.now(dt.UTC), gbcs_payload=wrong)
@@ -265,3 +264,20 @@ async def test_pre_command_is_checked_before_signing(lab: Lab, tmp_path: Path) -
         assert posted == [4]  # the CV 5 never left
     finally:
         await runner.cleanup()
+
+
+async def test_receive_paths_are_per_user(lab: Lab) -> None:
+    """Each User's receive path is its own; a path naming no User is refused (404) and a
+    forged document on a User's path is refused (403) as on the shared one."""
+    receiver = lab.client.receiver
+    assert lab.client.receiver_url_for(OLD) != lab.client.receiver_url_for(NEW)
+    alert = build_dcc_alert(dcc_alert_code="N27", response_date_time=dt.datetime.now(dt.UTC),
+                            alert=sr_element("ChangeOfSupplier", {
+                                "ChangeOfSupplierServiceRequestID": str(RequestId(NEW, ESME, 1))}))
+    async with aiohttp.ClientSession() as http:
+        stranger = receiver.url_for(Eui64.parse("90-B3-D5-1F-30-09-00-00"))
+        async with http.post(stranger, data=alert) as reply:
+            assert reply.status == 404
+        async with http.post(lab.client.receiver_url_for(OLD), data=alert) as reply:
+            assert reply.status == 403  # not signed by the DCC
+    assert lab.client.alerts.empty()
