@@ -221,9 +221,16 @@ class RigDuis:
     async def deliver_locally(self, target: Eui64, gbcs_command: bytes, *, request_id: str,
                               sr_variant: str, command_variant: int) -> bytes | None:
         """Local Command Delivery by the rig's HHT; the device's GBCS response or ``None``
-        (no answer, or no emulated HHT: a real rig's HHT is the installer's)."""
+        (no answer).
+
+        Raises:
+            HanlabError: the rig has no emulated HHT (a real rig's HHT is the installer's,
+                not driven by hanlab).
+        """
         if self.hht is None:
-            return None
+            raise HanlabError(f"rig {self.rig.name} has no HHT hanlab can drive for Local "
+                              "Command Delivery", hint="run 'no WAN' variants on an "
+                              "emulated rig, or deliver with the installer's HHT")
         response: bytes | None = await self.hht.deliver(
             target, gbcs_command, request_id=request_id, sr_variant=sr_variant,
             command_variant=command_variant)

@@ -56,7 +56,7 @@ from hanlab.duis.client import (
 )
 from hanlab.duis.precommand import PreCommandMismatchError
 from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
-from hanlab.errors import BadInputError
+from hanlab.errors import BadInputError, HanlabError
 from hanlab.events.bus import BusEvent, EventBus
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.scenarios.bodies import body_element, build_body
@@ -102,7 +102,7 @@ class LocalDelivery(Protocol):
     async def deliver_locally(self, target: Eui64, gbcs_command: bytes, *, request_id: str,
                               sr_variant: str, command_variant: int) -> bytes | None:
         """Deliver a command returned for local delivery; the device's response or
-        ``None``."""
+        ``None``; raises :class:`~hanlab.errors.HanlabError` when there is no HHT."""
         ...
 
     async def next_local_alert(self, index: int, timeout_s: float) -> bytes | None:
@@ -144,7 +144,9 @@ class StepResult:
             what was sent (SR steps).
         user_eui64: the User that sent the SR, or that a wait step's alert had to reach.
         local_delivery: for a command returned for local delivery, ``delivered`` (the
-            device answered the HHT) or ``no answer``.
+            device answered the HHT), ``no answer``, ``not delivered`` (no HHT) or ``not
+            needed`` (CommandVariant 3 / 7 answered over the WAN: the HHT's copy would be a
+            replay of the same Originator Counter).
         ack_code: the (last) acknowledgement's ResponseCode (``I99``, ``I0``, ``E…``).
         response_code: the asynchronous response's ResponseCode, if one came.
         outcome: the final code compared with ``expect``: the response's code, the
@@ -558,15 +560,22 @@ class ScenarioRunner:
         command = exchange.local_command
         if command is None:
             return True
+        if exchange.response is not None:  # CV 3 / 7: the WAN copy was answered already
+            out.local_delivery = "not needed"
+            return True
         if self.local is None:
             out.outcome, out.local_delivery = "no HHT", "not delivered"
             out.detail = "the DCC returned the command for local delivery but the rig has " \
                 "no HHT to deliver it"
             return False
         self._local_alert_index = self.local.local_alerts_kept
-        response = await self.local.deliver_locally(
-            target, command, request_id=str(exchange.request_id),
-            sr_variant=exchange.sr_variant, command_variant=exchange.command_variant)
+        try:
+            response = await self.local.deliver_locally(
+                target, command, request_id=str(exchange.request_id),
+                sr_variant=exchange.sr_variant, command_variant=exchange.command_variant)
+        except HanlabError as error:
+            out.outcome, out.local_delivery, out.detail = "no HHT", "not delivered", str(error)
+            return False
         if response is None:
             out.outcome, out.local_delivery = "local delivery failed", "no answer"
             out.detail = f"the device {target} did not answer the HHT"

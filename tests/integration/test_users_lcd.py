@@ -36,6 +36,7 @@ from hanlab.emulator.han.hht import EmulatedHht
 from hanlab.emulator.truth import GroundTruthLog, read_ground_truth
 from hanlab.gbcs import Eui64, GbcsMessage, parse_gbcs_message
 from hanlab.scenarios import load_library
+from hanlab.scenarios.models import Scenario
 from hanlab.scenarios.runner import ScenarioRunner
 
 OLD = Eui64.parse("90-B3-D5-1F-30-01-00-00")
@@ -281,3 +282,24 @@ async def test_receive_paths_are_per_user(lab: Lab) -> None:
         async with http.post(lab.client.receiver_url_for(OLD), data=alert) as reply:
             assert reply.status == 403  # not signed by the DCC
     assert lab.client.alerts.empty()
+
+
+async def test_a_rig_without_hht_fails_local_steps_clearly(lab: Lab) -> None:
+    scenario = Scenario.model_validate({
+        "name": "lcd", "title": "t", "source": "test", "variants": [
+            {"id": "v", "title": "x", "user_role": "IS", "wan": "absent", "steps": [
+                {"sr": "8.11", "target": "CHF", "command_variant": 2,
+                 "params": {"DeviceID": "{ESME}", "RequestType": "Add"}},
+                {"sr": "8.13"}]},
+            {"id": "wan-too", "title": "x", "user_role": "IS", "steps": [
+                {"sr": "4.1.1", "target": "ESME", "command_variant": 3}]}]})
+    async with ScenarioRunner(lab.client, ROLES) as runner:  # no HHT, WAN as it is
+        result, wan_too = await runner.run(scenario)
+    # CV 3 answered over the WAN: the local copy is not delivered (it would be a replay).
+    assert wan_too.passed and wan_too.steps[0].local_delivery == "not needed"
+    assert not result.passed
+    first = result.steps[0]
+    assert (first.outcome, first.local_delivery) == ("no HHT", "not delivered")
+    assert "no HHT to deliver it" in first.detail
+    returned = next(s for s in result.steps if s.sr_variant == "8.13")
+    assert returned.outcome == "nothing to return" and returned.request_id is None
