@@ -168,6 +168,7 @@ def _schemas() -> dict[str, Schema]:
             "optional": _BOOL, "sr_variant": _nullable("string"),
             "sr_name": _nullable("string"), "target_role": _nullable("string"),
             "target_eui64": _nullable("string"), "user_role": _nullable("string"),
+            "user_eui64": _nullable("string"), "local_delivery": _nullable("string"),
             "request_id": _nullable("string"), "command_variant": _nullable("integer"),
             "ack_code": _nullable("string"), "response_code": _nullable("string"),
             "outcome": _nullable("string"), "alert_code": _nullable("string"),
@@ -175,6 +176,7 @@ def _schemas() -> dict[str, Schema]:
             "match_level": _nullable("string"), "band": _nullable("string"),
             "segments_ns": _nullable(_ref("Segments")),
             "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM},
+            optional=("user_eui64", "local_delivery"),  # absent from older records
             description="hanlab.scenarios.runner.StepResult as a dict, plus scenario, "
                         "variant, repetition, duration_s"),
         "JobSummary": _object(job_summary_properties,

@@ -303,3 +303,20 @@ async def test_a_rig_without_hht_fails_local_steps_clearly(lab: Lab) -> None:
     assert "no HHT to deliver it" in first.detail
     returned = next(s for s in result.steps if s.sr_variant == "8.13")
     assert returned.outcome == "nothing to return" and returned.request_id is None
+
+
+def test_lab_file_with_two_old_suppliers_of_a_role_is_refused(tmp_path: Path) -> None:
+    """``hanlab rig validate`` (the installed script) names the file, line and User."""
+    from tests.integration.test_cli_errors import ROOT, run_hanlab
+
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(
+        f"name: t\nrigs:\n  - {ROOT / 'rigs' / 'emulated-dual-band.yaml'}\n"
+        "duis:\n  endpoint: emulated\n  users:\n"
+        "    - {name: a, eui64: 90-B3-D5-1F-30-01-00-00, role: IS, supplier: old}\n"
+        "    - {name: b, eui64: 90-B3-D5-1F-30-03-00-00, role: IS, supplier: old}\n")
+    result = run_hanlab("rig", "validate", str(lab_file))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{lab_file}:4: duis: user b: a second old supplier with role IS" in result.stderr
+    assert run_hanlab("rig", "validate", str(ROOT / "labs" / "emulated-duis.yaml")
+                      ).returncode == 0
