@@ -246,7 +246,7 @@ class RigDuis:
     @property
     def local_alerts_kept(self) -> int:
         """How many alerts the rig's HHT has kept so far."""
-        return 0 if self.hht is None else len(self.hht.alerts)
+        return 0 if self.hht is None else int(self.hht.alerts_kept)
 
     def reattach(self) -> None:
         """After the emulated sniffers restarted the rig's HAN: point the DCC, the log's

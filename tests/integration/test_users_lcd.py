@@ -79,7 +79,7 @@ class Lab:
 
     @property
     def local_alerts_kept(self) -> int:
-        return len(self.hht.alerts)
+        return self.hht.alerts_kept
 
     def truth(self) -> list[dict[str, Any]]:
         return list(read_ground_truth(self.truth_path))

@@ -15,9 +15,10 @@ So the HHT sits between the CH and the DCC (:class:`~hanlab.emulator.dcc_link.Dc
 :meth:`EmulatedHht.attach` makes it the HAN's uplink. A response to a command the HHT
 delivered goes to the HHT; everything else goes to the DCC over the SM WAN when the WAN is
 present, and is dropped (ground truth ``wan_absent_dropped``) when it is not. Alerts the
-CH or devices raise once the HHT is connected (its first delivery: the Inter-PAN session)
-are kept by the HHT too (:meth:`EmulatedHht.next_alert`), for the User to return with 8.13
-(seed 000: "8.13 Return Local Command Response - Device Alert 0x8F12").
+CH or devices raise while the HHT is connected (the Inter-PAN session, from a delivery for
+``session_s``; seed 000: "Inter-pan is available for 60 mins") are kept by the HHT too
+(:meth:`EmulatedHht.next_alert`, the latest :data:`MAX_KEPT_ALERTS`), for the User to
+return with 8.13 (seed 000: "8.13 Return Local Command Response - Device Alert 0x8F12").
 
 Ground truth: ``hht_command_delivered`` (the command handed to the CH), ``hht_response``
 (the device's response at the HHT), ``hht_alert``, ``hht_timeout``.
@@ -41,6 +42,9 @@ __all__ = ["DEFAULT_HHT_EUI64", "EmulatedHht", "HhtStats"]
 
 DEFAULT_HHT_EUI64: Final = Eui64.parse("00-DB-12-34-56-78-90-A0")
 """The HHT's EUI-64 when the rig names no ``HHT`` device."""
+
+MAX_KEPT_ALERTS: Final = 256
+"""Alerts the HHT keeps (the oldest are dropped: a long campaign must not grow it)."""
 
 
 class _Han(HanLink, Protocol):
@@ -73,12 +77,15 @@ class EmulatedHht:
         truth: ground-truth sink, or ``None``.
         response_timeout_s: how long :meth:`deliver` waits for the device (host seconds).
         clock_ns: the clock ground truth is stamped with (the HAN's), default host UTC.
+        session_s: how long after a delivery the HHT stays connected and keeps alerts
+            (host seconds).
     """
 
     def __init__(
         self, han: _Han, *, upstream: DccLink | None, wan_present: Callable[[], bool],
         eui64: Eui64 = DEFAULT_HHT_EUI64, truth: TruthSink | None = None,
         response_timeout_s: float = 30.0, clock_ns: Callable[[], int] | None = None,
+        session_s: float = 3600.0,
     ) -> None:
         self.han = han
         self.upstream = upstream
@@ -88,10 +95,23 @@ class EmulatedHht:
         self.response_timeout_s = response_timeout_s
         self.clock_ns = clock_ns or time.time_ns
         self.stats = HhtStats()
-        self.connected = False
+        self.session_s = session_s
+        self._connected_until = float("-inf")
         self.alerts: list[bytes] = []
+        self.alerts_dropped = 0
+        """Alerts no longer kept; :attr:`alerts` ``[i]`` is alert ``alerts_dropped + i``."""
         self._alert_arrived = asyncio.Event()
         self._waiting: dict[tuple[Eui64, int], asyncio.Future[bytes]] = {}
+
+    @property
+    def connected(self) -> bool:
+        """Whether the Inter-PAN session is open (a delivery within :attr:`session_s`)."""
+        return time.monotonic() < self._connected_until
+
+    @property
+    def alerts_kept(self) -> int:
+        """How many alerts the HHT has kept since it started (the next one's index)."""
+        return self.alerts_dropped + len(self.alerts)
 
     def attach(self, han: _Han | None = None) -> None:
         """Become the uplink of ``han`` (default: :attr:`han`); e.g. after the rig's
@@ -121,7 +141,7 @@ class EmulatedHht:
             self.truth.record("hht_refused", self.clock_ns(), request_id=request_id,
                               reason="not a GBCS command")
             return None
-        self.connected = True
+        self._connected_until = time.monotonic() + self.session_s
         key = (target, message.originator_counter)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
@@ -148,10 +168,11 @@ class EmulatedHht:
             self._waiting.pop(key, None)
 
     async def next_alert(self, index: int, timeout_s: float) -> bytes | None:
-        """The ``index``-th alert (0-based) the HHT has kept, waiting up to ``timeout_s``
-        for it; ``None`` if it did not come."""
+        """The ``index``-th alert (0-based, see :attr:`alerts_kept`) the HHT has kept,
+        waiting up to ``timeout_s`` for it; ``None`` if it did not come or is no longer
+        kept."""
         deadline = time.monotonic() + timeout_s
-        while index >= len(self.alerts):
+        while index >= self.alerts_kept:
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
                 return None
@@ -160,7 +181,8 @@ class EmulatedHht:
                 await asyncio.wait_for(self._alert_arrived.wait(), remaining_s)
             except TimeoutError:
                 return None
-        return self.alerts[index]
+        at = index - self.alerts_dropped
+        return self.alerts[at] if at >= 0 else None
 
     # -- DccLink: what the CH passes up ----------------------------------------------------
 
@@ -191,6 +213,9 @@ class EmulatedHht:
         if self.connected:
             self.stats.alerts += 1
             self.alerts.append(gbcs_alert)
+            if len(self.alerts) > MAX_KEPT_ALERTS:
+                del self.alerts[0]
+                self.alerts_dropped += 1
             self._alert_arrived.set()
             message = parse_gbcs_message(gbcs_alert)
             self.truth.record("hht_alert", ts_ns or self.clock_ns(), source=source_eui64.duis,
