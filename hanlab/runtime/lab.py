@@ -342,7 +342,7 @@ class LabRuntime:
         return record.to_dict()
 
     def rerun(self, job_id: str) -> Json:
-        """Queue a new job with the spec of ``job_id`` (e.g. an interrupted one)."""
+        """Queue a new job with the spec of ``job_id`` (see :meth:`LabService.rerun`)."""
         record = self._store().get(job_id)
         new = self.submit(record.spec().model_dump())
         stored = self._store().get(new["id"])
