@@ -4,7 +4,8 @@
 Inputs (``../shared/corpus`` by default, GPL-3.0-or-later facts, not copied verbatim):
 
 * ``duis/duis-request-matrix.json``: the 129 Service Request variants and their flags.
-* ``duis/gbcs-mapping-table.json``: GBCS use case -> Service Reference (not variant).
+* ``duis/gbcs-mapping-table.json``: GBCS use case -> Service Reference (not variant); rows
+  that share a Code are told apart by ``hanlab.gbcs.codes.MAPPING_TABLE_USE_CASES``.
 * ``duis/templates/<use case>_<SR variant>_…``: which use case each variant becomes.
 * ``gbcs-rtds/<SR variant>_<use case>/…_COMMAND_GBCS.HEX``: the exact Message Codes.
 * :data:`GBCS_READINGS`: the few mappings none of those give (cited per row).
@@ -27,13 +28,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lxml import etree  # noqa: E402
-
 from hanlab.gbcs import GbcsMessage, message_codes_for_use_case, parse_gbcs_message  # noqa: E402
-from hanlab.gbcs.codes import use_cases as gbcs_use_cases  # noqa: E402
+from hanlab.gbcs.codes import MAPPING_TABLE_USE_CASES, use_case_in_name  # noqa: E402
 
 # GBCS use case family -> device type the SR targets (GBCS v5.x section 13 use case naming;
 # GSME commands travel through the GPF but DUIS addresses the GSME).
@@ -84,12 +85,6 @@ def device_type(use_case: str) -> str:
     return "ANY"
 
 
-def normalise_use_case(name: str, known: set[str]) -> str | None:
-    """``CS02bNOByNO`` -> ``CS02b`` (longest known use case id that prefixes the name)."""
-    hits = [uc for uc in known if name.lower().startswith(uc.lower())]
-    return max(hits, key=len) if hits else None
-
-
 def body_features(path: Path) -> set[Feature]:
     """Every element of the template's ``sr:Body`` as ``(name, None)`` and every leaf with
     enumeration-like text as ``(name, text)``."""
@@ -133,7 +128,7 @@ def template_key(corpus: Path, path: Path, known: set[str]) -> tuple[str, str, i
     match = _TEMPLATE.match(path.name)
     if not match:
         return None
-    use_case = normalise_use_case(match.group(1), known)
+    use_case = use_case_in_name(match.group(1), known)
     if use_case is None:
         return None
     variant = match.group(2)
@@ -155,7 +150,10 @@ def add_selectors(gbcs: list[dict[str, Any]],
         keys = {(m["use_case"], m["message_code"]) for m in rows}
         if len(keys) < 2:
             continue
-        chosen = selectors({k: v for k, v in templates.items() if k in keys})
+        seen = {k: v for k, v in templates.items() if k in keys}
+        if len(seen) < 2:
+            continue  # one mapping's templates alone tell nothing apart
+        chosen = selectors(seen)
         for m in rows:
             features = chosen.get((m["use_case"], m["message_code"]))
             if features is not None:
@@ -172,13 +170,13 @@ def main() -> int:
     duis = args.corpus / "duis"
     matrix = json.loads((duis / "duis-request-matrix.json").read_text())
     mapping = json.loads((duis / "gbcs-mapping-table.json").read_text())
-    known = {row["Code"] for row in mapping} | set(gbcs_use_cases())
+    known = {row["Code"] for row in mapping}
 
     # variant -> {(use case, message code | None, source)}
     evidence: dict[str, set[tuple[str, int | None, str]]] = {}
     for folder in sorted((args.corpus / "gbcs-rtds").iterdir()):
         variant, _, name = folder.name.partition("_")
-        use_case = normalise_use_case(name, known)
+        use_case = use_case_in_name(name, known)
         if use_case is None or variant == "NA":
             continue
         for hex_file in folder.glob("*_COMMAND_GBCS.HEX"):
@@ -201,8 +199,10 @@ def main() -> int:
         evidence.setdefault(variant, set()).add((use_case, codes[0], "gbcs"))
     by_reference: dict[str, list[str]] = {}
     for row in mapping:
+        name = " ".join(str(row["Use Case Name"]).split())
+        use_case = MAPPING_TABLE_USE_CASES.get((row["Code"], name), row["Code"])
         for reference in str(row["Service Reference"]).split(","):
-            by_reference.setdefault(reference.strip(), []).append(row["Code"])
+            by_reference.setdefault(reference.strip(), []).append(use_case)
     variants_of: dict[str, list[str]] = {}
     for row in matrix:
         variants_of.setdefault(service_reference(row), []).append(
@@ -216,8 +216,8 @@ def main() -> int:
         siblings = {uc for v in variants_of[reference] for uc, _, _ in evidence.get(v, ())}
         if BOOL[row["Non-Device Request"]] is False:
             for use_case in by_reference.get(reference, []):
-                if found and any(uc.startswith(use_case) for uc in siblings):
-                    continue  # a variant of the reference has it (ECS25r: ECS25r1, r2)
+                if found and use_case in siblings:
+                    continue
                 codes = message_codes_for_use_case(use_case)
                 code = codes[0] if len(codes) == 1 else None
                 found.add((use_case, code, "service-reference"))

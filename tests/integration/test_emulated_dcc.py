@@ -285,7 +285,8 @@ async def test_silent_device_gives_command_failure_alert(rig: Rig) -> None:
                                       body=sr_element("ReadInstantaneousImportRegisters")))
     await rig.inbox.wait_for(1)
     alert = rig.inbox.documents[0]
-    assert alert.body_name == "DCCAlertMessage" and alert.dcc_alert_code == "N3"
+    assert alert.body_name == "DCCAlertMessage"
+    assert alert.dcc_alert_code == rig.dcc.settings.alert_codes.command_failure
     assert alert.request_id == rid
     assert rig.dcc.stats.timeouts == 1
     assert rig.dcc._outstanding == {}
