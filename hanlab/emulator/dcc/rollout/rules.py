@@ -181,6 +181,24 @@ class RolloutConfig:
         return out
 
 
+RANK_SEED_MULTIPLIER: Final = 0x9E3779B1
+RANK_ROUNDS: Final = ((0x9E3779B1, 0x85EBCA77), (0xC2B2AE3D, 0x27D4EB2F),
+                      (0x165667B1, 0xD3A2646C))
+"""The rounds of :func:`pilot_rank`: each ``x = lo32(x) * a XOR hi32(x) * b``, which stays
+within 64 bits, so DuckDB computes it in UBIGINT (:mod:`.estate`) exactly as Python does."""
+_MASK64: Final = (1 << 64) - 1
+
+
+def pilot_rank(guid_value: int, seed: int) -> int:
+    """The order pilot business rules sample CHs in (SECMP0024 2.3: a Supplier's "configurable
+    business rules"): a 64-bit mix of the GUID (as an integer) and ``seed``, so a pilot is
+    spread over the estate, repeatable, and the same in memory and in DuckDB."""
+    x = guid_value ^ ((seed * RANK_SEED_MULTIPLIER) & _MASK64)
+    for a, b in RANK_ROUNDS:
+        x = ((x & 0xFFFFFFFF) * a) ^ ((x >> 32) * b)
+    return x
+
+
 def add_months(when: dt.datetime, months: int) -> dt.datetime:
     """``when`` plus ``months`` calendar months (negative: earlier), the day clamped to the
     month's last (31 August + 6 months = 28/29 February)."""

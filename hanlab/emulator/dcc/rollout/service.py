@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import hashlib
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -55,9 +54,11 @@ from hanlab.emulator.dcc.rollout.rules import (
     halted,
     instruction_deadline,
     pending_effect,
+    pilot_rank,
     planned_activation,
 )
 from hanlab.errors import BadInputError
+from hanlab.gbcs.eui64 import Eui64
 
 _log = logging.getLogger(__name__)
 
@@ -81,9 +82,8 @@ class PilotRules:
         regions: only CHs in these CSP regions (empty: any).
         single_supplier_only: leave out split-supply CHs (whose pilot needs the other
             Supplier's instruction too, section 2.4).
-        seed: the sample is the CHs ordered by SHA-256 of ``seed`` and GUID: repeatable,
-            spread over the estate, and the same order :mod:`~hanlab.emulator.dcc.rollout.
-            estate` uses.
+        seed: the sample is the CHs in :func:`~.rules.pilot_rank` order under ``seed``:
+            repeatable, spread over the estate, and the order :mod:`.estate` uses.
     """
 
     size: int = 300
@@ -91,9 +91,9 @@ class PilotRules:
     single_supplier_only: bool = False
     seed: int = 0
 
-    def rank(self, guid: str) -> bytes:
-        """The sort key of ``guid`` under :attr:`seed`."""
-        return hashlib.sha256(f"{self.seed}:{guid}".encode()).digest()
+    def rank(self, guid: str) -> tuple[int, str]:
+        """The sort key of ``guid`` under :attr:`seed` (:func:`~.rules.pilot_rank`)."""
+        return pilot_rank(Eui64.parse(guid).value, self.seed), guid
 
 
 @dataclass
