@@ -59,7 +59,7 @@ from hanlab.emulator.dcc.rollout.model import (
     parse_enum,
     parse_iso,
 )
-from hanlab.emulator.dcc.rollout.rules import RuleViolation
+from hanlab.emulator.dcc.rollout.rules import CLAUSES, Rule, RuleViolation
 from hanlab.emulator.dcc.rollout.service import PilotRules, RolloutService
 from hanlab.errors import BadInputError
 
@@ -208,8 +208,9 @@ class RolloutPortal(StartStop):
                 _log.debug("roll-out portal: %s", error)
                 return web.json_response({"error": "unauthenticated"}, status=401)
             if role is not None and user.role != role:
-                return web.json_response({"error": "forbidden", "message": f"needs the "
-                                          f"{role} role"}, status=403)
+                return web.json_response({"error": "forbidden", "rule": Rule.NOT_DCC.value,
+                                          "clause": CLAUSES[Rule.NOT_DCC],
+                                          "message": f"needs the {role} role"}, status=403)
             try:
                 body = self._body(data)
                 result = handler(request, user, body)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -76,7 +76,7 @@ CLAUSES: Final[Mapping[Rule, str]] = {
     Rule.NOT_NOTIFIED: "SECMP0024 2.2 (Requirement 1): only a notified image is rolled out",
     Rule.REVOKED: "SECMP0024 2.2 (Requirement 1): the DCC may revoke a notification",
     Rule.NOT_DCC: "SECMP0024 2.2 / 2.7: only the DCC notifies, moves the automatic date, "
-                  "deploys and decides",
+                  "deploys and decides; only Suppliers select, instruct and raise incidents",
     Rule.UNKNOWN_GUID: "SECMP0024 2.6 (Requirement 5): GUIDs failing the DCC's validation "
                        "checks are listed with reasons",
     Rule.NOT_ELIGIBLE: "SECMP0024 2.3 (Requirement 2): GUIDs from the published list to "
@@ -254,10 +254,10 @@ def check_timing(notification: Notification, activation_at: dt.datetime,
 
 
 def check_guids(supplier: str, guids: Sequence[str], inventory: Mapping[str, ChRecord],
-                notification: Notification) -> list[ChRecord]:
-    """The CHs of ``guids``, each known, eligible for ``notification`` and one the
-    Supplier is responsible for (SECMP0024 2.2, 2.3; failures listed per GUID with the
-    reason, 2.6).
+                notification: Notification, eligible: Container[str]) -> list[ChRecord]:
+    """The CHs of ``guids``, each in the ``inventory``, one the Supplier is responsible
+    for and in the ``eligible`` list published for ``notification`` (SECMP0024 2.2, 2.3;
+    failures listed per GUID with the reason, 2.6).
 
     Raises:
         RuleViolation: :attr:`Rule.UNKNOWN_GUID` (some GUID unknown), else
@@ -274,7 +274,7 @@ def check_guids(supplier: str, guids: Sequence[str], inventory: Mapping[str, ChR
         elif ch.role_of(supplier) is None:
             failures[guid] = (Rule.NOT_RESPONSIBLE, "not a CH this Supplier is responsible "
                               "for")
-        elif not notification.applies_to(ch):
+        elif guid not in eligible:
             failures[guid] = (Rule.NOT_ELIGIBLE, f"CH {ch.device_model} on "
                               f"{ch.firmware_version} is not eligible for "
                               f"{notification.device_model} {notification.firmware_version}")

@@ -322,7 +322,8 @@ class RolloutService:
             raise RuleViolation(Rule.PILOT_STARTED, f"the pilot of {image_id} has started")
         unique = tuple(dict.fromkeys(guids))
         check_pilot(unique, self.config)
-        check_guids(supplier, unique, rollout.eligible, rollout.notification)
+        check_guids(supplier, unique, self.inventory, rollout.notification,
+                    rollout.eligible)
         instruction = self._instruction(rollout, supplier, unique, activation_at, "pilot")
         for guid in rollout.pilot.get(supplier, ()):
             rollout.instructed.get(guid, {}).pop(supplier, None)
@@ -378,7 +379,8 @@ class RolloutService:
         unique = tuple(dict.fromkeys(guids))
         if not unique:
             raise RuleViolation(Rule.BATCH_TOO_SMALL, "the instruction lists no CH")
-        check_guids(supplier, unique, rollout.eligible, rollout.notification)
+        check_guids(supplier, unique, self.inventory, rollout.notification,
+                    rollout.eligible)
         if scope == "pilot":
             return self._instruct_pilot(rollout, supplier, unique, activation_at)
         if scope != "safe_launch":
@@ -461,7 +463,8 @@ class RolloutService:
             RuleViolation: the GUID fails validation for ``supplier``.
         """
         rollout = self.rollout(image_id)
-        ch = check_guids(supplier, [guid], rollout.eligible, rollout.notification)[0]
+        ch = check_guids(supplier, [guid], self.inventory, rollout.notification,
+                         rollout.eligible)[0]
         instructed = rollout.instructed.get(guid, {})
         others = [s for s in ch.suppliers if s != supplier]
         return {"guid": guid, "second_supplier_exists": bool(others),
