@@ -188,7 +188,7 @@ def records(con: duckdb.DuckDBPyConnection, limit: int = 100_000) -> list[ChReco
             for g, m, v, i, gs, r in rows]
 
 
-def _ranked(source: str, seed: int) -> str:
+def ranked(source: str, seed: int) -> str:
     """``source`` (a SELECT with a ``guid`` column) with a ``rank`` column holding
     :func:`~.rules.pilot_rank` of the GUID, in UBIGINT: one subquery per round, so each
     round's input is computed once."""
@@ -312,7 +312,7 @@ def plan(con: duckdb.DuckDBPyConnection, notification: Notification, config: Rol
     n = notification
     versions = (f" AND version IN ({', '.join(_quote(v) for v in n.from_versions)})"
                 if n.from_versions else "")
-    step("eligibility", "CREATE OR REPLACE TEMP TABLE eligible AS " + _ranked(
+    step("eligibility", "CREATE OR REPLACE TEMP TABLE eligible AS " + ranked(
         "SELECT guid, import_supplier AS imp, gas_supplier AS gas, region, "
         "(gas_supplier IS NOT NULL AND gas_supplier <> import_supplier) AS split "
         f"FROM ch WHERE model = {_quote(n.device_model)} "
