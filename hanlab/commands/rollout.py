@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -107,7 +108,9 @@ def plan_command(
         raise BadInputError(f"--out {out}: folder {out.parent} does not exist")
     con = estate.connect(memory_limit, threads, temp_dir)
     try:
+        started = time.perf_counter()
         estate.generate(con, spec)
+        generate_s = round(time.perf_counter() - started, 3)
         result = estate.plan(
             con, notification, config, pilot_rules=PilotRules(pilot_max, seed=seed),
             pilot_activation_at=notified_at + dt.timedelta(days=21),
@@ -117,6 +120,7 @@ def plan_command(
             batch_size=batch_size, out=out)
     finally:
         con.close()
+    result.steps_s = {"generate estate": generate_s, **result.steps_s}
     if as_json:
         sys.stdout.write(json.dumps(result.as_json(), indent=1) + "\n")
         return
