@@ -105,6 +105,17 @@ async def test_roles_and_bad_input(portal: Portal) -> None:
                                      {**NOTIFY, "severity": "apocalyptic"})
     assert status == 400 and "severity" in body["message"]
     assert portal.portal.service.notifications() == []
+    for raw, expected in ((b"[1, 2]", "JSON object"), (b"{not json", "not JSON")):
+        header = authorization("dcc", SECRETS["dcc"], "POST", PREFIX + "/notifications", raw)
+        async with portal.session.post(portal.url + PREFIX + "/notifications", data=raw,
+                                       headers={"Authorization": header}) as reply:
+            assert reply.status == 400 and expected in (await reply.json())["message"]
+    await portal.call("dcc", "POST", "/notifications", NOTIFY)
+    status, body = await portal.call(IMPORT, "POST", "/notifications/EMU-CH-2.0/pilot",
+                                     {"guids": "nope", "activation_at": "2027-02-01T00:00Z"})
+    assert status == 400 and "'guids'" in body["message"]
+    status, body = await portal.call(IMPORT, "GET", "/status?limit=-1")
+    assert status == 400 and "'limit'" in body["message"]
     async with portal.session.post(
             portal.url + PREFIX + "/notifications", data=io.BytesIO(b"x" * (2 << 20)),
             headers={"Content-Length": str(2 << 20)}) as reply:

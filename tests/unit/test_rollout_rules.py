@@ -29,8 +29,9 @@ from hanlab.emulator.dcc.rollout.rules import (
     planned_activation,
 )
 from hanlab.emulator.dcc.rollout.service import PilotRules, RolloutService
+from hanlab.errors import BadInputError
 
-A, B, C = "90-B3-D5-1F-30-00-00-0A", "90-B3-D5-1F-30-00-00-0B", "90-B3-D5-1F-30-00-00-0C"
+A, B = "90-B3-D5-1F-30-00-00-0A", "90-B3-D5-1F-30-00-00-0B"
 T0 = dt.datetime(2027, 1, 4, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 IMAGE = "CHF-2.2"
@@ -412,3 +413,12 @@ def test_deploy_hook_failure_fails_one_ch_only() -> None:
     assert progress[SINGLE[1]].status is ChStatus.FAILED
     assert "rig offline" in progress[SINGLE[1]].reason
     assert progress[SINGLE[0]].status is ChStatus.DEPLOYING
+
+
+def test_inventory_guids_checked_and_normalised() -> None:
+    service = RolloutService([ChRecord("00db120000000001", "CH-A", "2.1", A, None)])
+    assert list(service.inventory) == ["00-DB-12-00-00-00-00-01"]
+    with pytest.raises(BadInputError, match="inventory: CH GUID: not an EUI-64"):
+        RolloutService([ChRecord("hub-1", "CH-A", "2.1", A, None)])
+    with pytest.raises(BadInputError, match="listed twice"):
+        RolloutService([ChRecord(SINGLE[0], "CH-A", "2.1", A, None)] * 2)

@@ -127,7 +127,8 @@ class RolloutService:
         deploy: the deployment hook, or ``None`` (orders are only recorded).
 
     Raises:
-        BadInputError: the inventory lists a GUID twice.
+        BadInputError: the inventory lists a GUID twice or one that is not an EUI-64
+            (GUIDs are kept in DUIS form, upper case).
     """
 
     def __init__(self, inventory: Iterable[ChRecord], config: RolloutConfig | None = None,
@@ -135,6 +136,10 @@ class RolloutService:
                  deploy: DeployHook | None = None) -> None:
         self.inventory: dict[str, ChRecord] = {}
         for ch in inventory:
+            try:
+                ch = replace(ch, guid=Eui64.parse(ch.guid).duis)
+            except BadInputError as error:
+                raise BadInputError(f"inventory: CH GUID: {error}") from None
             if ch.guid in self.inventory:
                 raise BadInputError(f"inventory: CH GUID {ch.guid} is listed twice")
             self.inventory[ch.guid] = ch
