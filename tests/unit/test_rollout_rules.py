@@ -335,6 +335,25 @@ def test_2_4_batches_and_automatic_deployment() -> None:
                    for n in t.service.notices_for(who))
 
 
+def test_2_4_dcc_deploys_in_batches_and_deployed_chs_take_no_instruction() -> None:
+    """2.4/2.7: the DCC rolls the safe launch out in batches (at least the minimum); a CH
+    already distributed takes no further instruction."""
+    t = lab()
+    t.service.submit_pilot(A, IMAGE, SINGLE[:2], T0 + 21 * DAY)
+    for o in t.service.start_pilot(IMAGE):
+        t.service.report_outcome(IMAGE, o.guid, True)
+    t.clock.now = AUTO
+    refused(Rule.BATCH_TOO_SMALL, lambda: t.service.deploy_due(IMAGE, batch_size=4))
+    sizes = []
+    while batch := t.service.deploy_due(IMAGE, batch_size=15):
+        sizes.append(len(batch))
+    assert sizes == [15, 15, 8]
+    t.clock.now = T0
+    bad = refused(Rule.ALREADY_DEPLOYED,
+                  lambda: t.service.instruct(A, IMAGE, SINGLE[:7], T0 + 40 * DAY))
+    assert bad.failures[SINGLE[0]] == "already activated"
+
+
 def test_2_4_small_batch_allowed_only_as_the_rest() -> None:
     t = lab(batch_min_size=50)
     t.service.instruct(A, IMAGE, t.service.remaining_safe_launch(A, IMAGE), SOON)

@@ -22,7 +22,7 @@ POST     ``/notifications/{image}/pilot``               Sup.    2.3 submit, 2.4 
 POST     ``/notifications/{image}/pilot/start``         DCC     Req. 2, 2.3 start notice
 POST     ``/notifications/{image}/instructions``        Sup.    2.4, 2.5 (``guids``: "all")
 GET      ``/notifications/{image}/second-supplier/{g}`` Sup.    2.4 second Supplier
-POST     ``/notifications/{image}/deploy-due``          DCC     2.4 distribute
+POST     ``/notifications/{image}/deploy-due``          DCC     2.4 distribute (batches)
 POST     ``/notifications/{image}/outcomes``            DCC     2.3 progress, 2.6 SMI
 POST     ``/notifications/{image}/incidents``           Sup.    2.7 incident, emergency stop
 POST     ``/incidents/{incident}/decision``             DCC     2.7 decision
@@ -317,7 +317,10 @@ class RolloutPortal(StartStop):
         horizon = body.get("horizon_s", 0.0)
         if not isinstance(horizon, int | float) or not 0 <= horizon <= 1e9:
             raise BadInputError("field 'horizon_s': expected seconds 0..1e9")
-        orders = self.service.deploy_due(request.match_info["image"], float(horizon))
+        batch = body.get("batch_size")
+        if batch is not None and (not isinstance(batch, int) or batch < 1):
+            raise BadInputError("field 'batch_size': expected an integer >= 1")
+        orders = self.service.deploy_due(request.match_info["image"], float(horizon), batch)
         return {"deployed": [order_json(o) for o in orders[:MAX_GUIDS]],
                 "count": len(orders)}
 

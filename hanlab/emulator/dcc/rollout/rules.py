@@ -67,6 +67,7 @@ class Rule(enum.StrEnum):
     SPLIT_NEEDS_BOTH = "split-supply-both-instruct"
     PILOT_FIRST = "pilot-before-mass-deployment"
     HALTED = "rollout-halted"
+    ALREADY_DEPLOYED = "ch-not-yet-deployed"
     DATE_INVALID = "automatic-date-after-notification"
     UNKNOWN_INCIDENT = "incident-known"
     OUTCOME_UNEXPECTED = "outcome-for-deployed-ch"
@@ -105,6 +106,8 @@ CLAUSES: Final[Mapping[Rule, str]] = {
                       "deployment",
     Rule.HALTED: "SECMP0024 2.7 (Requirement 6): the roll-out is paused, suspended, "
                  "stopped or revoked",
+    Rule.ALREADY_DEPLOYED: "SECMP0024 2.4 (Requirement 3): an instruction precedes the "
+                           "DCC distributing the update to the CH",
     Rule.DATE_INVALID: "SECMP0024 2.2 (Requirement 1): the DCC sets the automatic date "
                        "earlier or later than six months, after notification",
     Rule.UNKNOWN_INCIDENT: "SECMP0024 2.7 (Requirement 6): the DCC reviews incidents "

@@ -386,6 +386,11 @@ class RolloutService:
             raise RuleViolation(Rule.BATCH_TOO_SMALL, "the instruction lists no CH")
         check_guids(supplier, unique, self.inventory, rollout.notification,
                     rollout.eligible)
+        deployed = {g: f"already {rollout.progress[g].status.value}" for g in unique
+                    if rollout.progress.get(g, ChProgress()).status is not ChStatus.ELIGIBLE}
+        if deployed:
+            raise RuleViolation(Rule.ALREADY_DEPLOYED, f"{len(deployed)} CHs are past "
+                                "instruction", failures=deployed)
         if scope == "pilot":
             return self._instruct_pilot(rollout, supplier, unique, activation_at)
         if scope != "safe_launch":
@@ -483,23 +488,31 @@ class RolloutService:
 
     # -- deployment and progress (Requirements 3 and 5) -----------------------------------
 
-    def deploy_due(self, image_id: str, horizon_s: float = 0.0) -> list[DeployOrder]:
-        """The DCC distributes every safe-launch CH whose planned activation is within
-        ``horizon_s`` of now (SECMP0024 2.4: on instruction, or at the automatic date).
+    def deploy_due(self, image_id: str, horizon_s: float = 0.0,
+                   batch_size: int | None = None) -> list[DeployOrder]:
+        """The DCC distributes the safe-launch CHs whose planned activation is within
+        ``horizon_s`` of now (SECMP0024 2.4: on instruction, or at the automatic date),
+        all of them or one batch of ``batch_size`` (earliest planned first; 2.4 and 2.7:
+        "the DCC and Suppliers ... roll out firmware updates in batches").
 
         Raises:
-            RuleViolation: the roll-out is halted (2.7) or its pilot has not ended
-                (:attr:`Rule.PILOT_FIRST`, Requirement 2).
+            RuleViolation: the roll-out is halted (2.7), its pilot has not ended
+                (:attr:`Rule.PILOT_FIRST`, Requirement 2), or ``batch_size`` is below the
+                minimum (:attr:`Rule.BATCH_TOO_SMALL`).
         """
         rollout = self._running(image_id)
         if rollout.state is not RolloutState.SAFE_LAUNCH:
             raise RuleViolation(Rule.PILOT_FIRST, f"the pilot of {image_id} has not ended "
                                 f"(roll-out {rollout.state.value})")
+        if batch_size is not None and batch_size < self.config.batch_min_size:
+            raise RuleViolation(Rule.BATCH_TOO_SMALL, f"a batch of {batch_size} CHs is "
+                                f"below the minimum of {self.config.batch_min_size}")
         until = self.clock() + dt.timedelta(seconds=horizon_s)
-        due = sorted(g for g, ch in rollout.eligible.items()
+        due = sorted((self.planned(rollout, ch), g) for g, ch in rollout.eligible.items()
                      if rollout.progress.get(g, ChProgress()).status is ChStatus.ELIGIBLE
                      and self.planned(rollout, ch) <= until)
-        return self._distribute(rollout, due, "safe_launch")
+        chosen = [g for _, g in due[:batch_size]]
+        return self._distribute(rollout, chosen, "safe_launch")
 
     def _distribute(self, rollout: _Rollout, guids: Sequence[str],
                     group: str) -> list[DeployOrder]:
