@@ -9,27 +9,27 @@ are JSON objects, bounded by the server's :class:`~hanlab.duis.http.HttpLimits` 
 authenticated (one generic message); 403 wrong role; 404 unknown route; 409 a rule refused
 the request, with ``rule``, ``clause`` and per-GUID ``failures`` (nothing changed).
 
-=======  ============================================  ======  =============================
-method   path (under ``/rollout/v1``)                   who     SECMP0024
-=======  ============================================  ======  =============================
-GET      ``/notifications``                             any     2.2, 3.2 available updates
-POST     ``/notifications``                             DCC     2.2 notify
-POST     ``/notifications/{image}/automatic-date``      DCC     2.2 move the automatic date
-POST     ``/notifications/{image}/revoke``              DCC     2.2 revoke
-GET      ``/notifications/{image}/eligible``            Sup.    2.2 report, 2.3 list
-POST     ``/notifications/{image}/pilot/select``        Sup.    2.3 business rules
-POST     ``/notifications/{image}/pilot``               Sup.    2.3 submit, 2.4 instruct
-POST     ``/notifications/{image}/pilot/start``         DCC     Req. 2, 2.3 start notice
-POST     ``/notifications/{image}/instructions``        Sup.    2.4, 2.5 (``guids``: "all")
-GET      ``/notifications/{image}/second-supplier/{g}`` Sup.    2.4 second Supplier
-POST     ``/notifications/{image}/deploy-due``          DCC     2.4 distribute (batches)
-POST     ``/notifications/{image}/outcomes``            DCC     2.3 progress, 2.6 SMI
-POST     ``/notifications/{image}/incidents``           Sup.    2.7 incident, emergency stop
-POST     ``/incidents/{incident}/decision``             DCC     2.7 decision
-GET      ``/status``                                    Sup.    2.6 estate status report
-GET      ``/dashboard``                                 any     2.6 dashboard
-GET      ``/notices?after=N&limit=M``                   any     2.3, 2.6, 2.7 notices
-=======  ============================================  ======  =============================
+=======  ================================================  ======  =============================
+method   path (under ``/rollout/v1``)                       who     SECMP0024
+=======  ================================================  ======  =============================
+GET      ``/notifications``                                 any     2.2, 3.2 available updates
+POST     ``/notifications``                                 DCC     2.2 notify
+POST     ``/notifications/{image}/automatic-date``          DCC     2.2 move the automatic date
+POST     ``/notifications/{image}/revoke``                  DCC     2.2 revoke
+GET      ``/notifications/{image}/eligible``                Sup.    2.2 report, 2.3 list
+POST     ``/notifications/{image}/pilot/select``            Sup.    2.3 business rules
+POST     ``/notifications/{image}/pilot``                   Sup.    2.3 submit, 2.4 instruct
+POST     ``/notifications/{image}/pilot/start``             DCC     Req. 2, 2.3 start notice
+POST     ``/notifications/{image}/instructions``            Sup.    2.4, 2.5 (``guids``: "all")
+GET      ``/notifications/{image}/second-supplier/{g}``    Sup.    2.4 second Supplier
+POST     ``/notifications/{image}/deploy-due``              DCC     2.4 distribute (batches)
+POST     ``/notifications/{image}/outcomes``                DCC     2.3 progress, 2.6 SMI
+POST     ``/notifications/{image}/incidents``               Sup.    2.7 incident, emergency stop
+POST     ``/incidents/{incident}/decision``                 DCC     2.7 decision
+GET      ``/status``                                        Sup.    2.6 estate status report
+GET      ``/dashboard``                                     any     2.6 dashboard
+GET      ``/notices?after=N&limit=M``                       any     2.3, 2.6, 2.7 notices
+=======  ================================================  ======  =============================
 """
 
 from __future__ import annotations
