@@ -441,3 +441,22 @@ def test_inventory_guids_checked_and_normalised() -> None:
         RolloutService([ChRecord("hub-1", "CH-A", "2.1", A, None)])
     with pytest.raises(BadInputError, match="listed twice"):
         RolloutService([ChRecord(SINGLE[0], "CH-A", "2.1", A, None)] * 2)
+
+
+def test_2_7_outcomes_while_paused_end_the_pilot_on_resume() -> None:
+    """2.7: a pause holds new deployments; outcomes of CHs already deployed still count,
+    and the pilot ends when the DCC proceeds."""
+    t = lab()
+    t.service.submit_pilot(A, IMAGE, SINGLE[:2], T0 + 21 * DAY)
+    t.service.start_pilot(IMAGE)
+    incident = t.service.raise_incident(A, IMAGE, "ESME reboots", emergency_stop=False)
+    assert t.service.rollout(IMAGE).state is RolloutState.PILOT  # no stop asked
+    t.service.decide(incident.incident_id, Decision.PAUSE)
+    for g in SINGLE[:2]:
+        t.service.report_outcome(IMAGE, g, True)
+    assert t.service.rollout(IMAGE).state is RolloutState.PAUSED
+    refused(Rule.HALTED, lambda: t.service.instruct(A, IMAGE, SINGLE[2:], SOON))
+    t.service.decide(incident.incident_id, Decision.PROCEED)
+    assert t.service.rollout(IMAGE).state is RolloutState.SAFE_LAUNCH
+    assert [n.body["decision"] for n in t.service.notices_for(B)
+            if n.kind == "decision"] == ["pause", "proceed"]

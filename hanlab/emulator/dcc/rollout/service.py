@@ -651,6 +651,8 @@ class RolloutService:
         self._tell_decision(rollout, decision.value, incident, end_at)
         if decision is Decision.STOP:
             self._cancel_pending(rollout)
+        else:
+            self._advance(rollout)  # outcomes that came in while halted may end a phase
 
     def _tell_decision(self, rollout: _Rollout, decision: str, incident: Incident,
                        end_at: dt.datetime | None) -> None:
