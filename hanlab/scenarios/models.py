@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from hanlab.duis.catalogue import UnknownServiceRequestError, sr
+from hanlab.scenarios.checks import validate_expect_response
 
 ROLE_REF_PATTERN = r"^[A-Z][A-Z0-9_]*(#[1-9])?$"
 """A device role reference: a role (``ESME``), the n-th device of a role (``ESME#2``), an
@@ -78,6 +79,8 @@ class SrStep(_StepBase):
         params: body content (child name -> value); ``"{ROLE}"`` in a string is replaced
             by that role's EUI-64 in DUIS form.
         expect: final ResponseCodes that count as success (default ``I0``).
+        expect_response: what the response must report, field -> expected value (see
+            :mod:`hanlab.scenarios.checks`), e.g. ``{firmware_version: catalogue}``.
         response_timeout_s: wait for the asynchronous response; default the runner's.
     """
 
@@ -87,6 +90,7 @@ class SrStep(_StepBase):
     command_variant: int | None = Field(default=None, ge=1, le=8)
     params: dict[str, Any] = Field(default_factory=dict)
     expect: list[str] = Field(default_factory=lambda: ["I0"], min_length=1)
+    expect_response: dict[str, str] = Field(default_factory=dict)
     response_timeout_s: float | None = Field(default=None, gt=0)
 
     @field_validator("sr")
@@ -108,6 +112,7 @@ class SrStep(_StepBase):
         if self.command_variant is not None and entry.non_device != (self.command_variant == 8):
             raise ValueError(f"CommandVariant {self.command_variant} does not fit "
                              f"SR {self.sr} (non-device: {entry.non_device})")
+        validate_expect_response(self.sr, self.expect_response)
         return self
 
 

@@ -40,6 +40,7 @@ from hanlab.errors import BadInputError
 from hanlab.events.bus import BusEvent, EventBus
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.scenarios.bodies import body_element, build_body
+from hanlab.scenarios.checks import CatalogueVersions, check_response
 from hanlab.scenarios.models import (
     ExternalStep,
     PauseStep,
@@ -226,6 +227,8 @@ class ScenarioRunner:
         exchanges: the rig's live correlator, or ``None``: no exchange per step.
         exchange_timeout_s: at the end of a variant, how long to wait for its SRs'
             exchanges (host seconds; the live correlator's reorder window delays them).
+        catalogue: the catalogue file version of each device, for ``expect_response``
+            ``catalogue`` values (:func:`~hanlab.scenarios.checks.catalogue_versions`).
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -249,6 +252,7 @@ class ScenarioRunner:
         body_completer: BodyCompleter | None = None,
         exchanges: ExchangeSource | None = None,
         exchange_timeout_s: float = 10.0,
+        catalogue: CatalogueVersions | None = None,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
@@ -271,6 +275,7 @@ class ScenarioRunner:
         self.observer = observer
         self.exchanges = exchanges
         self.exchange_timeout_s = exchange_timeout_s
+        self.catalogue = catalogue
         self.alerts: list[SeenAlert] = []
         self.cancelled = False
         self._alert_arrived = asyncio.Event()
@@ -452,10 +457,15 @@ class ScenarioRunner:
             out.outcome = out.response_code
         else:
             out.outcome = out.ack_code
-        if out.outcome in step.expect:
-            out.status = "passed"
-        else:
+        if out.outcome not in step.expect:
             out.detail = f"expected {'/'.join(step.expect)}, got {out.outcome}"
+        elif step.expect_response:
+            payload = None if exchange.response is None else exchange.response.gbcs_payload
+            problem = check_response(step.expect_response, payload, target,
+                                     catalogue=self.catalogue)
+            out.status, out.detail = ("failed", problem) if problem else ("passed", "")
+        else:
+            out.status = "passed"
         return out
 
     async def _wait_step(self, index: int, step: WaitAlertStep, variant: Variant,

@@ -1,7 +1,8 @@
 """The firmware-management scenario (seed 000, Firmware Update and Activation, electricity
 and gas) passes on both emulated rigs as jobs of the lab runtime, with a real OTA transfer
 on air: SR 11.1 puts the image on the CH, the device pulls it block by block and raises
-0x8F72 itself (no stimulus), SR 11.3 activates it. tshark, with the keys of ``hanlab keys
+0x8F72 itself (no stimulus), SR 11.3 activates it (0x8F66) and SR 11.2 reads the new
+version back. tshark, with the keys of ``hanlab keys
 emulated`` exported by ``hanlab keys export-wireshark``, sees Image Block Responses whose
 offsets cover each whole image."""
 
@@ -42,8 +43,11 @@ async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: P
     steps = job["steps"]
     assert job["state"] == "passed", [(s["variant"], s["outcome"], s["detail"]) for s in steps]
     waits = [s for s in steps if s["kind"] == "wait"]
-    assert len(waits) == 2 and all(s["outcome"] == "0x8F72" and s["stimulus"] is None
-                                   for s in waits)
+    assert [s["outcome"] for s in waits] == ["0x8F72", "0x8F66"] * 2
+    assert all(s["stimulus"] is None for s in waits)
+    # SR 11.2 after activation reads the version SR 11.1 distributed (the catalogue's).
+    reads = [s for s in steps if s.get("sr_variant") == "11.2"]
+    assert [(s["status"], s["outcome"]) for s in reads] == [("passed", "I0")] * 2, reads
     keys = tmp_path / "keys.yaml"
     _hanlab("keys", "emulated", str(rig_file), "-o", str(keys))
     config = tmp_path / "wireshark"

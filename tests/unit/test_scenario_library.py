@@ -113,3 +113,27 @@ def test_cli_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["scenarios", "show", "no-such-scenario"])
     assert exited.value.code == 2
+
+
+def test_expect_response_is_validated_by_the_loader(tmp_path: Path) -> None:
+    """``expect_response`` names a field the SR's response reports and a valid value."""
+    path = tmp_path / "checks.yaml"
+    path.write_text(
+        "name: checks\ntitle: t\nsource: s\nvariants:\n"
+        "  - id: one\n    title: x\n    user_role: IS\n    steps:\n"
+        "      - {sr: '11.2', target: ESME, expect_response: {firmware_version: catalogue}}\n"
+        "      - {sr: '11.2', target: ESME, expect_response: {firmware_version: '1.2'}}\n"
+        "      - {sr: '4.1.1', target: ESME, expect_response: {firmware_version: catalogue}}\n"
+        "      - {sr: '11.2', target: ESME, expect_response: {colour: blue}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_scenario_file(path)
+    text = "\n".join(caught.value.problems)
+    assert f"{path}:9:" not in text
+    assert f"{path}:10:" in text and "'catalogue' or a file version" in text
+    assert f"{path}:11:" in text and "SR 4.1.1's response does not report firmware_version" \
+        in text
+    assert f"{path}:12:" in text and "unknown field 'colour'" in text
+    fm = get_scenario("firmware-management")
+    last = fm.steps_of(fm.variant("activation-gas"))[-1]
+    assert isinstance(last, SrStep) and last.sr == "11.2"
+    assert last.expect_response == {"firmware_version": "catalogue"}

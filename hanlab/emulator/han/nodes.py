@@ -32,6 +32,10 @@ from hanlab.emulator.han.settings import EmulatedDevice, ProcessingModel
 from hanlab.frames import Band
 from hanlab.gbcs.codes import CraFlag
 from hanlab.gbcs.eui64 import Eui64
+from hanlab.gbcs.firmware_version import (
+    MESSAGE_CODES_READ_FIRMWARE_VERSION,
+    firmware_version_content,
+)
 from hanlab.gbcs.message import (
     GbcsMessage,
     GbtBlock,
@@ -65,10 +69,8 @@ _AUX_NWK, _AUX_DATA, _AUX_KEY_TRANSPORT = 0x28, 0x20, 0x30
 ALERT_JOINED_SMHAN = 0x8183
 #: seconds a device waits for the GET-RESPONSE to its GET before giving up on it.
 GET_RESPONSE_TIMEOUT_S = 1.5
-#: GBCS Message Codes: CS06 Activate Firmware (SR 11.3); ECS52, GCS38, CS08 Read Firmware
-#: Version (SR 11.2).
+#: GBCS Message Code of CS06 Activate Firmware (SR 11.3).
 MESSAGE_CODE_CS06_ACTIVATE_FIRMWARE = 0x0012
-MESSAGE_CODES_READ_FIRMWARE_VERSION = frozenset({0x0059, 0x0084, 0x0129})
 #: apsMaxFrameRetries (ZigBee §2.2.7.1).
 APS_MAX_FRAME_RETRIES = 3
 
@@ -638,20 +640,22 @@ class Device(Node):
         if self.bricked:
             self.idle()
             return
-        response = response_message(command, rng=self.han.rng)
+        version = self._firmware_version_read(command.message_code)
+        response = response_message(command, rng=self.han.rng, content=None if version is None
+                                    else firmware_version_content(version))
         self.record("response_sent", originator_counter=command.originator_counter,
                     message_code=command.message_code, octets=len(response),
-                    **self._firmware_fields(command.message_code))
+                    **({} if version is None else {"firmware_version": f"0x{version:08X}"}))
         self.put(response)
         if command.message_code == MESSAGE_CODE_CS06_ACTIVATE_FIRMWARE:
             self.han.ota.activate(self)
 
-    def _firmware_fields(self, message_code: int) -> dict[str, object]:
-        """Ground truth of a firmware version read (SR 11.2: ECS52, GCS38, CS08)."""
+    def _firmware_version_read(self, message_code: int) -> int | None:
+        """The version a firmware version read reports (SR 11.2: ECS52, GCS38, CS08),
+        recorded as ground truth and carried in the response; ``None``: not such a read."""
         if message_code not in MESSAGE_CODES_READ_FIRMWARE_VERSION:
-            return {}
-        version = self.han.ota.running_version(self.eui64)
-        return {} if version is None else {"firmware_version": f"0x{version:08X}"}
+            return None
+        return self.han.ota.running_version(self.eui64)
 
     def put(self, message: bytes) -> None:
         """PUT a GBCS response or alert to the server (GBT blocks when long)."""
