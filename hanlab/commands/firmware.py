@@ -285,13 +285,15 @@ def transfers(
 tracking_app = typer.Typer(help="SIP#7 Firmware Distribution Tracking (seed 003).",
                            no_args_is_help=True)
 app.add_typer(tracking_app, name="tracking")
-StoreOpt = Annotated[Path, typer.Option("--store", help="Tracking store (JSON).")]
+StoreOpt = Annotated[str, typer.Option("--store", help=(
+    "Tracking store: a JSON file, or the results store's database URL "
+    "(sqlite:///out/hanlab.db, postgresql+psycopg://host/db)."))]
 
 
 @tracking_app.command("update")
 def tracking_update(
     duis_log: Annotated[Path, typer.Option("--duis-log", help="The rig's DUIS log.")],
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
     captures: Annotated[list[Path] | None, typer.Argument(help="HAN captures.")] = None,
     keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
     rig: Annotated[Path | None, typer.Option(
@@ -303,6 +305,8 @@ def tracking_update(
     Example:
 
       hanlab firmware tracking update --duis-log run/rig_duis.jsonl run/*.pcapng --keys k.yaml
+
+      hanlab firmware tracking update --duis-log run/rig_duis.jsonl --store sqlite:///out/hanlab.db
     """
     import time
 
@@ -326,13 +330,14 @@ def tracking_update(
                          transfers=found)
     purged = tracking.purge(time.time_ns())
     tracking.save()
+    tracking.close()
     sys.stdout.write(f"{len(tracking.records)} tracked request/device pairs"
                      f"{f', {purged} purged (older than 30 days)' if purged else ''}\n")
 
 
 @tracking_app.command("search")
 def tracking_search(
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
     sr_id: Annotated[str | None, typer.Option("--sr-id", help="Service Request ID.")] = None,
     device_id: Annotated[str | None, typer.Option("--device-id", help="Device ID.")] = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with the seed's columns.")
@@ -347,7 +352,11 @@ def tracking_search(
     """
     from hanlab.firmware.tracking import TrackingStore, rows_csv
 
-    found = TrackingStore(store).search(sr_id=sr_id, device_id=device_id)
+    tracking = TrackingStore(store)
+    try:
+        found = tracking.search(sr_id=sr_id, device_id=device_id)
+    finally:
+        tracking.close()
     if as_csv:
         sys.stdout.write(rows_csv(found))
         return
@@ -364,7 +373,7 @@ def tracking_reset(
     sr_id: Annotated[str, typer.Option("--sr-id", help="Service Request ID.")],
     device_id: Annotated[str, typer.Option("--device-id", help="Device ID.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
 ) -> None:
     """Reset by DCC (the Service Centre's manual reset; the request may be sent again)."""
     import time
@@ -374,13 +383,14 @@ def tracking_reset(
     tracking = TrackingStore(store)
     rec = tracking.reset(sr_id, device_id, time.time_ns(), reason)
     tracking.save()
+    tracking.close()
     sys.stdout.write(f"{rec.request_id} {rec.device_id}: {rec.current.status}, "
                      f"{rec.completion_status}\n")
 
 
 @tracking_app.command("purge")
 def tracking_purge(
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
     retention_days: Annotated[int, typer.Option("--retention-days", min=1)] = 30,
 ) -> None:
     """Delete records older than the retention window (seed 003: 30 days)."""
@@ -391,4 +401,5 @@ def tracking_purge(
     tracking = TrackingStore(store)
     purged = tracking.purge(time.time_ns(), retention_days)
     tracking.save()
+    tracking.close()
     sys.stdout.write(f"{purged} purged, {len(tracking.records)} kept\n")
