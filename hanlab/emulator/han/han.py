@@ -145,6 +145,7 @@ class EmulatedHan:
         self._duty_state = 0
         self._duty_log: deque[tuple[int, int]] = deque()
         self._duty_sum_ns = 0
+        self._duty_expiry_ns = 0
         self._driver: RealtimeDriver | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
@@ -639,6 +640,13 @@ class EmulatedHan:
         while state < self._duty_state:
             self._duty_state -= 1
             self._duty_change(DUTY_DOWN[self._duty_state], pct)
+        if self._duty_state and self._duty_log:
+            # evaluate again the instant the oldest frame leaves the window, so a fall
+            # below a threshold is raised when it happens (not at the next tick)
+            expiry_ns = self._duty_log[0][0] + int(cfg.window_s * 1e9) + 1
+            if expiry_ns != self._duty_expiry_ns:
+                self._duty_expiry_ns = expiry_ns
+                self.scheduler.call_at(expiry_ns, self._duty_eval)
 
     def _duty_change(self, alert_code: int, pct: float) -> None:
         self.truth.record("duty_cycle_state", self.scheduler.now_ns, rig=self.rig,

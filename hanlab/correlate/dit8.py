@@ -1,0 +1,298 @@
+"""DIT.8 monitoring (seed 000 DIT.8, footnote: "the systems integrator will record events
+from testing to evaluate the performance of the Communications Hub"): sub-GHz duty cycle
+per transmitter (GBCS v2.0 §10.6.2.2, :mod:`.dutycycle`) and frequency agility
+(GBCS v2.0 §10.6.2.6, :mod:`.agility`), from the frames one rig's sniffers heard.
+
+:class:`Dit8Monitor` is fed :class:`~hanlab.frames.Frame` s in time order (live from the
+rig bus, offline from captures: :func:`monitor_captures`) and DUIS log lines (alerts).
+Per sub-GHz frame it reads the MAC header only (IEEE 802.15.4-2015 §7.2), so it keeps up
+with the live bus:
+
+* the transmitter is the MAC source address; a MAC ACK (no source address) is the
+  receiver of the frame that asked for it (same sequence number, same channel, within
+  macAckWaitDuration); a data frame without a source address is from the PAN coordinator.
+* the CH is one transmitter: its CHF is the coordinator (NWK and MAC short address 0x0000,
+  ZigBee R22 §3.6.1.1) and the GPF shares its sub-GHz radio; the GPF's short address is
+  learned from the NWK auxiliary security header (its EUI-64, ZigBee R22 §4.5.1) once
+  ``ch_eui64s`` names it. Other transmitters are keyed by short address (``0x1a2b``) or
+  EUI-64 (DUIS form).
+* frames heard twice (two sniffers on one channel) count once: the same PSDU on the same
+  channel within 1 ms is a duplicate.
+
+It reports :class:`~hanlab.correlate.dutycycle.StateChange` s and
+:class:`~hanlab.correlate.agility.AgilityEvent` s through callbacks, and a JSON snapshot
+(:meth:`Dit8Monitor.snapshot`) for the API, MQTT, ``hanlab dutycycle`` and reports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hanlab.correlate.agility import (
+    MGMT_NWK_UPDATE_REQ,
+    AgilityEvent,
+    AgilityTracker,
+    decode_update_channel,
+)
+from hanlab.correlate.dutycycle import DutyCycleThresholds, RollingDutyCycle, StateChange
+from hanlab.frames import Band, Frame
+from hanlab.gbcs.eui64 import Eui64
+from hanlab.phy import FSK_SUBGHZ
+from hanlab.zigbee.aps import PROFILE_ZDP
+from hanlab.zigbee.frame import Decoder
+from hanlab.zigbee.keyring import Keyring
+from hanlab.zigbee.mac import ADDR_EXT, ADDR_SHORT, FRAME_TYPE_ACK, FRAME_TYPE_DATA
+
+__all__ = ["CH", "Dit8Monitor", "Dit8Result", "monitor_captures"]
+
+#: the name of the CH's transmitter (CHF and GPF share one sub-GHz radio)
+CH = "CH"
+#: a duplicate is the same PSDU on the same channel within this many ns
+DUPLICATE_NS = 1_000_000
+#: macAckWaitDuration on the sub-GHz PHY (IEEE 802.15.4-2015 §8.4.3.1), ns
+ACK_WAIT_NS = FSK_SUBGHZ.ack_wait_ns
+_BROADCASTS = frozenset({0xFFFC, 0xFFFD, 0xFFFF})
+
+
+def _short(addr: int) -> str:
+    return f"0x{addr:04x}"
+
+
+class Dit8Monitor:
+    """Duty cycle per sub-GHz transmitter and frequency agility of one rig.
+
+    Args:
+        thresholds: window and thresholds (SR 6.28 settable; defaults documented in
+            :mod:`.dutycycle`).
+        ch_eui64s: EUI-64s (DUIS text or int) of the CHF and GPF: their frames count as
+            the CH's.
+        keyring: network keys to read Mgmt_NWK_Update_req in broadcast NWK frames, or
+            ``None`` (moves are still seen from the frames' channels).
+        on_change: called with (transmitter, change) for every state change.
+        on_agility: called with every completed move.
+        history: state changes and moves kept per transmitter for the views.
+    """
+
+    def __init__(self, thresholds: DutyCycleThresholds | None = None, *,
+                 ch_eui64s: Iterable[str | int] = (), keyring: Keyring | None = None,
+                 on_change: Callable[[str, StateChange], None] | None = None,
+                 on_agility: Callable[[AgilityEvent], None] | None = None,
+                 history: int = 1000) -> None:
+        self.thresholds = thresholds or DutyCycleThresholds()
+        self.ch_eui64s = {Eui64.parse(e).value if isinstance(e, str) else int(e)
+                          for e in ch_eui64s}
+        self.keyring = keyring
+        self.on_change = on_change
+        self.on_agility = on_agility
+        self.history = history
+        self.transmitters: dict[str, RollingDutyCycle] = {}
+        #: address text -> transmitter name (``CH`` or the address)
+        self.names: dict[str, str] = {_short(0): CH}
+        self.agility = AgilityTracker()
+        self.counts: Counter[str] = Counter()
+        self._decoder = Decoder(keyring, learn_keys=False)
+        self._recent: deque[tuple[int, int, int, bytes]] = deque(maxlen=16)
+        #: (page, channel) -> (seq, receiver name, ts_ns) of the last frame asking an ACK
+        self._pending: dict[tuple[int, int], tuple[int, str, int]] = {}
+        self._now_ns = 0
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def frames(self, batch: Sequence[Frame]) -> None:
+        """:meth:`feed` every frame of a batch."""
+        for frame in batch:
+            self.feed(frame)
+
+    def feed(self, frame: Frame) -> None:
+        """One frame (2.4 GHz frames are ignored: duty cycle is a sub-GHz rule)."""
+        if frame.band is not Band.SUB_GHZ:
+            return
+        ts_ns, psdu = frame.ts_ns, frame.psdu
+        for other in self._recent:
+            if (other[3] == psdu and abs(other[0] - ts_ns) <= DUPLICATE_NS
+                    and other[1] == frame.page and other[2] == frame.channel):
+                self.counts["duplicates"] += 1
+                return
+        self._recent.append((ts_ns, frame.page, frame.channel, psdu))
+        self.counts["frames"] += 1
+        where = (frame.page, frame.channel)
+        sender = self._sender(frame, where)
+        airtime_ns = FSK_SUBGHZ.airtime_ns(len(psdu))
+        roller = self._roller(sender)
+        for change in roller.add(ts_ns, airtime_ns):
+            self._changed(sender, change)
+        self._now_ns = max(self._now_ns, ts_ns + airtime_ns)
+        self.agility.frame()
+        if sender == CH:
+            event = self.agility.ch_frame(ts_ns, *where)
+            if event is not None and self.on_agility is not None:
+                self.on_agility(event)
+
+    def _sender(self, frame: Frame, where: tuple[int, int]) -> str:
+        decoded = self._decoder.decode(frame.psdu, frame.ts_ns, fcs_ok=frame.fcs_ok)
+        mac = decoded.mac
+        if mac is None:
+            self.counts["malformed"] += 1
+            return "unknown"
+        pending = self._pending.get(where)
+        if mac.frame_type == FRAME_TYPE_ACK:
+            if (pending is not None and pending[0] == mac.seq
+                    and frame.ts_ns - pending[2] <= ACK_WAIT_NS + 10**7):
+                del self._pending[where]
+                return pending[1]
+            return "unknown"
+        if pending is not None:  # a new frame: the previous one asking an ACK got none
+            del self._pending[where]
+            self.agility.unacknowledged(pending[2])
+            self.counts["unacknowledged"] += 1
+        if mac.src_mode == ADDR_SHORT and mac.src_addr is not None:
+            text = _short(mac.src_addr)
+            if text not in self.names and mac.frame_type == FRAME_TYPE_DATA:
+                self._learn(decoded, mac.src_addr)
+            sender = self.names.get(text, text)
+        elif mac.src_mode == ADDR_EXT and mac.src_addr is not None:
+            sender = CH if mac.src_addr in self.ch_eui64s else Eui64(mac.src_addr).duis
+        else:
+            sender = CH  # no source address: the PAN coordinator (§7.2.1.8)
+        if mac.ack_request and mac.dst_addr is not None:
+            receiver = (self.names.get(_short(mac.dst_addr), _short(mac.dst_addr))
+                        if mac.dst_mode == ADDR_SHORT else
+                        CH if mac.dst_addr in self.ch_eui64s else Eui64(mac.dst_addr).duis)
+            self._pending[where] = (mac.seq or 0, receiver, frame.ts_ns)
+        if (sender == CH and mac.frame_type == FRAME_TYPE_DATA and self.keyring is not None
+                and mac.dst_addr in _BROADCASTS):
+            self._update_request(decoded, frame.ts_ns)
+        return sender
+
+    def _learn(self, decoded: Any, short: int) -> None:
+        nwk = decoded.nwk
+        eui = self._decoder.address_map.get(short)
+        if nwk is None or eui is None:
+            return
+        text = _short(short)
+        if eui in self.ch_eui64s:
+            self.names[text] = CH
+            own = self.transmitters.pop(text, None)
+            if own is not None:
+                self._merge(own)
+        else:
+            self.names[text] = text
+
+    def _merge(self, own: RollingDutyCycle) -> None:
+        """Frames heard from a GPF before its address was known join the CH's window."""
+        ch = self._roller(CH)
+        entries = sorted([*ch._log, *own._log])
+        ch._log.clear()
+        ch._log.extend(entries)
+        ch._sum_ns += own._sum_ns
+        ch.frames += own.frames
+        ch.airtime_ns += own.airtime_ns
+
+    def _update_request(self, decoded: Any, ts_ns: int) -> None:
+        aps = decoded.aps
+        if aps is None or aps.profile != PROFILE_ZDP or aps.cluster != MGMT_NWK_UPDATE_REQ:
+            return
+        payload = decoded.aps_payload
+        if payload:
+            self.counts["mgmt_nwk_update_req"] += 1
+            self.agility.update_request(ts_ns, decode_update_channel(payload))
+
+    def _roller(self, name: str) -> RollingDutyCycle:
+        roller = self.transmitters.get(name)
+        if roller is None:
+            roller = self.transmitters[name] = RollingDutyCycle(self.thresholds)
+        return roller
+
+    def _changed(self, name: str, change: StateChange) -> None:
+        self.counts["state_changes"] += 1
+        if self.on_change is not None:
+            self.on_change(name, change)
+
+    def advance(self, now_ns: int) -> None:
+        """Let time pass without frames (live ticks): falls below thresholds are reported."""
+        self._now_ns = max(self._now_ns, now_ns)
+        for name, roller in self.transmitters.items():
+            for change in roller.advance(now_ns):
+                self._changed(name, change)
+
+    def alert(self, ts_ns: int, alert_code: int) -> None:
+        """A GBCS alert from the DUIS log (agility alerts join their move)."""
+        self.counts["alerts"] += 1
+        self.agility.alert(ts_ns, alert_code)
+
+    def duis_line(self, line: dict[str, Any]) -> None:
+        """One DUIS log line as written (:class:`hanlab.duis.log.DuisLog`): alerts only."""
+        code = line.get("alert_code")
+        ts_ns = line.get("ts_ns")
+        if line.get("kind") != "alert" or not isinstance(code, str) or not isinstance(
+                ts_ns, int):
+            return
+        try:
+            self.alert(ts_ns, int(code, 16))
+        except ValueError:
+            self.counts["alerts_unreadable"] += 1
+
+    # -- views ----------------------------------------------------------------------------
+
+    def snapshot(self, *, samples: bool = False) -> dict[str, Any]:
+        """JSON shape: ``thresholds``, ``transmitters`` (name -> state, duty_cycle_pct,
+        peak_pct, frames, airtime_s, changes … and with ``samples`` the
+        ``[ts_ns, pct]`` series), ``channel`` (the CH's ``[page, channel]``), ``agility``
+        (moves), ``counts``."""
+        out: dict[str, Any] = {}
+        for name, roller in sorted(self.transmitters.items(),
+                                   key=lambda kv: (kv[0] != CH, kv[0])):
+            view = roller.to_dict()
+            view["changes"] = view["changes"][-self.history:]
+            if samples:
+                view["samples"] = [list(s) for s in roller.samples]
+            out[name] = view
+        return {"thresholds": self.thresholds.to_dict(), "transmitters": out,
+                "channel": list(self.agility.channel) if self.agility.channel else None,
+                "agility": [e.to_dict() for e in self.agility.events[-self.history:]],
+                "counts": dict(sorted(self.counts.items()))}
+
+
+@dataclass
+class Dit8Result:
+    """What :func:`monitor_captures` found: the monitor and the damaged captures."""
+
+    monitor: Dit8Monitor
+    damaged: list[Any] = field(default_factory=list)
+
+
+def monitor_captures(captures: Sequence[Path | str], *, duis_log: Path | str | None = None,
+                     thresholds: DutyCycleThresholds | None = None,
+                     ch_eui64s: Iterable[str | int] = (),
+                     keyring: Keyring | None = None) -> Dit8Result:
+    """DIT.8 monitoring offline: every frame of the captures (merged by time) and, with
+    ``duis_log``, its alerts, through one :class:`Dit8Monitor`, advanced to the last
+    frame's time.
+
+    A capture damaged part way gives every frame before the damage (listed in
+    :attr:`Dit8Result.damaged`, as :func:`hanlab.correlate.offline.analyse` does).
+
+    Raises:
+        BadInputError: a capture that cannot be read at all, or an unreadable DUIS log.
+    """
+    from hanlab.correlate.events import time_ordered
+    from hanlab.correlate.offline import _until_damage, read_duis_events
+
+    monitor = Dit8Monitor(thresholds, ch_eui64s=ch_eui64s, keyring=keyring)
+    damaged: list[Any] = []
+    events = read_duis_events(duis_log) if duis_log is not None else []
+    streams = [_until_damage(path, damaged, Path(path).name) for path in captures]
+    for item in time_ordered(streams, events):
+        if isinstance(item, Frame):
+            monitor.feed(item)
+        elif item.kind == "alert" and item.alert_code:
+            try:
+                monitor.alert(item.ts_ns, int(item.alert_code, 16))
+            except ValueError:
+                monitor.counts["alerts_unreadable"] += 1
+    monitor.advance(monitor._now_ns)
+    return Dit8Result(monitor, damaged)
