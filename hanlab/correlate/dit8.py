@@ -224,10 +224,28 @@ class Dit8Monitor:
         self.counts["alerts"] += 1
         self.agility.alert(ts_ns, alert_code)
 
+    def set_thresholds(self, thresholds: DutyCycleThresholds) -> None:
+        """New thresholds from now on (SR 6.28); the window length stays the monitor's."""
+        self.thresholds = DutyCycleThresholds(self.thresholds.window_s,
+                                              *thresholds.pcts)
+        for roller in self.transmitters.values():
+            roller.thresholds = self.thresholds
+
     def duis_line(self, line: dict[str, Any]) -> None:
-        """One DUIS log line as written (:class:`hanlab.duis.log.DuisLog`): alerts only."""
+        """One DUIS log line as written (:class:`hanlab.duis.log.DuisLog`): alerts, and
+        an SR 6.28 request logged with its XML sets the thresholds.
+
+        Raises:
+            BadInputError: the SR 6.28 XML carries thresholds out of their DUIS ranges.
+        """
         code = line.get("alert_code")
         ts_ns = line.get("ts_ns")
+        xml = line.get("xml")
+        if (line.get("kind") == "request" and line.get("sr_variant") == "6.28"
+                and isinstance(xml, str)):
+            self.set_thresholds(self.thresholds.from_sr628(xml, where="SR 6.28 (DUIS log)"))
+            self.counts["sr628"] += 1
+            return
         if line.get("kind") != "alert" or not isinstance(code, str) or not isinstance(
                 ts_ns, int):
             return
@@ -238,18 +256,20 @@ class Dit8Monitor:
 
     # -- views ----------------------------------------------------------------------------
 
-    def snapshot(self, *, samples: bool = False) -> dict[str, Any]:
+    def snapshot(self, *, samples: int | None = 0) -> dict[str, Any]:
         """JSON shape: ``thresholds``, ``transmitters`` (name -> state, duty_cycle_pct,
-        peak_pct, frames, airtime_s, changes … and with ``samples`` the
-        ``[ts_ns, pct]`` series), ``channel`` (the CH's ``[page, channel]``), ``agility``
+        peak_pct, frames, airtime_s, window_airtime_s, first_ts_ns, last_ts_ns, changes
+        and ``samples``: the newest ``samples`` ``[ts_ns, pct]`` points, all with
+        ``None``), ``channel`` (the CH's ``[page, channel]`` or ``None``), ``agility``
         (moves), ``counts``."""
         out: dict[str, Any] = {}
         for name, roller in sorted(self.transmitters.items(),
                                    key=lambda kv: (kv[0] != CH, kv[0])):
             view = roller.to_dict()
             view["changes"] = view["changes"][-self.history:]
-            if samples:
-                view["samples"] = [list(s) for s in roller.samples]
+            series = list(roller.samples)
+            view["samples"] = [list(p) for p in (
+                series if samples is None else series[-samples:] if samples else [])]
             out[name] = view
         return {"thresholds": self.thresholds.to_dict(), "transmitters": out,
                 "channel": list(self.agility.channel) if self.agility.channel else None,

@@ -107,7 +107,7 @@ class DutyCycleThresholds:
     @property
     def window_ns(self) -> int:
         """The window in ns."""
-        return int(round(self.window_s * 1e9))
+        return int(self.window_s * 1e9)
 
     def state_of(self, pct: float) -> DutyCycleState:
         """The state for a duty cycle of ``pct`` % (a threshold reached enters its state)."""

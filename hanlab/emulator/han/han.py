@@ -581,10 +581,11 @@ class EmulatedHan:
         """
         if Band.SUB_GHZ not in self.channels:
             raise BadInputError(f"rig {self.rig} has no sub-GHz HAN to change channel on")
-        from hanlab.frames import band_of
+        from hanlab.frames import PAGE_CHANNELS, band_of
         if band_of(page, channel) is not Band.SUB_GHZ:
             raise BadInputError(f"page {page} channel {channel} is not a sub-GHz channel")
-        mask = (page << 27) | (1 << (channel % 27))
+        # ScanChannels: page in bits 27-31, the channel's bit counted from the page's first
+        mask = (page << 27) | (1 << (channel - PAGE_CHANNELS[page].start))
         payload = bytes([self.chf.next_tsn()]) + mask.to_bytes(4, "little") + b"\xfe\x01"
         self.chf.send_aps(None, AppMessage("nwk_update", self.chf), payload, cluster=0x0038,
                           profile=0, endpoint=0, link_key=None,
