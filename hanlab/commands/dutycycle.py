@@ -86,7 +86,8 @@ def dutycycle(
         rig_config, _ = load_rig(rig)
         ch = [d.eui64 for d in rig_config.devices if d.role.value in ("CHF", "GPF")]
     ring = Keyring.load(keys) if keys is not None else None
-    result = monitor_captures(captures, duis_log=duis_log, thresholds=thresholds,
+    result = monitor_captures(captures, duis_logs=[duis_log] if duis_log else [],
+                              thresholds=thresholds,
                               ch_eui64s=ch, keyring=ring)
     view = result.monitor.snapshot(samples=None if as_json else 0)
     if as_json:

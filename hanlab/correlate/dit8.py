@@ -27,7 +27,7 @@ It reports :class:`~hanlab.correlate.dutycycle.StateChange` s and
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,34 +285,40 @@ class Dit8Result:
     damaged: list[Any] = field(default_factory=list)
 
 
-def monitor_captures(captures: Sequence[Path | str], *, duis_log: Path | str | None = None,
+def monitor_captures(captures: Sequence[Path | str], *,
+                     duis_logs: Sequence[Path | str] = (),
                      thresholds: DutyCycleThresholds | None = None,
                      ch_eui64s: Iterable[str | int] = (),
                      keyring: Keyring | None = None) -> Dit8Result:
-    """DIT.8 monitoring offline: every frame of the captures (merged by time) and, with
-    ``duis_log``, its alerts, through one :class:`Dit8Monitor`, advanced to the last
-    frame's time.
+    """DIT.8 monitoring offline: every frame of the captures and every line of the DUIS
+    logs (alerts; an SR 6.28 logged with its XML sets the thresholds from then on), merged
+    by ``ts_ns``, through one :class:`Dit8Monitor`, advanced to the last frame's time.
 
     A capture damaged part way gives every frame before the damage (listed in
     :attr:`Dit8Result.damaged`, as :func:`hanlab.correlate.offline.analyse` does).
 
     Raises:
-        BadInputError: a capture that cannot be read at all, or an unreadable DUIS log.
+        BadInputError: a capture that cannot be read at all, an unreadable DUIS log, or
+            an SR 6.28 with thresholds out of their DUIS ranges.
     """
-    from hanlab.correlate.events import time_ordered
-    from hanlab.correlate.offline import _until_damage, read_duis_events
+    import heapq
+
+    from hanlab.correlate.offline import _until_damage
+    from hanlab.duis.log import read_duis_log
 
     monitor = Dit8Monitor(thresholds, ch_eui64s=ch_eui64s, keyring=keyring)
     damaged: list[Any] = []
-    events = read_duis_events(duis_log) if duis_log is not None else []
-    streams = [_until_damage(path, damaged, Path(path).name) for path in captures]
-    for item in time_ordered(streams, events):
+    lines = sorted((line for log in duis_logs for line in read_duis_log(log)),
+                   key=lambda line: int(line.get("ts_ns") or 0))
+    streams: list[Iterator[tuple[int, int, int, Frame | dict[str, Any]]]] = [
+        ((int(line.get("ts_ns") or 0), 0, n, line) for n, line in enumerate(lines))]
+    for rank, path in enumerate(captures, start=1):
+        frames = _until_damage(path, damaged, Path(path).name)
+        streams.append((frame.ts_ns, rank, n, frame) for n, frame in enumerate(frames))
+    for _ts, _rank, _n, item in heapq.merge(*streams, key=lambda x: x[:3]):
         if isinstance(item, Frame):
             monitor.feed(item)
-        elif item.kind == "alert" and item.alert_code:
-            try:
-                monitor.alert(item.ts_ns, int(item.alert_code, 16))
-            except ValueError:
-                monitor.counts["alerts_unreadable"] += 1
+        else:
+            monitor.duis_line(item)
     monitor.advance(monitor._now_ns)
     return Dit8Result(monitor, damaged)

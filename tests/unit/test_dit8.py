@@ -302,3 +302,43 @@ def test_dutycycle_command_json_table_and_errors(run: Run, tmp_path: Path) -> No
     assert bad.returncode == 2 and "x.pcapng" in bad.stderr
     wrong = _hanlab("dutycycle", str(capture), "--normal-limited-pct", "5")
     assert wrong.returncode == 2 and "rise strictly" in wrong.stderr
+
+
+# -- the campaign report section --------------------------------------------------------------
+
+
+def test_campaign_report_has_the_dit8_section(run: Run, tmp_path: Path) -> None:
+    from hanlab.reports.dit8 import dit8_section
+    from hanlab.reports.html import render_campaign_report
+    from hanlab.reports.model import check_report_data
+
+    name = "dit8_subGHz_20250615T000000Z.pcapng"
+    writer = PcapngWriter(tmp_path / name, [("sub", "subGHz")])
+    for frame in sorted(run.frames, key=lambda f: f.ts_ns):
+        writer.write(0, frame)
+    writer.close()
+    step = {"scenario": "meter-reading", "variant": "v", "repetition": 1, "index": 1,
+            "kind": "sr", "status": "passed", "optional": False, "sr_variant": "4.1.1",
+            "target_role": "ESME", "target_eui64": "00-DB-12-00-00-00-01-02",
+            "request_id": "90-B3-D5-1F-30-01-00-00:00-DB-12-00-00-00-01-02:1",
+            "outcome": "I0", "detail": "", "started_ns": 1, "ended_ns": 2}
+    record = {"id": "j-1", "rig": "dit8", "scenario": "meter-reading", "state": "passed",
+              "steps": [step], "exchanges": [], "variant_runs": [],
+              "captures": [name, "dit8_subGHz_gone.pcapng"], "duis_log": "",
+              "devices": {"ESME": "00-DB-12-00-00-00-01-02"}}
+    data = {"campaign": {"id": "c-1"}, "plan": [], "issues": [],
+            "rigs": [{"name": "dit8", "ch_variant": "dual_band", "devices": [
+                {"eui64": run.ch_eui64s[0], "role": "CHF"},
+                {"eui64": run.ch_eui64s[1], "role": "GPF"}]}],
+            "jobs": [{"record": record, "captures_dir": str(tmp_path)}]}
+    page = render_campaign_report(data)
+    section = page[page.index('<section id="dit8">'):]
+    section = section[:section.index("</section>")]
+    # the default window (3600 s) and thresholds: 80 s of traffic changes no state
+    assert "<svg" in section and "No duty-cycle state changed." in section
+    # with the run's thresholds every change of the emulator is in the section
+    low = dit8_section(check_report_data(data), thresholds=THRESHOLDS)
+    assert low.count("</td><td>CH</td><td>") == len(run.events("duty_cycle_state"))
+    assert "Limited → Critical" in low and "0x8F22" in low
+    assert "page 28 ch 12</td><td>page 30 ch 40" in section
+    assert "1 capture file(s) named by the job records were not found" in section
