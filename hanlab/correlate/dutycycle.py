@@ -255,12 +255,14 @@ class RollingDutyCycle:
             self.last_ns = now_ns
         cutoff = now_ns - self._window_ns
         log = self._log
+        expired = False
         while log and log[0][0] < cutoff:
             start_ns, airtime_ns = log.popleft()
             self._sum_ns -= airtime_ns
+            expired = True
             if self.state:
                 out.extend(self._evaluate(start_ns + self._window_ns + 1))
-        if out or not log:
+        if expired:
             self._sample(now_ns)
         return out
 
