@@ -94,6 +94,8 @@ def dutycycle(
         sys.stdout.write(json.dumps(view, sort_keys=True) + "\n")
     else:
         _print(view)
+    for warning in result.monitor.warnings:
+        sys.stderr.write(f"hanlab: warning: {warning}\n")
     if result.damaged:
         for damage in result.damaged:
             sys.stderr.write(f"hanlab: warning: {damage.warning()}\n")

@@ -39,6 +39,7 @@ from hanlab.correlate.agility import (
     decode_update_channel,
 )
 from hanlab.correlate.dutycycle import DutyCycleThresholds, RollingDutyCycle, StateChange
+from hanlab.errors import BadInputError
 from hanlab.frames import Band, Frame
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.phy import FSK_SUBGHZ
@@ -94,6 +95,8 @@ class Dit8Monitor:
         self.names: dict[str, str] = {_short(0): CH}
         self.agility = AgilityTracker()
         self.counts: Counter[str] = Counter()
+        #: what the monitor refused (an SR 6.28 out of range), one line each
+        self.warnings: list[str] = []
         self._decoder = Decoder(keyring, learn_keys=False)
         self._recent: deque[tuple[int, int, int, bytes]] = deque(maxlen=16)
         #: (page, channel) -> (seq, receiver name, ts_ns) of the last frame asking an ACK
@@ -184,13 +187,8 @@ class Dit8Monitor:
 
     def _merge(self, own: RollingDutyCycle) -> None:
         """Frames heard from a GPF before its address was known join the CH's window."""
-        ch = self._roller(CH)
-        entries = sorted([*ch._log, *own._log])
-        ch._log.clear()
-        ch._log.extend(entries)
-        ch._sum_ns += own._sum_ns
-        ch.frames += own.frames
-        ch.airtime_ns += own.airtime_ns
+        for change in self._roller(CH).absorb(own):
+            self._changed(CH, change)
 
     def _update_request(self, decoded: Any, ts_ns: int) -> None:
         aps = decoded.aps
@@ -233,18 +231,21 @@ class Dit8Monitor:
 
     def duis_line(self, line: dict[str, Any]) -> None:
         """One DUIS log line as written (:class:`hanlab.duis.log.DuisLog`): alerts, and
-        an SR 6.28 request logged with its XML sets the thresholds.
-
-        Raises:
-            BadInputError: the SR 6.28 XML carries thresholds out of their DUIS ranges.
-        """
+        an SR 6.28 request logged with its XML sets the thresholds (one whose thresholds
+        are out of their DUIS ranges is counted ``sr628_refused`` and named in
+        :attr:`warnings`; the thresholds stay)."""
         code = line.get("alert_code")
         ts_ns = line.get("ts_ns")
         xml = line.get("xml")
         if (line.get("kind") == "request" and line.get("sr_variant") == "6.28"
                 and isinstance(xml, str)):
-            self.set_thresholds(self.thresholds.from_sr628(xml, where="SR 6.28 (DUIS log)"))
-            self.counts["sr628"] += 1
+            try:
+                self.set_thresholds(self.thresholds.from_sr628(
+                    xml, where=f"SR 6.28 at ts_ns {ts_ns} (DUIS log)"))
+                self.counts["sr628"] += 1
+            except BadInputError as error:  # the thresholds stay as they were
+                self.counts["sr628_refused"] += 1
+                self.warnings.append(str(error))
             return
         if line.get("kind") != "alert" or not isinstance(code, str) or not isinstance(
                 ts_ns, int):
@@ -261,7 +262,7 @@ class Dit8Monitor:
         peak_pct, frames, airtime_s, window_airtime_s, first_ts_ns, last_ts_ns, changes
         and ``samples``: the newest ``samples`` ``[ts_ns, pct]`` points, all with
         ``None``), ``channel`` (the CH's ``[page, channel]`` or ``None``), ``agility``
-        (moves), ``counts``."""
+        (moves), ``counts``, ``warnings``."""
         out: dict[str, Any] = {}
         for name, roller in sorted(self.transmitters.items(),
                                    key=lambda kv: (kv[0] != CH, kv[0])):
@@ -274,7 +275,8 @@ class Dit8Monitor:
         return {"thresholds": self.thresholds.to_dict(), "transmitters": out,
                 "channel": list(self.agility.channel) if self.agility.channel else None,
                 "agility": [e.to_dict() for e in self.agility.events[-self.history:]],
-                "counts": dict(sorted(self.counts.items()))}
+                "counts": dict(sorted(self.counts.items())),
+                "warnings": self.warnings[-self.history:]}
 
 
 @dataclass
@@ -298,12 +300,11 @@ def monitor_captures(captures: Sequence[Path | str], *,
     :attr:`Dit8Result.damaged`, as :func:`hanlab.correlate.offline.analyse` does).
 
     Raises:
-        BadInputError: a capture that cannot be read at all, an unreadable DUIS log, or
-            an SR 6.28 with thresholds out of their DUIS ranges.
+        BadInputError: a capture that cannot be read at all, or an unreadable DUIS log.
     """
     import heapq
 
-    from hanlab.correlate.offline import _until_damage
+    from hanlab.correlate.offline import frames_until_damage
     from hanlab.duis.log import read_duis_log
 
     monitor = Dit8Monitor(thresholds, ch_eui64s=ch_eui64s, keyring=keyring)
@@ -313,7 +314,7 @@ def monitor_captures(captures: Sequence[Path | str], *,
     streams: list[Iterator[tuple[int, int, int, Frame | dict[str, Any]]]] = [
         ((int(line.get("ts_ns") or 0), 0, n, line) for n, line in enumerate(lines))]
     for rank, path in enumerate(captures, start=1):
-        frames = _until_damage(path, damaged, Path(path).name)
+        frames = frames_until_damage(path, damaged, Path(path).name)
         streams.append((frame.ts_ns, rank, n, frame) for n, frame in enumerate(frames))
     for _ts, _rank, _n, item in heapq.merge(*streams, key=lambda x: x[:3]):
         if isinstance(item, Frame):

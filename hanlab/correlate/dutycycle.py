@@ -266,6 +266,21 @@ class RollingDutyCycle:
             self._sample(now_ns)
         return out
 
+    def absorb(self, other: RollingDutyCycle) -> list[StateChange]:
+        """Take ``other``'s frames into this window (the same transmitter, known late, e.g.
+        a GPF's frames heard before its address was learned); returns the state changes
+        this causes, dated at the last time seen."""
+        entries = sorted([*self._log, *other._log])
+        self._log.clear()
+        self._log.extend(entries)
+        self._sum_ns += other._sum_ns
+        self.frames += other.frames
+        self.airtime_ns += other.airtime_ns
+        if other.first_ns is not None and (self.first_ns is None
+                                           or other.first_ns < self.first_ns):
+            self.first_ns = other.first_ns
+        return self._evaluate(max(self.last_ns, other.last_ns))
+
     def _evaluate(self, ts_ns: int) -> list[StateChange]:
         pct = self.pct()
         if pct > self.peak_pct:

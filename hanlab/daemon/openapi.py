@@ -241,7 +241,8 @@ def _dutycycle_schemas() -> dict[str, Schema]:
                              "description": "CH, short address 0x1a2b or EUI-64 -> state"},
             "channel": {"anyOf": [pair, {"type": "null"}]},
             "agility": _array(_ref("AgilityEvent")),
-            "counts": {"type": "object", "additionalProperties": _COUNT}},
+            "counts": {"type": "object", "additionalProperties": _COUNT},
+            "warnings": _array(_STR)},
             description="hanlab.correlate.dit8.Dit8Monitor.snapshot(); a rig without a "
                         "sub-GHz sniffer has no transmitters"),
     }

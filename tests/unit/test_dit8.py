@@ -342,3 +342,20 @@ def test_campaign_report_has_the_dit8_section(run: Run, tmp_path: Path) -> None:
     assert "Limited → Critical" in low and "0x8F22" in low
     assert "page 28 ch 12</td><td>page 30 ch 40" in section
     assert "1 capture file(s) named by the job records were not found" in section
+
+
+def test_sr628_in_the_duis_log_sets_thresholds_and_a_bad_one_is_refused() -> None:
+    monitor = Dit8Monitor(DutyCycleThresholds(60.0))
+    body = ("<SetCHFSubGHzConfiguration><NormalLimitedDutyCycleThreshold>0.5"
+            "</NormalLimitedDutyCycleThreshold><LimitedCriticalDutyCycleThreshold>1.6"
+            "</LimitedCriticalDutyCycleThreshold></SetCHFSubGHzConfiguration>")
+    monitor.duis_line({"ts_ns": 5, "kind": "request", "sr_variant": "6.28", "xml": body})
+    assert monitor.thresholds.pcts == (0.5, 1.6, 10.0) and monitor.thresholds.window_s == 60
+    monitor.duis_line({"ts_ns": 9, "kind": "request", "sr_variant": "6.28",
+                       "xml": body.replace(">0.5<", ">3.0<")})
+    assert monitor.thresholds.pcts == (0.5, 1.6, 10.0)
+    assert monitor.counts["sr628_refused"] == 1
+    assert "NormalLimitedDutyCycleThreshold 3.0 outside 0.5..2.0" in monitor.snapshot()[
+        "warnings"][0]
+    monitor.duis_line({"ts_ns": 12, "kind": "alert", "alert_code": "8F26"})
+    assert monitor.counts["alerts"] == 1
