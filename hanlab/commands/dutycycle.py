@@ -21,14 +21,6 @@ import typer
 from hanlab.errors import BadInputError
 
 
-def _utc(ts_ns: int | None) -> str:
-    from datetime import UTC, datetime
-
-    if ts_ns is None:
-        return "-"
-    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
 def dutycycle(
     captures: Annotated[list[Path], typer.Argument(
         help="pcap or pcapng captures of the sub-GHz HAN (merged by time).")],
@@ -106,6 +98,8 @@ def _print(view: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from hanlab.reports.dit8 import utc_ms
+
     console = Console(highlight=False, soft_wrap=True)
     th = view["thresholds"]
     table = Table(title=f"sub-GHz duty cycle, {th['window_s']:g} s window: Limited from "
@@ -120,13 +114,13 @@ def _print(view: dict[str, Any]) -> None:
     console.print(table)
     for name, t in view["transmitters"].items():
         for c in t["changes"]:
-            console.print(f"{_utc(c['ts_ns'])}  {name}: {c['old']} -> {c['new']} at "
+            console.print(f"{utc_ms(c['ts_ns'])}  {name}: {c['old']} -> {c['new']} at "
                           f"{c['duty_cycle_pct']:.3f} % (alert {c['alert_code']})",
                           markup=False)
     for move in view["agility"]:
         alerts = ", ".join(a["alert_code"] for a in move["alerts"]) or "none"
         console.print(
-            f"{_utc(move['first_new_ts_ns'])}  channel change page {move['old'][0]} channel "
+            f"{utc_ms(move['first_new_ts_ns'])}  channel change page {move['old'][0]} channel "
             f"{move['old'][1]} -> page {move['new'][0]} channel {move['new'][1]}: "
             f"{move['time_to_move_s'] * 1000:.1f} ms to move, {move['frames_lost']} frames "
             f"lost, alerts {alerts}", markup=False)

@@ -19,7 +19,7 @@ from hanlab.correlate.dutycycle import DutyCycleThresholds
 from hanlab.errors import HanlabError
 from hanlab.reports.model import CampaignReportData
 
-__all__ = ["dit8_section", "rig_dit8_views"]
+__all__ = ["dit8_section", "dutycycle_plot", "rig_dit8_views", "utc_ms"]
 
 #: colour per state (Normal … Regulated) for change markers
 _STATE_COLOURS = {"Normal": "#2e7d32", "Limited": "#f9a825", "Critical": "#ef6c00",
@@ -32,7 +32,8 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _utc(ts_ns: int | None) -> str:
+def utc_ms(ts_ns: int | None) -> str:
+    """``2026-12-01 10:15:00.123`` (UTC, to the ms) of ``ts_ns``, or ``–``."""
     import datetime as dt
 
     if ts_ns is None:
@@ -192,7 +193,7 @@ def dit8_section(data: CampaignReportData, number: int = 8,
             out.append('<table><tr><th>UTC</th><th>Transmitter</th><th>Change</th>'
                        "<th>Duty cycle %</th><th>Alert</th></tr>")
             for ts_ns, name, c in changes:
-                out.append(f"<tr><td>{_utc(ts_ns)}</td><td>{_e(name)}</td>"
+                out.append(f"<tr><td>{utc_ms(ts_ns)}</td><td>{_e(name)}</td>"
                            f"<td>{_e(c['old'])} → {_e(c['new'])}</td>"
                            f"<td>{c['duty_cycle_pct']:.3f}</td><td>{_e(c['alert_code'])}</td></tr>")
             out.append("</table>")
@@ -204,7 +205,7 @@ def dit8_section(data: CampaignReportData, number: int = 8,
             for move in view["agility"]:
                 alerts = ", ".join(a["alert_code"] for a in move["alerts"]) or "none seen"
                 out.append(
-                    f"<tr><td>{_utc(move['first_new_ts_ns'])}</td>"
+                    f"<tr><td>{utc_ms(move['first_new_ts_ns'])}</td>"
                     f"<td>page {move['old'][0]} ch {move['old'][1]}</td>"
                     f"<td>page {move['new'][0]} ch {move['new'][1]}</td>"
                     f"<td>{move['time_to_move_s'] * 1000:.1f}</td>"
