@@ -257,16 +257,25 @@ class Dit8Monitor:
 
     # -- views ----------------------------------------------------------------------------
 
+    def _eui64_of(self, name: str) -> str | None:
+        """The EUI-64 (DUIS form) of a transmitter named by short address, when learned;
+        the name itself for one named by EUI-64; ``None`` for the CH and unknowns."""
+        if name.startswith("0x"):
+            eui = self._decoder.address_map.get(int(name, 16))
+            return None if eui is None else Eui64(eui).duis
+        return name if name.count("-") == 7 else None
+
     def snapshot(self, *, samples: int | None = 0) -> dict[str, Any]:
         """JSON shape: ``thresholds``, ``transmitters`` (name -> state, duty_cycle_pct,
-        peak_pct, frames, airtime_s, window_airtime_s, first_ts_ns, last_ts_ns, changes
-        and ``samples``: the newest ``samples`` ``[ts_ns, pct]`` points, all with
-        ``None``), ``channel`` (the CH's ``[page, channel]`` or ``None``), ``agility``
+        peak_pct, frames, airtime_s, window_airtime_s, first_ts_ns, last_ts_ns, changes,
+        ``eui64`` (when known) and ``samples``: the newest ``samples`` ``[ts_ns, pct]``
+        points, all with ``None``), ``channel`` (the CH's ``[page, channel]`` or ``None``), ``agility``
         (moves), ``counts``, ``warnings``."""
         out: dict[str, Any] = {}
         for name, roller in sorted(self.transmitters.items(),
                                    key=lambda kv: (kv[0] != CH, kv[0])):
             view = roller.to_dict()
+            view["eui64"] = self._eui64_of(name)
             view["changes"] = view["changes"][-self.history:]
             series = list(roller.samples)
             view["samples"] = [list(p) for p in (

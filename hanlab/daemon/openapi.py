@@ -222,6 +222,7 @@ def _dutycycle_schemas() -> dict[str, Schema]:
             "state": state, "duty_cycle_pct": _NUM, "peak_pct": _NUM, "frames": _COUNT,
             "airtime_s": _NUM, "window_airtime_s": _NUM, "first_ts_ns": _nullable("integer"),
             "last_ts_ns": _INT, "changes": _array(_ref("DutyCycleChange")),
+            "eui64": _nullable("string"),
             "samples": _array({"type": "array", "items": _NUM, "minItems": 2,
                                "maxItems": 2})},
             description="one sub-GHz transmitter; duty cycle in % of the window"),

@@ -180,10 +180,11 @@ def dit8_section(data: CampaignReportData, number: int = 8,
             out.append('<figure class="plot">' + dutycycle_plot(
                 view, title=f"{rig}: sub-GHz duty cycle per transmitter",
                 id_prefix=f"dit8-{re.sub(r'[^A-Za-z0-9]', '', rig)}-") + "</figure>")
-        out.append('<table><tr><th>Transmitter</th><th>State at end</th><th>Peak %</th>'
-                   "<th>Frames</th><th>Airtime s</th><th>State changes</th></tr>")
+        out.append('<table><tr><th>Transmitter</th><th>EUI-64</th><th>State at end</th>'
+                   "<th>Peak %</th><th>Frames</th><th>Airtime s</th><th>State changes</th></tr>")
         for name, t in view["transmitters"].items():
-            out.append(f"<tr><td>{_e(name)}</td><td>{_e(t['state'])}</td>"
+            out.append(f"<tr><td>{_e(name)}</td><td>{_e(t.get('eui64') or '–')}</td>"
+                       f"<td>{_e(t['state'])}</td>"
                        f"<td>{t['peak_pct']:.3f}</td><td>{t['frames']}</td>"
                        f"<td>{t['airtime_s']:.3f}</td><td>{len(t['changes'])}</td></tr>")
         out.append("</table>")

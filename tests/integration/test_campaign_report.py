@@ -430,4 +430,4 @@ def test_report_has_the_dit8_section_from_the_sub_ghz_captures(
     assert rigs == [f"dit8-{name}" for name in dual]
     assert section.xpath(".//figure[@class='plot']/*[local-name()='svg']")
     rows = {r.xpath("./td")[0].text_content(): r for r in section.xpath(".//table[1]//tr[td]")}
-    assert int(rows["CH"].xpath("./td")[3].text_content()) > 0
+    assert int(rows["CH"].xpath("./td")[4].text_content()) > 0
