@@ -269,8 +269,8 @@ class Dit8Monitor:
         """JSON shape: ``thresholds``, ``transmitters`` (name -> state, duty_cycle_pct,
         peak_pct, frames, airtime_s, window_airtime_s, first_ts_ns, last_ts_ns, changes,
         ``eui64`` (when known) and ``samples``: the newest ``samples`` ``[ts_ns, pct]``
-        points, all with ``None``), ``channel`` (the CH's ``[page, channel]`` or ``None``), ``agility``
-        (moves), ``counts``, ``warnings``."""
+        points, all with ``None``), ``channel`` (the CH's ``[page, channel]`` or
+        ``None``), ``agility`` (moves), ``counts``, ``warnings``."""
         out: dict[str, Any] = {}
         for name, roller in sorted(self.transmitters.items(),
                                    key=lambda kv: (kv[0] != CH, kv[0])):
