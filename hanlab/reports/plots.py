@@ -23,7 +23,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hanlab.correlate.stats import SEGMENTS
 
-__all__ = ["SEGMENT_TITLES", "segment_boxplots"]
+__all__ = ["SEGMENT_TITLES", "plot_style", "segment_boxplots", "svg_text"]
 
 SEGMENT_TITLES = {
     "end_to_end": "end to end (DUIS request → response)",
@@ -104,8 +104,20 @@ def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band
             ax.set_yticks(range(len(devices)), devices)
             ax.set_ylim(len(devices) - 0.5, -0.5)
         figure.suptitle(title, x=0.01, ha="left", fontsize=9.5, fontweight="bold")
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        return svg_text(figure, id_prefix)
+
+
+def plot_style() -> Any:
+    """The report's matplotlib style as a context manager (text kept as text, fixed hash
+    salt): draw every report figure inside it."""
+    return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
+
+
+def svg_text(figure: Figure, id_prefix: str = "") -> str:
+    """``figure`` as an inline SVG element (text): no XML prolog, no RDF metadata, no
+    date, every element id prefixed with ``id_prefix`` (unique per figure in a page)."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate

@@ -145,6 +145,7 @@ class EmulatedHan:
         self._duty_state = 0
         self._duty_log: deque[tuple[int, int]] = deque()
         self._duty_sum_ns = 0
+        self._duty_expiry_ns = 0
         self._driver: RealtimeDriver | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
@@ -580,10 +581,11 @@ class EmulatedHan:
         """
         if Band.SUB_GHZ not in self.channels:
             raise BadInputError(f"rig {self.rig} has no sub-GHz HAN to change channel on")
-        from hanlab.frames import band_of
+        from hanlab.frames import PAGE_CHANNELS, band_of
         if band_of(page, channel) is not Band.SUB_GHZ:
             raise BadInputError(f"page {page} channel {channel} is not a sub-GHz channel")
-        mask = (page << 27) | (1 << (channel % 27))
+        # ScanChannels: page in bits 27-31, the channel's bit counted from the page's first
+        mask = (page << 27) | (1 << (channel - PAGE_CHANNELS[page].start))
         payload = bytes([self.chf.next_tsn()]) + mask.to_bytes(4, "little") + b"\xfe\x01"
         self.chf.send_aps(None, AppMessage("nwk_update", self.chf), payload, cluster=0x0038,
                           profile=0, endpoint=0, link_key=None,
@@ -639,6 +641,13 @@ class EmulatedHan:
         while state < self._duty_state:
             self._duty_state -= 1
             self._duty_change(DUTY_DOWN[self._duty_state], pct)
+        if self._duty_state and self._duty_log:
+            # evaluate again the instant the oldest frame leaves the window, so a fall
+            # below a threshold is raised when it happens (not at the next tick)
+            expiry_ns = self._duty_log[0][0] + int(cfg.window_s * 1e9) + 1
+            if expiry_ns != self._duty_expiry_ns:
+                self._duty_expiry_ns = expiry_ns
+                self.scheduler.call_at(expiry_ns, self._duty_eval)
 
     def _duty_change(self, alert_code: int, pct: float) -> None:
         self.truth.record("duty_cycle_state", self.scheduler.now_ns, rig=self.rig,
