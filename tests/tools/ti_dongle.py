@@ -90,6 +90,8 @@ class TiDongleConfig:
 class TiDongleStats:
     frames: int = 0
     garbage: int = 0
+    #: garbage items with a SOF in them (each costs the decoder a bad packet or more)
+    garbage_packets: int = 0
     dropped: int = 0
     #: (command Info, payload) in the order received
     commands: list[tuple[int, bytes]] = field(default_factory=list)
@@ -323,8 +325,10 @@ class EmulatedTiDongle:
             next_end_ns = max(next_end_ns, written_ns - delay)
             out = []
             if cfg.garbage_ratio and rng.random() < cfg.garbage_ratio:
-                out.append(self.garbage())
+                junk = self.garbage()
+                out.append(junk)
                 self.stats.garbage += 1
+                self.stats.garbage_packets += b"\x40\x53" in junk
             self._seq += 1
             psdu = build_psdu(self._seq, os.urandom(payload_octets))
             fcs_ok = not (cfg.bad_crc_ratio and rng.random() < cfg.bad_crc_ratio)
