@@ -30,13 +30,11 @@ fatal.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable
 from typing import Literal
 
 from hanlab.errors import BadInputError
 from hanlab.fcs import check_fcs16
 from hanlab.frames import MAX_PSDU_OCTETS, Frame, TsSource
-from hanlab.sources.base import EventReporter, SourceSpec, now_ns
 from hanlab.sources.serial_sniffer import SerialSnifferSettings, SerialSnifferSource
 
 #: USB identity of the nRF Sniffer for 802.15.4 (Nordic VID, sniffer PID; 0x154A older).
@@ -137,17 +135,9 @@ class Nrf802154Source(SerialSnifferSource[Nrf802154Settings]):
     """
 
     Settings = Nrf802154Settings
-
-    def __init__(
-        self,
-        spec: SourceSpec,
-        report: EventReporter | None = None,
-        *,
-        host_clock_ns: Callable[[], int] = now_ns,
-    ) -> None:
-        super().__init__(spec, report, host_clock_ns=host_clock_ns,
-                         counters=("lines", "bad_lines", "bad_frames", "shell_lines"))
-        self._carry = b""
+    DRIVER_COUNTERS = ("lines", "bad_lines", "bad_frames", "shell_lines")
+    #: a partial line carried to the next read
+    _carry = b""
 
     def timer_bits(self) -> int | None:
         """The configured ``timer_bits`` (``None``: detect 32 or 64)."""

@@ -217,7 +217,6 @@ class SerialSnifferSource(FrameSource[S], abc.ABC):
         spec: the sniffer; :meth:`check_spec` says which pages and channels it takes.
         report: receives ``gap`` and ``info`` events.
         host_clock_ns: host UTC clock in ns (injected by tests for virtual time).
-        counters: the driver's own counters, besides the common ones.
 
     Raises (from ``start``):
         BadInputError: the spec is not a page/channel this sniffer receives.
@@ -227,6 +226,8 @@ class SerialSnifferSource(FrameSource[S], abc.ABC):
     #: counters every serial sniffer keeps; a driver adds its own (``counters`` extra)
     _BASE_COUNTERS: ClassVar[tuple[str, ...]] = (
         "frames", "fcs_errors", "ts_clamped", "clock_restarts", "gaps", "reopens")
+    #: the driver's own counters, besides the common ones
+    DRIVER_COUNTERS: ClassVar[tuple[str, ...]] = ()
     #: errors from opening or configuring that a reopen retries (after the backoff)
     RETRY_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (OSError, serial.SerialException)
 
@@ -236,7 +237,6 @@ class SerialSnifferSource(FrameSource[S], abc.ABC):
         report: EventReporter | None = None,
         *,
         host_clock_ns: Callable[[], int] = now_ns,
-        counters: tuple[str, ...] = (),
     ) -> None:
         super().__init__(spec, report)
         self._clock = host_clock_ns
@@ -259,7 +259,7 @@ class SerialSnifferSource(FrameSource[S], abc.ABC):
         self._last_ts_ns = 0
         self._last_rx_ns = 0
         self._stopped = False
-        self.counters = dict.fromkeys(counters + self._BASE_COUNTERS, 0)
+        self.counters = dict.fromkeys(self.DRIVER_COUNTERS + self._BASE_COUNTERS, 0)
         self.gaps: list[dict[str, Any]] = []
 
     # -- what a driver supplies -----------------------------------------------------------

@@ -329,6 +329,8 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
     """
 
     Settings = TiSnifferSettings
+    DRIVER_COUNTERS = ("packets", "bad_packets", "resync_octets", "bad_frames", "responses",
+                       "unexpected_responses", "dongle_errors", "header_detections")
 
     def __init__(
         self,
@@ -337,9 +339,7 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
         *,
         host_clock_ns: Callable[[], int] = now_ns,
     ) -> None:
-        super().__init__(spec, report, host_clock_ns=host_clock_ns, counters=(
-            "packets", "bad_packets", "resync_octets", "bad_frames", "responses",
-            "unexpected_responses", "dongle_errors", "header_detections"))
+        super().__init__(spec, report, host_clock_ns=host_clock_ns)
         self._decoder = PacketDecoder(self._accept)
         self._header_octets = self.settings.header_octets
         self._reply: asyncio.Future[Packet] | None = None
