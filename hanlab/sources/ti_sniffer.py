@@ -102,6 +102,21 @@ TIMESTAMP_OCTETS = 6
 STATUS_FCS_OK = 0x80
 #: the RF core's "no RSSI" value
 RSSI_INVALID = -128
+#: longest payloads the dongle sends: a data packet holds timestamp, up to 2 header
+#: octets, a PSDU of at most aMaxPhyPacketSize (127) octets, RSSI and status; answers
+#: and error reports are a few octets (PING's: 7)
+MAX_DATA_PAYLOAD_OCTETS = TIMESTAMP_OCTETS + 2 + MAX_PSDU_OCTETS + 2
+MAX_SHORT_PAYLOAD_OCTETS = 32
+
+
+def max_payload_from_dongle(info: int) -> int:
+    """The longest Payload a packet with Info ``info`` from the dongle may carry (0 for
+    an Info it never sends: commands, reserved categories, unknown data types)."""
+    if info == INFO_DATA:
+        return MAX_DATA_PAYLOAD_OCTETS
+    if info == INFO_ERROR or info >> 6 == CATEGORY_RESPONSE:
+        return MAX_SHORT_PAYLOAD_OCTETS
+    return 0
 
 
 # -- the packet codec ------------------------------------------------------------------
@@ -159,6 +174,9 @@ class PacketDecoder:
     Args:
         accept: called with each well-framed packet; returning ``False`` rejects it as
             a false frame (the search resumes one octet after its SOF).
+        max_payload: the longest Payload a packet with a given Info octet may have (a
+            longer Length, or 0 for an Info the dongle never sends, is rejected at once:
+            a false SOF in garbage then costs no wait for octets that never belong to it).
 
     Attributes:
         resync_octets: octets skipped looking for SOF (garbage, or a rejected packet's).
@@ -166,8 +184,13 @@ class PacketDecoder:
             beyond :data:`MAX_PAYLOAD_OCTETS`, or ``accept`` said no).
     """
 
-    def __init__(self, accept: Callable[[Packet], bool] = lambda _packet: True) -> None:
+    def __init__(
+        self,
+        accept: Callable[[Packet], bool] = lambda _packet: True,
+        max_payload: Callable[[int], int] = lambda _info: MAX_PAYLOAD_OCTETS,
+    ) -> None:
         self._accept = accept
+        self._max_payload = max_payload
         self._buf = bytearray()
         self.resync_octets = 0
         self.bad_packets = 0
@@ -202,7 +225,7 @@ class PacketDecoder:
             info = buf[pos + 2]
             length = buf[pos + 3] | buf[pos + 4] << 8
             end = pos + _HEADER_OCTETS + length
-            if length > MAX_PAYLOAD_OCTETS:
+            if length > min(MAX_PAYLOAD_OCTETS, self._max_payload(info)):
                 pos = self._reject(pos)
                 continue
             if n < end + 2:
@@ -340,7 +363,8 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
         host_clock_ns: Callable[[], int] = now_ns,
     ) -> None:
         super().__init__(spec, report, host_clock_ns=host_clock_ns)
-        self._decoder = PacketDecoder(self._accept)
+        self._decoder = PacketDecoder(self._accept, max_payload_from_dongle)
+        self._command_lock = asyncio.Lock()
         self._header_octets = self.settings.header_octets
         self._reply: asyncio.Future[Packet] | None = None
         #: the PING answer of the last open: chip ID, revisions
@@ -377,6 +401,10 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
             DongleRefused: no answer within ``command_timeout_s``, or a status other
                 than OK and ``tolerate``.
         """
+        async with self._command_lock:  # one command in flight: answers are not tagged
+            return await self._command(info, payload, tolerate)
+
+    async def _command(self, info: int, payload: bytes, tolerate: tuple[int, ...]) -> Packet:
         name = COMMAND_NAMES.get(info, f"{info:#04x}")
         self._reply = reply = asyncio.get_running_loop().create_future()
         try:

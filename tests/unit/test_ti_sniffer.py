@@ -32,6 +32,7 @@ from hanlab.sources.ti_sniffer import (
     encode_packet,
     find_header_octets,
     frequency_payload,
+    max_payload_from_dongle,
     parse_data,
 )
 from tests.tools.nrf_dongle import build_psdu
@@ -96,6 +97,18 @@ def test_decoder_resyncs_and_keeps_the_next_packet(junk: bytes) -> None:
     decoder = PacketDecoder()
     assert decoder.feed(good + junk + good + good) == [Packet(0x80, b"\x00\x13\x53", True)] * 3
     assert decoder.resync_octets > 0
+
+
+def test_false_sof_with_a_long_length_costs_no_wait() -> None:
+    """Garbage holding SOF, a data Info and a plausible 2 KB Length: rejected at once by
+    the longest payload the dongle sends, so the next frame is not held back."""
+    good = encode_packet(INFO_DATA, data_payload(build_psdu(1, b"abc"), b"\x10"),
+                         with_fcs=False)
+    decoder = PacketDecoder(max_payload=max_payload_from_dongle)
+    assert decoder.feed(b"\x40\x53\xc0\x00\x07" + good) == [
+        Packet(INFO_DATA, good[5:-2], None)]
+    assert max_payload_from_dongle(PING) == 0  # the dongle never sends commands
+    assert max_payload_from_dongle(0x80) == max_payload_from_dongle(0xC1) == 32
 
 
 def test_decoder_accept_rejects_false_frames() -> None:
