@@ -14,9 +14,9 @@ drift, and the 48-bit wrap placed a chosen time after each plug-in. Each frame's
 written a random delivery delay (``delay_ns`` ± ``jitter_ns``) after its end; the frame's
 true start in host time is recorded (the PSDU carries a sequence number). Garbage
 (random octets, truncated packets, wrong FCS, bad EOF, an impossible Length, a "frame"
-whose CRC is wrong although its status says OK) is mixed in at a given ratio. ``unplug()``
-closes the pty and removes the device link, as a pulled USB dongle does; ``plug()`` makes
-a new pty and link, with the dongle's clock restarted.
+whose CRC is wrong although its status says OK) is mixed in at a given ratio. The pty,
+the device link, plugging and unplugging are those of every emulated dongle
+(tests/tools/pty_dongle.py); a replug restarts the dongle's clock.
 
 Written from the protocol description, not from hanlab's driver: an independent
 implementation of the device (its FCS and CRC are its own).
@@ -25,19 +25,17 @@ implementation of the device (its FCS and CRC are its own).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import struct
 import time
-import tty
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import Any
 
 from tests.tools.nrf_dongle import SentFrame, build_psdu
+from tests.tools.pty_dongle import PtyDongle, boot_for_wrap
 
 NS = 1_000_000_000
 #: GB sub-GHz 2-FSK 100 kb/s: 80 µs per octet; SHR 10 octets (preamble 8, SFD 2), PHR 2
@@ -92,12 +90,11 @@ class TiDongleStats:
     garbage: int = 0
     #: garbage items with a SOF in them (each costs the decoder a bad packet or more)
     garbage_packets: int = 0
-    dropped: int = 0
     #: (command Info, payload) in the order received
     commands: list[tuple[int, bytes]] = field(default_factory=list)
 
 
-class EmulatedTiDongle:
+class EmulatedTiDongle(PtyDongle):
     """One emulated TI sniffer behind a pty, reachable at ``link``.
 
     Args:
@@ -113,12 +110,9 @@ class EmulatedTiDongle:
         *,
         host_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.link = link
+        super().__init__(link, host_clock_ns=host_clock_ns)
         self.config = config or TiDongleConfig()
-        self._clock = host_clock_ns
         self._rng = random.Random(self.config.seed)
-        self._master: int | None = None
-        self._slave: int | None = None
         self._inbuf = b""
         self.started = False
         self.phy: int | None = None
@@ -127,7 +121,6 @@ class EmulatedTiDongle:
         self.sent: list[SentFrame] = []
         self.stats = TiDongleStats()
         self._seq = 0
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def receiving(self) -> bool:
@@ -138,61 +131,21 @@ class EmulatedTiDongle:
     def receiving(self, value: bool) -> None:
         self.started = value
 
-    # -- plug and unplug -----------------------------------------------------------
-
-    def plug(self) -> None:
-        """Attach: a new pty, the link pointing at it, the dongle's clock restarted."""
-        if self._master is not None:
-            return
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self.started, self._inbuf = False, b""
+    def on_plug(self, now_ns: int) -> None:
+        """Stopped, unconfigured; the 48-bit timer placed to wrap ``wrap_after_ns`` on."""
+        self.started, self._inbuf, self.phy, self.frequency_mhz = False, b"", None, None
         cfg = self.config
-        now = self._clock()
-        if cfg.wrap_after_ns is not None:
-            # the timer runs (1 + drift) times host speed: it wraps wrap_after_ns from now
-            to_wrap_ns = (1 << TIMER_BITS) * 1000 - cfg.offset_ns
-            self.boot_host_ns = now + cfg.wrap_after_ns - round(
-                to_wrap_ns / (1 + cfg.drift_ppm * 1e-6))
-        else:
-            self.boot_host_ns = now
-        tmp = self.link.with_name(self.link.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.ttyname(slave))
-        tmp.replace(self.link)
-        asyncio.get_running_loop().add_reader(master, self._on_readable)
+        self.boot_host_ns = boot_for_wrap(now_ns, bits=TIMER_BITS,
+                                          wrap_after_ns=cfg.wrap_after_ns,
+                                          offset_ns=cfg.offset_ns, drift_ppm=cfg.drift_ppm)
 
-    def unplug(self) -> None:
-        """Detach: the link vanishes and the pty closes (the reader sees EIO/hang-up)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
-        if self._master is not None:
-            asyncio.get_running_loop().remove_reader(self._master)
-            os.close(self._master)
-        if self._slave is not None:
-            os.close(self._slave)
-        self._master = self._slave = None
+    def on_unplug(self) -> None:
+        """Stops."""
         self.started = False
 
-    async def __aenter__(self) -> Self:
-        self.plug()
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.unplug()
+    def traffic(self) -> Coroutine[Any, Any, None] | None:
+        """The frames it hears while started."""
+        return self._run()
 
     # -- protocol ------------------------------------------------------------------
 
@@ -203,14 +156,8 @@ class EmulatedTiDongle:
         full_us = (cfg.offset_ns + round(elapsed * (1 + cfg.drift_ppm * 1e-6))) // 1000
         return full_us & ((1 << TIMER_BITS) - 1)
 
-    def _on_readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # no reader on the slave side
-            return
+    def on_bytes(self, data: bytes) -> None:
+        """Command packets (each with its FCS)."""
         self._inbuf += data
         while True:
             start = self._inbuf.find(_SOF)
@@ -257,16 +204,6 @@ class EmulatedTiDongle:
         else:
             status = _INVALID_COMMAND
         self._write(packet(_RESPONSE, bytes([status])))
-
-    def _write(self, data: bytes) -> bool:
-        if self._master is None:
-            return False
-        try:
-            os.write(self._master, data)
-        except (BlockingIOError, OSError):
-            self.stats.dropped += 1
-            return False
-        return True
 
     def data_packet(self, psdu: bytes, sfd_end_ns: int, *, fcs_ok: bool = True,
                     rssi_dbm: int = -60) -> bytes:
@@ -318,7 +255,7 @@ class EmulatedTiDongle:
             wait_s = (next_end_ns + delay - self._clock()) / NS
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
-            if not self.started or self._master is None:
+            if not self.started or not self.attached:
                 continue
             written_ns = self._clock()
             # woken late by the event loop: the frame ended ``delay`` before the write
