@@ -134,33 +134,21 @@ def garbage_line(rng: random.Random) -> bytes:
     return b"received: 41886301 power: -40 lqi:"
 
 
-class EmulatedNrfDongle(PtyDongle):
+class EmulatedNrfDongle(PtyDongle[DongleConfig]):
     """One emulated dongle behind a pty, reachable at ``link``.
 
-    Args:
-        link: path of the device link to create.
-        config: clock, delay, garbage and traffic settings.
-        host_clock_ns: host UTC clock (ns).
+    Args: those of :class:`PtyDongle` (``config``: clock, delay, garbage and traffic).
     """
 
-    def __init__(
-        self,
-        link: Path,
-        config: DongleConfig | None = None,
-        *,
-        host_clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        super().__init__(link, host_clock_ns=host_clock_ns)
-        self.config = config or DongleConfig()
-        self._rng = random.Random(self.config.seed)
-        self._inbuf = b""
+    Config = DongleConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.echo = True
         self.receiving = False
         self.channel = 11
-        self.boot_host_ns = 0
         self.sent: list[SentFrame] = []
         self.stats = DongleStats()
-        self._seq = 0
 
     def on_plug(self, now_ns: int) -> None:
         """Echo on, not receiving; the 32-bit timer placed to wrap ``wrap_after_ns`` on."""

@@ -13,12 +13,22 @@ import abc
 import asyncio
 import contextlib
 import os
+import random
 import time
 import tty
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+
+class DongleConfigBase(Protocol):
+    """What every emulated dongle's config has."""
+
+    seed: int
+
+
+C = TypeVar("C", bound=DongleConfigBase)
 
 
 def boot_for_wrap(now_ns: int, *, bits: int, wrap_after_ns: int | None, offset_ns: int,
@@ -40,18 +50,28 @@ async def cancel(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-class PtyDongle(abc.ABC):
+class PtyDongle(abc.ABC, Generic[C]):
     """An emulated dongle behind a pty reachable at ``link``; ``async with`` plugs it and
     runs its traffic (:meth:`traffic`), and unplugs it at the end.
 
     Args:
         link: path of the device link to create.
+        config: its behaviour (default: ``Config()``); ``seed`` seeds ``_rng``.
         host_clock_ns: host UTC clock (ns).
     """
 
-    def __init__(self, link: Path, *, host_clock_ns: Callable[[], int] = time.time_ns) -> None:
+    #: the dongle's config class
+    Config: ClassVar[Callable[[], Any]]
+
+    def __init__(self, link: Path, config: C | None = None, *,
+                 host_clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.link = link
+        self.config: C = config if config is not None else self.Config()
+        self._rng = random.Random(self.config.seed)
         self._clock = host_clock_ns
+        self._inbuf = b""
+        self._seq = 0
+        self.boot_host_ns = 0
         self._master: int | None = None
         self._slave: int | None = None
         self._task: asyncio.Task[None] | None = None

@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import struct
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tests.tools.nrf_dongle import SentFrame, build_psdu
@@ -94,33 +91,21 @@ class TiDongleStats:
     commands: list[tuple[int, bytes]] = field(default_factory=list)
 
 
-class EmulatedTiDongle(PtyDongle):
+class EmulatedTiDongle(PtyDongle[TiDongleConfig]):
     """One emulated TI sniffer behind a pty, reachable at ``link``.
 
-    Args:
-        link: path of the device link to create.
-        config: clock, delay, garbage and traffic settings.
-        host_clock_ns: host UTC clock (ns).
+    Args: those of :class:`PtyDongle` (``config``: clock, delay, garbage and traffic).
     """
 
-    def __init__(
-        self,
-        link: Path,
-        config: TiDongleConfig | None = None,
-        *,
-        host_clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        super().__init__(link, host_clock_ns=host_clock_ns)
-        self.config = config or TiDongleConfig()
-        self._rng = random.Random(self.config.seed)
-        self._inbuf = b""
+    Config = TiDongleConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.started = False
         self.phy: int | None = None
         self.frequency_mhz: float | None = None
-        self.boot_host_ns = 0
         self.sent: list[SentFrame] = []
         self.stats = TiDongleStats()
-        self._seq = 0
 
     @property
     def receiving(self) -> bool:
