@@ -79,6 +79,8 @@ class TiDongleConfig:
     #: answer commands at all (off: a dongle with other firmware)
     answer: bool = True
     seed: int = 0
+    #: generate its own frames (off: it sends only what :meth:`print_heard` gives it)
+    own_traffic: bool = True
 
 
 @dataclass
@@ -129,8 +131,21 @@ class EmulatedTiDongle(PtyDongle[TiDongleConfig]):
         self.started = False
 
     def traffic(self) -> Coroutine[Any, Any, None] | None:
-        """The frames it hears while started."""
-        return self._run()
+        """The frames it hears while started, unless ``own_traffic`` is off."""
+        return self._run() if self.config.own_traffic else None
+
+    def print_heard(self, psdu: bytes, end_ns: int) -> None:
+        """Send a frame heard on the air (PSDU with FCS, ended at host ``end_ns``) now,
+        stamped with this dongle's clock at the end of its SFD."""
+        if not self.started or not self.attached:
+            return
+        start_ns = end_ns - (SHR_OCTETS + PHR_OCTETS + len(psdu)) * OCTET_NS
+        sfd_end_ns = start_ns + SHR_OCTETS * OCTET_NS
+        if self._write(self.data_packet(psdu, sfd_end_ns)):
+            self._seq += 1
+            self.sent.append(SentFrame(self._seq, 0, psdu, start_ns,
+                                       self.sniffer_time_us(sfd_end_ns), self._clock()))
+            self.stats.frames += 1
 
     # -- protocol ------------------------------------------------------------------
 
