@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_cli_errors import ROOT, _hanlab_command, run_hanlab
+from tests.integration.test_hotplug_daemon import tshark_count
 from tests.tools.ti_dongle import EmulatedTiDongle, TiDongleConfig
 
 RIG = """name: ti-rig
@@ -76,12 +76,10 @@ async def test_hanlab_up_captures_from_the_dongle(tmp_path: Path, tshark: str) -
             *_hanlab_command(), "up", str(tmp_path / "lab.yaml"), "--duration", "3",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
             env=env)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert dongle.stats.frames > 100
     captures = sorted((tmp_path / "captures").glob("ti-rig_subGHz_*"))
     assert captures, list((tmp_path / "captures").iterdir())
-    count = subprocess.run([tshark, "-r", str(captures[0]), "-T", "fields", "-e",
-                            "frame.number"], capture_output=True, text=True, check=True)
     # frames still in flight when the dongle was told to stop are the only ones missing
-    assert dongle.stats.frames - 5 <= len(count.stdout.split()) <= dongle.stats.frames
+    assert dongle.stats.frames - 5 <= tshark_count(tshark, captures[0]) <= dongle.stats.frames
