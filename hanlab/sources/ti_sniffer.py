@@ -41,8 +41,9 @@ The protocol as implemented here (facts from the sources, our own code):
   between the timestamp and the PSDU that [TI-UG] does not show (on O-QPSK: the PHR);
   the PSDU ends with its own 2-octet FCS [TUX]. Setting ``header_octets`` says how many
   octets precede the PSDU; by default (``None``) it is found from the first frames whose
-  status says FCS OK (0, 1 or 2 octets: the offset at which the 802.15.4 CRC checks) and
-  then kept. Error packets (Info 0xC1) carry an error code; counted and reported.
+  status says FCS OK (0, 1 or 2 octets: the offset at which the 802.15.4 CRC checks; kept
+  once three frames agree, found again on each open). Error packets (Info 0xC1) carry
+  an error code; counted and reported.
 * UART: 8N1, no flow control; 921600 baud in [TI-UG] (≤ 1.8.0), 3 000 000 baud in the
   1.9.0+ firmware source [TUX, DM] (default here; through the XDS110 the speed matters).
 * PHY indices depend on the board and firmware: for LP-CC1352P7 with ``sniffer_fw``
@@ -286,10 +287,18 @@ def parse_data(payload: bytes, header_octets: int) -> DataPacket | None:
                       None if rssi == RSSI_INVALID else rssi, payload[-1])
 
 
+#: header sizes tried, the one ``sniffer_fw`` 1.10 sends [TUX] first
+HEADER_OCTETS_TRIED = (1, 0, 2)
+#: agreeing frames before a detected header size is kept (a CRC matches at a wrong
+#: offset by chance once in 65536 frames; three in a row, once in 2^48)
+HEADER_VOTES = 3
+
+
 def find_header_octets(payload: bytes) -> int | None:
     """How many octets precede the PSDU in a data packet whose status says FCS OK: the
-    first of 0, 1, 2 at which the PSDU's 802.15.4 CRC checks, or ``None``."""
-    for header in (0, 1, 2):
+    first of :data:`HEADER_OCTETS_TRIED` at which the PSDU's 802.15.4 CRC checks, or
+    ``None``."""
+    for header in HEADER_OCTETS_TRIED:
         parsed = parse_data(payload, header)
         if parsed is not None and check_fcs16(parsed.psdu_fcs):
             return header
@@ -366,6 +375,7 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
         self._decoder = PacketDecoder(self._accept, max_payload_from_dongle)
         self._command_lock = asyncio.Lock()
         self._header_octets = self.settings.header_octets
+        self._header_votes: dict[int, int] = {}
         self._reply: asyncio.Future[Packet] | None = None
         #: the PING answer of the last open: chip ID, revisions
         self.firmware: dict[str, int] = {}
@@ -379,8 +389,11 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
         band_of(page, channel)
 
     def reset_parser(self) -> None:
-        """Drop a partial packet left from the previous connection."""
+        """Drop a partial packet left from the previous connection; detect the header
+        size again (the board may have other firmware now)."""
         self._decoder.reset()
+        self._header_octets = self.settings.header_octets
+        self._header_votes = {}
 
     def stop_bytes(self) -> bytes:
         """The STOP command."""
@@ -478,12 +491,27 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
             found = find_header_octets(packet.payload)
             if found is None:
                 return False
-            self._header_octets = found
-            self.counters["header_detections"] += 1
-            self.emit("info", what="header_octets", header_octets=found)
+            votes = self._header_votes
+            votes[found] = votes.get(found, 0) + 1
+            if votes[found] >= HEADER_VOTES:
+                self._header_octets = found
+                self.counters["header_detections"] += 1
+                self.emit("info", what="header_octets", header_octets=found)
             return True
         parsed = parse_data(packet.payload, self._header_octets)
         return parsed is not None and check_fcs16(parsed.psdu_fcs)
+
+    def _header_for(self, payload: bytes) -> int:
+        """The header size of this data packet: the kept one, else (still detecting) the
+        one its CRC shows, else the most voted, else 1 [TUX]."""
+        if self._header_octets is not None:
+            return self._header_octets
+        found = find_header_octets(payload) if payload[-1:] and payload[-1] & STATUS_FCS_OK \
+            else None
+        if found is not None:
+            return found
+        votes = self._header_votes
+        return max(votes, key=votes.__getitem__) if votes else HEADER_OCTETS_TRIED[0]
 
     def on_data(self, data: bytes, host_rx_ns: int) -> None:
         """Decode packets from ``data``; frames to ``pending``, answers to the waiting
@@ -533,7 +561,7 @@ class TiSnifferSource(SerialSnifferSource[TiSnifferSettings]):
 
     def _frame_of(self, payload: bytes, host_rx_ns: int) -> Frame | None:
         """The frame of a data packet's payload, or ``None`` if it holds none."""
-        parsed = parse_data(payload, 1 if self._header_octets is None else self._header_octets)
+        parsed = parse_data(payload, self._header_for(payload))
         if parsed is None:
             return None
         page, channel = self.page, self.channel
