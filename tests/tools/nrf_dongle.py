@@ -197,11 +197,6 @@ class EmulatedNrfDongle(PtyDongle[DongleConfig]):
             else:
                 self._write(b"%s: command not found\r\n" % raw.strip())
 
-    def delivery_delay_ns(self) -> int:
-        """One draw of the delay from a frame's end to its line: ``delay_ns`` ± ``jitter_ns``."""
-        cfg = self.config
-        return max(0, cfg.delay_ns + self._rng.randint(-cfg.jitter_ns, cfg.jitter_ns))
-
     def print_heard(self, psdu: bytes, end_ns: int) -> None:
         """Print a frame heard on the air (PSDU with FCS, ended at host ``end_ns``) now,
         stamped with this dongle's clock at ``end_ns``."""
@@ -299,12 +294,16 @@ class SharedAir:
     """One 2.4 GHz channel heard by several emulated dongles (``own_traffic`` off): each
     frame is printed by every dongle receiving on ``channel``, stamped with that dongle's
     clock at the frame's end and written after that dongle's own delivery delay
-    (:meth:`EmulatedNrfDongle.delivery_delay_ns`), as sniffers side by side on a bench
-    hear the same transmission.
+    (:meth:`PtyDongle.delivery_delay_ns`), as sniffers side by side on a bench hear the
+    same transmission. Any emulated dongle with ``print_heard`` takes part (the TI
+    sub-GHz one too: give its PHY's ``octet_ns``, ``overhead_octets``, ``turnaround_ns``).
 
     Args:
         dongles: the dongles listening.
         channel: the channel the frames are sent on.
+        tuned: whether a dongle receives ``channel`` (default: it is receiving and its
+            ``channel`` is that one).
+        octet_ns, overhead_octets, turnaround_ns: the PHY (default 2.4 GHz O-QPSK).
         rate_hz: mean frame rate (exponential spacing, never closer than airtime plus
             aTurnaroundTime).
         payload_octets: payload size range (the PSDU adds 11 octets of header and
@@ -315,9 +314,13 @@ class SharedAir:
 
     def __init__(
         self,
-        dongles: list[EmulatedNrfDongle],
+        dongles: list[Any],
         *,
         channel: int = 15,
+        tuned: Callable[[Any], bool] | None = None,
+        octet_ns: int = OCTET_NS,
+        overhead_octets: int = SHR_PHR_OCTETS,
+        turnaround_ns: int = TURNAROUND_NS,
         rate_hz: float = 200.0,
         payload_octets: tuple[int, int] = (4, 40),
         seed: int = 0,
@@ -325,6 +328,8 @@ class SharedAir:
     ) -> None:
         self.dongles = dongles
         self.channel = channel
+        self._tuned = tuned or (lambda d: d.receiving and d.channel == channel)
+        self._phy = (octet_ns, overhead_octets, turnaround_ns)
         self.rate_hz = rate_hz
         self.payload_octets = payload_octets
         self._rng = random.Random(seed)
@@ -352,12 +357,13 @@ class SharedAir:
             payload = rng.randbytes(rng.randint(*self.payload_octets))
             seq += 1
             psdu = build_psdu(seq, payload)
-            airtime_ns = (SHR_PHR_OCTETS + len(psdu)) * OCTET_NS
-            spacing_ns = max(airtime_ns + TURNAROUND_NS, int(rng.expovariate(self.rate_hz) * NS))
+            octet_ns, overhead_octets, turnaround_ns = self._phy
+            airtime_ns = (overhead_octets + len(psdu)) * octet_ns
+            spacing_ns = max(airtime_ns + turnaround_ns, int(rng.expovariate(self.rate_hz) * NS))
             await asyncio.sleep(spacing_ns / NS)
             end_ns = self._clock()
             self.sent.append((seq, psdu, end_ns))
-            listening = [d for d in self.dongles if d.receiving and d.channel == self.channel]
+            listening = [d for d in self.dongles if self._tuned(d)]
             due = sorted((end_ns + d.delivery_delay_ns(), i) for i, d in enumerate(listening))
             for due_ns, i in due:
                 # the selector sleeps in whole ms: sleep to within 2 ms, then yield to the

@@ -23,9 +23,11 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 
 class DongleConfigBase(Protocol):
-    """What every emulated dongle's config has."""
+    """What every emulated dongle's config has (times in ns)."""
 
     seed: int
+    delay_ns: int
+    jitter_ns: int
 
 
 C = TypeVar("C", bound=DongleConfigBase)
@@ -138,6 +140,12 @@ class PtyDongle(abc.ABC, Generic[C]):
         except OSError:  # no reader on the slave side
             return
         self.on_bytes(data)
+
+    def delivery_delay_ns(self) -> int:
+        """One draw of the delay from a frame's end to its bytes: ``delay_ns`` ±
+        ``jitter_ns`` of the config."""
+        cfg = self.config
+        return max(0, cfg.delay_ns + self._rng.randint(-cfg.jitter_ns, cfg.jitter_ns))
 
     def _write(self, data: bytes) -> bool:
         """Write ``data`` to the host now; ``False`` (counted) if the pty did not take it."""
