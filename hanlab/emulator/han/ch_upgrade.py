@@ -46,13 +46,13 @@ the CHF reads the version back.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from hanlab.config.models import DeviceRole
 from hanlab.errors import BadInputError
+from hanlab.firmware.ch_image import DEFAULT_CH_IMAGE, ChImage
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.zigbee.aps import APS_COMMAND
 from hanlab.zigbee.encode import build_psdu
@@ -64,14 +64,9 @@ if TYPE_CHECKING:
     from hanlab.emulator.han.medium import Radio
     from hanlab.emulator.han.nodes import AppMessage, Chf, Device, Node
 
-__all__ = ["ChFirmware", "ChImage", "ChUpgradeRecord", "RejoinRecord", "SeVersion",
-           "ZigbeeStack", "dcc_upgrade_ch"]
+__all__ = ["ChFirmware", "ChUpgradeRecord", "RejoinRecord", "UpgradeMode",
+           "dcc_upgrade_ch"]
 
-SeVersion = Literal["1.2a", "1.4"]
-"""ZigBee Smart Energy version a device behaves as (seed 000 DIT.9: "ZigBee 1.2a" /
-"ZigBee 1.4")."""
-ZigbeeStack = Literal["R20", "R21", "R22", "R23"]
-"""ZigBee PRO stack revision of a CH image."""
 UpgradeMode = Literal["upgrade", "install"]
 
 #: NWK command identifiers (ZigBee PRO §3.4): Rejoin Request, Rejoin Response.
@@ -93,43 +88,6 @@ REJOIN_BACKOFF_MAX_S = 30.0
 #: emulated seconds between the joins of devices connecting afresh after a reboot
 JOIN_STAGGER_S = 0.5
 _AUX_NWK, _AUX_DATA = 0x28, 0x20
-
-
-class ChImage(BaseModel):
-    """A Communications Hub firmware image, as data (the emulator runs no code from it).
-
-    Attributes:
-        version: the CH firmware version (DUIS SR 11.2 reads it), e.g. ``CH-EMU-2.0.0``.
-        chts_version: the CHTS version it implements, e.g. ``CHTS v1.1``.
-        zigbee_stack: ZigBee PRO stack revision (``R20`` .. ``R23``).
-        se_version: ZigBee Smart Energy version of the CH (seed 000 DIT.9: v1.1 CHs
-            "operate to ZigBee 1.4").
-        reboot_s: emulated seconds the CH is silent while it reboots into the image.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: str = Field(min_length=1, max_length=64)
-    chts_version: str = Field(default="", max_length=32)
-    zigbee_stack: ZigbeeStack = "R22"
-    se_version: SeVersion = "1.4"
-    reboot_s: float = Field(default=30.0, gt=0, le=3600)
-
-    @property
-    def verifies_link_keys(self) -> bool:
-        """The trust centre answers APS Verify-Key (ZigBee PRO R21 and later)."""
-        return self.zigbee_stack >= "R21"
-
-    def describe(self) -> str:
-        """One line: ``CH-EMU-2.0.0 (CHTS v1.1, ZigBee PRO R22, SE 1.4)``."""
-        chts = f"{self.chts_version}, " if self.chts_version else ""
-        return (f"{self.version} ({chts}ZigBee PRO {self.zigbee_stack}, "
-                f"SE {self.se_version})")
-
-
-#: what an emulated CH runs before any upgrade: a CHTS v1.0 CH (SE 1.2a on R20, assumed)
-DEFAULT_CH_IMAGE = ChImage(version="CH-EMU-1.0.0", chts_version="CHTS v1.0",
-                           zigbee_stack="R20", se_version="1.2a")
 
 
 @dataclass
@@ -189,6 +147,7 @@ class ChUpgradeRecord:
             Device subsequently being connected").
         started_ns, ready_ns: reboot start and the CH back (HAN time, ns since the epoch).
         devices: device name -> its :class:`RejoinRecord`.
+        on_done: called once, when :meth:`done` becomes true (from the HAN's scheduler).
     """
 
     image: ChImage
@@ -198,6 +157,7 @@ class ChUpgradeRecord:
     connected: list[str] = field(default_factory=list)
     ready_ns: int | None = None
     devices: dict[str, RejoinRecord] = field(default_factory=dict)
+    on_done: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def done(self) -> bool:
         """The CH is back and every device is back."""
@@ -304,6 +264,7 @@ class ChFirmware:
         record.ready_ns = han.scheduler.now_ns
         han.truth.record("ch_ready", record.ready_ns, rig=han.rig,
                          version=record.image.version)
+        self._check_done(record)
         fresh = han.devices if record.mode == "install" else connect
         for index, device in enumerate(d for d in fresh if not d.bricked):
             server = han.gpf if device.role is DeviceRole.GSME else han.chf
@@ -423,11 +384,20 @@ class ChFirmware:
             return  # the tunnel of a device that never lost the CH
         entry.resumed_ns = device.now_ns
         device.record("tunnel_open", method=entry.method)
-        record = self.current
-        if record is not None and record.done():
-            self.han.truth.record("ch_upgrade_done", device.now_ns, rig=self.han.rig,
-                                  version=record.image.version,
+        if self.current is not None:
+            self._check_done(self.current)
+
+    def _check_done(self, record: ChUpgradeRecord) -> None:
+        if not record.done():
+            return
+        if record is self.current:
+            self.han.truth.record("ch_upgrade_done", self.han.scheduler.now_ns,
+                                  rig=self.han.rig, version=record.image.version,
                                   devices=len(record.devices))
+            self.current = None
+        callbacks, record.on_done = record.on_done, []
+        for callback in callbacks:
+            callback()
 
     def _entry(self, device: Device) -> RejoinRecord | None:
         record = self.current

@@ -27,7 +27,7 @@ from typing import Any, Self
 from hanlab.config.models import DeviceRole
 from hanlab.duis.catalogue import message_code_for, sr
 from hanlab.emulator.dcc_link import CommandDelivery, DccLink
-from hanlab.emulator.han.ch_upgrade import ChFirmware, ChImage, ChUpgradeRecord
+from hanlab.emulator.han.ch_upgrade import ChFirmware, ChUpgradeRecord
 from hanlab.emulator.han.content import alert_message, command_message
 from hanlab.emulator.han.medium import Medium, MediumSet, NullTruth, Transmission, TruthSink
 from hanlab.emulator.han.nodes import (
@@ -50,6 +50,7 @@ from hanlab.emulator.han.settings import (
     ProcessingModel,
 )
 from hanlab.errors import BadInputError
+from hanlab.firmware.ch_image import ChImage
 from hanlab.frames import Band
 from hanlab.gbcs.codes import CraFlag
 from hanlab.gbcs.eui64 import Eui64

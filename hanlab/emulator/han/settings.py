@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlab.config.models import EUI64, DeviceRole
-from hanlab.emulator.han.ch_upgrade import ChImage, SeVersion
 from hanlab.emulator.han.ota import OtaSettings
+from hanlab.firmware.ch_image import ChImage, SeVersion
 from hanlab.frames import Band
 
 
