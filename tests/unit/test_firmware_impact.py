@@ -136,3 +136,14 @@ def test_html_report_has_the_tables_and_a_plot() -> None:
     assert page.startswith("<!DOCTYPE html>") and 'id="ch-impact"' in page
     assert 'data-verdict="slower"' in page and '<figure class="impact-plot"' in page
     assert "<svg" in page and "GSME-D2-01 (job j-after)" in page
+
+
+def test_campaign_report_carries_the_impact_section() -> None:
+    from hanlab.reports.html import render_campaign_report
+    from tests.unit.test_reports import _data
+
+    before, after = _jobs()
+    data = _data("dual_band", [])
+    assert 'id="ch-impact"' not in render_campaign_report(data)
+    page = render_campaign_report({**data, "ch_impact": ch_impact([before], [after])})
+    assert page.index('id="timings"') < page.index('id="ch-impact"') < page.index('id="failed"')
