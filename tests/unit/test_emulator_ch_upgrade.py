@@ -6,6 +6,8 @@ installation and a newly connected device join by association; one upgrade at a 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hanlab.emulator.han import EmulatedDevice, EmulatedHan, HanSettings, MemoryTruth
@@ -114,3 +116,31 @@ def test_install_and_a_new_device_join_by_association() -> None:
         han.upgrade_ch(V11, connect=["00-DB-12-00-00-00-09-09"])
     with pytest.raises(BadInputError, match="neither upgrade nor install"):
         han.upgrade_ch(V11, mode="replace")
+
+
+RIG = Path(__file__).resolve().parents[2] / "rigs" / "emulated-dual-band.yaml"
+
+
+async def test_real_rig_asks_the_dcc_operator(tmp_path: Path) -> None:
+    """Without an emulated HAN the DCC (simulator) operator is asked on the rig's bus; the
+    upgrade is ``requested`` and nobody's devices are reported missing."""
+    from hanlab.config import load_rig
+    from hanlab.config.duis import DuisConfig
+    from hanlab.duis.counters import RequestCounterStore
+    from hanlab.events.bus import BusEvent, EventBus
+    from hanlab.runtime.duis_side import RigDuis
+    from hanlab.runtime.lab import DEFAULT_USERS
+
+    folder = tmp_path
+    rig, _ = load_rig(RIG)
+    bus = EventBus()
+    events = bus.subscribe("test", frames=False)
+    duis = DuisConfig(endpoint="https://dcc-sim.example", users=list(DEFAULT_USERS))
+    side = RigDuis(rig, duis, users=[],
+                   counters=RequestCounterStore(folder), log_path=folder / "duis.jsonl",
+                   bus=bus, emulated=False)
+    record = await side.ch_firmware(V11, "upgrade", [], 5.0)
+    assert record == {"requested": True, "missing": []}
+    event = events.queue.get_nowait()
+    assert isinstance(event, BusEvent) and event.kind == "action"
+    assert event.payload["kind"] == "ch_firmware" and event.payload["version"] == "CH-EMU-1.1.0"
