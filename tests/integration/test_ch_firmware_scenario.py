@@ -2,10 +2,12 @@
 dual-band rig as a job of the lab runtime, and the capture across each CH reboot shows, to
 the real tshark with the rig's keys, every device rejoining (NWK Rejoin Request from it and
 Rejoin Response to it, or, joining afresh, its Association Request and the APS Transport
-Key to it) and its ZCL Tunneling traffic after it."""
+Key to it) and its ZCL Tunneling traffic after it; ``hanlab firmware impact --across`` on
+the job reads its timings before and after and every device's rejoins."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +98,10 @@ async def test_three_dit9_variants_with_every_rejoin_on_air(tshark: str,
         verified = {d["se_version"]: d["key_verified"] for d in record["devices"]
                     if d["method"] == "nwk_rejoin"}
         assert verified == {"1.4": True, "1.2a": None}, verified
+    # the impact report of the job, split across its upgrades, from the results store
+    impact = json.loads(_hanlab("firmware", "impact", "--across", job["id"], "--jobs",
+                                str(tmp_path / "jobs"), "--json"))
+    assert len(impact["rejoins"]) == 7 and impact["not_back"] == []
+    assert all(r["back"] == r["upgrades"] == 2 for r in impact["rejoins"])
+    assert {(r["sr_variant"], r["device_role"]) for r in impact["timings"]} == {
+        ("4.1.1", "ESME"), ("4.1.1", "GSME")}
