@@ -281,7 +281,7 @@ def _variant_refs(scenario: Any, variant: Any) -> tuple[list[tuple[str, int]], s
 
 
 def _estimate(scenario: Any, variant: Any, time_scale: float) -> float:
-    from hanlab.scenarios.models import PauseStep, SrStep, WaitAlertStep
+    from hanlab.scenarios.models import ChFirmwareStep, PauseStep, SrStep, WaitAlertStep
 
     total = 0.0
     for step in scenario.steps_of(variant):
@@ -292,6 +292,8 @@ def _estimate(scenario: Any, variant: Any, time_scale: float) -> float:
             total += _ESTIMATE_S["wait"]
         elif isinstance(step, PauseStep):
             total += step.pause_s
+        elif isinstance(step, ChFirmwareStep):  # the reboot and the devices' rejoins
+            total += 2 * step.ch_firmware.reboot_s
     return round(total / time_scale, 3)
 
 

@@ -166,7 +166,8 @@ def _schemas() -> dict[str, Schema]:
             "srs_sent": _COUNT, "srs_answered": _COUNT, "failed_steps": _array(_INT)}),
         "Step": _object({
             "index": _INT, "kind": {"type": "string",
-                                    "enum": ["sr", "wait", "pause", "external"]},
+                                    "enum": ["sr", "wait", "pause", "external",
+                                             "ch_firmware"]},
             "status": {"type": "string", "enum": ["passed", "failed", "skipped"]},
             "optional": _BOOL, "sr_variant": _nullable("string"),
             "sr_name": _nullable("string"), "target_role": _nullable("string"),
@@ -177,7 +178,8 @@ def _schemas() -> dict[str, Schema]:
             "started_ns": _INT, "ended_ns": _INT, "detail": _STR,
             "match_level": _nullable("string"), "band": _nullable("string"),
             "segments_ns": _nullable(_ref("Segments")),
-            "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM},
+            "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM,
+            "ch_upgrade": _nullable("object")}, optional=("ch_upgrade",),
             description="hanlab.scenarios.runner.StepResult as a dict, plus scenario, "
                         "variant, repetition, duration_s"),
         "JobSummary": _object(job_summary_properties, optional=("rerun_of",),

@@ -189,6 +189,7 @@ def render_campaign_report(data: CampaignReportData | dict[str, Any], *,
         _verdict_section(analysis, gate),
         _heatmap_section(analysis),
         _timing_section(analysis),
+        _impact(checked),
         _failed_section(analysis),
         _issue_section(analysis, gate),
         _trace_section(analysis),
@@ -198,6 +199,17 @@ def render_campaign_report(data: CampaignReportData | dict[str, Any], *,
         "(<code>hanlab analyse</code>). Times are UTC.</p>",
         "</main></body></html>"]
     return "\n".join(parts)
+
+
+def _impact(data: CampaignReportData) -> str:
+    """The CH firmware impact section when the data carries ``ch_impact`` (an ``IMPACT``
+    of :func:`hanlab.firmware.impact.ch_impact`), else nothing."""
+    impact: Any = dict(data).get("ch_impact")
+    if not impact:
+        return ""
+    from hanlab.reports.impact_html import impact_section
+
+    return impact_section(impact)
 
 
 def _quality_gate(data: CampaignReportData) -> dt.date:

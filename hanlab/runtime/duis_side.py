@@ -227,6 +227,49 @@ class RigDuis:
             "text": text}))
         return True
 
+    async def ch_firmware(self, image: Any, mode: str = "upgrade",
+                          connect: list[Eui64] | None = None,
+                          timeout_s: float = 600.0) -> dict[str, Any]:
+        """Upgrade this rig's CH to ``image`` (a :class:`hanlab.firmware.ch_image.ChImage`)
+        now and wait up to ``timeout_s`` host seconds for its devices to come back.
+
+        An emulated rig's emulated DCC deploys it (SECMP0024: the DCC's own operation;
+        :func:`hanlab.emulator.han.ch_upgrade.dcc_upgrade_ch`), else its emulated HAN
+        takes it directly; a real rig's DCC (simulator) operator is asked (``action``
+        event) and ``{"requested": True, "missing": []}`` returned at once. ``mode``:
+        ``upgrade`` or ``install``; ``connect``: devices connected afresh after it.
+
+        Returns:
+            The upgrade record (``ChUpgradeRecord.to_dict()``: each device's rejoin,
+            ``missing`` those not back by the deadline).
+
+        Raises:
+            BadInputError: an upgrade is under way, or an unknown device or mode.
+        """
+        connect = list(connect or [])
+        if self.han is None:
+            text = (f"deploy CH firmware {image.describe()} ({mode}) to the CH of rig "
+                    f"{self.rig.name} from the DCC (simulator)")
+            log.warning("rig %s: ACTION: %s", self.rig.name, text)
+            self.bus.publish_nowait(BusEvent("action", {
+                "kind": "ch_firmware", "version": image.version, "mode": mode,
+                "connect": [d.duis for d in connect], "text": text}))
+            return {"requested": True, "missing": []}
+        from hanlab.emulator.han.ch_upgrade import UpgradeMode, dcc_upgrade_ch
+
+        kind: UpgradeMode = "install" if mode == "install" else "upgrade"
+        if self.dcc is not None:
+            record = await dcc_upgrade_ch(self.dcc, self.han.chf.eui, image, mode=kind,
+                                          connect=tuple(connect))
+        else:
+            record = self.han.upgrade_ch(image, mode=kind, connect=connect)
+        back = asyncio.Event()
+        record.on_done.append(back.set)
+        if not record.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(back.wait(), timeout_s)
+        return dict(record.to_dict())
+
     def pause_traffic(self, paused: bool) -> None:
         """Pause (or resume) the emulated HAN's traffic generator and spontaneous alerts
         while a job runs (no-op on a real rig)."""

@@ -320,6 +320,22 @@ class RigRuntime:
             self._current_runner.cancel()
             self._save(record)
 
+    async def upgrade_ch(self, image: Any, *, mode: str = "upgrade",
+                         connect: tuple[Any, ...] = (),
+                         timeout_s: float = 600.0) -> dict[str, Any]:
+        """Upgrade this rig's CH to ``image`` (:class:`hanlab.firmware.ch_image.ChImage`)
+        now, through its DCC, and wait for its devices (the roll-out portal's call;
+        :meth:`hanlab.runtime.duis_side.RigDuis.ch_firmware`). Returns the upgrade record.
+
+        Raises:
+            HanlabError: the rig's DUIS side is not running; BadInputError: an upgrade is
+                under way there.
+        """
+        if self.duis is None:
+            raise HanlabError(f"rig {self.rig.name}: its DUIS side is not running",
+                              hint="start the rig (hanlab up) first")
+        return dict(await self.duis.ch_firmware(image, mode, list(connect), timeout_s))
+
     def publish_job(self, record: JobRecord, step: dict[str, Any] | None = None) -> None:
         """An MQTT ``job`` event: the job's summary (and the step just finished)."""
         payload = record.summary()

@@ -12,7 +12,10 @@ scenarios"). Step kinds:
 * ``wait_alert``: wait for a Device Alert (``0x8F69``) or DCC Alert (``N24``) with a timeout;
   ``stimulus`` names the field action that causes it (an emulated lab performs it);
 * ``pause_s``: wait a while;
-* ``external``: a step outside DUIS (e.g. "Retrieve Certificate From SMKI"): recorded only.
+* ``external``: a step outside DUIS (e.g. "Retrieve Certificate From SMKI"): recorded only;
+* ``ch_firmware``: the DCC deploys a Communications Hub firmware image to the rig's CH
+  (SECMP0024: CH firmware is the DCC's own operation, not a User's SR) and the step waits
+  for every device to come back (issue 12; :class:`ChFirmwareStep`).
 
 Any step may be ``optional`` (the seed's "Optional – If Change in Schedule"): it runs, its
 outcome is recorded, but it never fails the variant.
@@ -34,6 +37,7 @@ from pydantic import (
 )
 
 from hanlab.duis.catalogue import UnknownServiceRequestError, sr
+from hanlab.firmware.ch_image import ChImage
 
 ROLE_REF_PATTERN = r"^[A-Z][A-Z0-9_]*(#[1-9])?$"
 """A device role reference: a role (``ESME``), the n-th device of a role (``ESME#2``), an
@@ -122,7 +126,8 @@ class WaitAlertStep(_StepBase):
         fail_on: alert codes that end the wait with a failure (e.g. ``N25``, Update HAN
             Device Log - Failure).
         since: ``step`` (default): alerts that arrived since the previous SR was sent
-            count; ``variant``: any since the variant started; ``now``: only new ones.
+            (or CH firmware deployed) count; ``variant``: any since the variant started;
+            ``now``: only new ones.
         stimulus: the field action that makes the alert happen, as ``ROLE: 0xCODE`` (e.g.
             the installer powering the new CH makes the GSME join: ``GSME: 0x8183``). On a
             real rig the technician does it; an emulated lab makes the device raise it.
@@ -170,23 +175,54 @@ class ExternalStep(_StepBase):
     external: str = Field(min_length=1)
 
 
-def _step_kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        for key, kind in (("sr", "sr"), ("wait_alert", "wait"), ("pause_s", "pause"),
-                          ("external", "external")):
-            if key in value:
-                return kind
-        return None
-    kinds: dict[type, str] = {SrStep: "sr", WaitAlertStep: "wait", PauseStep: "pause",
-                              ExternalStep: "external"}
-    return kinds.get(type(value))
+class ChFirmwareStep(_StepBase):
+    """The DCC deploys CH firmware to the rig's CH; wait for its devices to come back.
+
+    Seed 000 DIT.9 ("Communications Hubs being upgraded from v1.0 to v1.1 while 1.2a
+    Devices are connected", "v1.1 Communications Hubs being installed and connected to
+    1.2a Devices"); SECMP0024 (seeds 002/004): the DCC deploys CH firmware. An emulated
+    rig's CH reboots into the image and its devices rejoin
+    (:mod:`hanlab.emulator.han.ch_upgrade`); on a real rig the DCC (simulator) operator
+    is asked to deploy it (an ``action`` event) and later steps prove the devices work.
+
+    Attributes:
+        ch_firmware: the image (version, CHTS version, ZigBee PRO stack, SE version,
+            reboot time).
+        mode: ``upgrade`` (devices stay joined and rejoin) or ``install`` (a CH installed
+            running the image: every device joins afresh).
+        connect: roles of devices connected afresh once the CH is back (DIT.9 "a new 1.2a
+            Device subsequently being connected").
+        timeout_s: host seconds to wait for every device to be back.
+    """
+
+    ch_firmware: ChImage
+    mode: Literal["upgrade", "install"] = "upgrade"
+    connect: list[RoleRef] = Field(default_factory=list)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
+_STEP_KINDS: tuple[tuple[str, str, type], ...] = (
+    ("sr", "sr", SrStep), ("wait_alert", "wait", WaitAlertStep),
+    ("pause_s", "pause", PauseStep), ("external", "external", ExternalStep),
+    ("ch_firmware", "ch_firmware", ChFirmwareStep))
+
+
+def step_kind(value: Any) -> str | None:
+    """The kind of a step (``sr``, ``wait``, ``pause``, ``external``, ``ch_firmware``),
+    given as its model or as the mapping written in a scenario file."""
+    for key, kind, cls in _STEP_KINDS:
+        if (key in value) if isinstance(value, dict) else type(value) is cls:
+            return kind
+    return None
 
 
 Step = Annotated[
     Annotated[SrStep, Tag("sr")] | Annotated[WaitAlertStep, Tag("wait")]
-    | Annotated[PauseStep, Tag("pause")] | Annotated[ExternalStep, Tag("external")],
-    Discriminator(_step_kind, custom_error_type="step_kind",
-                  custom_error_message="a step needs one of sr, wait_alert, pause_s, external"),
+    | Annotated[PauseStep, Tag("pause")] | Annotated[ExternalStep, Tag("external")]
+    | Annotated[ChFirmwareStep, Tag("ch_firmware")],
+    Discriminator(step_kind, custom_error_type="step_kind",
+                  custom_error_message="a step needs one of sr, wait_alert, pause_s, "
+                                       "external, ch_firmware"),
 ]
 
 
@@ -304,6 +340,8 @@ def step_role_refs(step: Step) -> list[str]:
         if step.source is not None:
             refs.append(step.source)
         refs.extend((step.stimulus or {}).keys())
+    elif isinstance(step, ChFirmwareStep):
+        refs.extend(step.connect)
     return refs
 
 

@@ -38,10 +38,11 @@ from hanlab.duis.client import DuisClient, DuisClientError, DuisTimeoutError, Re
 from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
 from hanlab.errors import BadInputError
 from hanlab.events.bus import BusEvent, EventBus
+from hanlab.firmware.ch_image import ChImage
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.scenarios.bodies import body_element, build_body
 from hanlab.scenarios.models import (
-    ExternalStep,
+    ChFirmwareStep,
     PauseStep,
     Scenario,
     SrStep,
@@ -50,6 +51,7 @@ from hanlab.scenarios.models import (
     WaitAlertStep,
     alert_code_text,
     placeholders,
+    step_kind,
     substitute,
 )
 from hanlab.scenarios.store import RunStore
@@ -61,6 +63,14 @@ Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
 """``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
 the device raise the alert (an emulated lab makes the device raise it; on a real rig the
 technician does it and the hook may prompt). Returns whether it was done."""
+
+
+ChFirmwareHook = Callable[[ChImage, str, list[Eui64], float], Awaitable[dict[str, Any]]]
+"""``(image, mode, devices to connect, timeout_s) -> upgrade record``: have the DCC deploy
+CH firmware to the rig's CH and wait up to ``timeout_s`` host seconds for its devices
+(:meth:`hanlab.runtime.duis_side.RigDuis.ch_firmware`). The record (``ChUpgradeRecord
+.to_dict()``, or ``{"requested": true}`` on a real rig) lists ``missing`` devices.
+Raises :class:`BadInputError` when the upgrade cannot be started."""
 
 
 class ExchangeSource(Protocol):
@@ -109,6 +119,8 @@ class StepResult:
         segments_ns: the exchange's timing segments in ns (``end_to_end``,
             ``downstream``, ``han_command``, ``turnaround``, ``han_response``,
             ``upstream``; :meth:`Exchange.segments_ns`), on the lab's clock.
+        ch_upgrade: a ``ch_firmware`` step's upgrade record (the image, the reboot, each
+            device's rejoin: :class:`hanlab.emulator.han.ch_upgrade.ChUpgradeRecord`).
     """
 
     index: int
@@ -137,6 +149,7 @@ class StepResult:
     response_level: str | None = None
     band: str | None = None
     segments_ns: dict[str, int | None] | None = None
+    ch_upgrade: dict[str, Any] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -226,6 +239,8 @@ class ScenarioRunner:
         exchanges: the rig's live correlator, or ``None``: no exchange per step.
         exchange_timeout_s: at the end of a variant, how long to wait for its SRs'
             exchanges (host seconds; the live correlator's reorder window delays them).
+        ch_firmware: performs ``ch_firmware`` steps (see :data:`ChFirmwareHook`), or
+            ``None``: they fail ("no DCC to deploy CH firmware").
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -249,6 +264,7 @@ class ScenarioRunner:
         body_completer: BodyCompleter | None = None,
         exchanges: ExchangeSource | None = None,
         exchange_timeout_s: float = 10.0,
+        ch_firmware: ChFirmwareHook | None = None,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
@@ -271,6 +287,7 @@ class ScenarioRunner:
         self.observer = observer
         self.exchanges = exchanges
         self.exchange_timeout_s = exchange_timeout_s
+        self.ch_firmware = ch_firmware
         self.alerts: list[SeenAlert] = []
         self.cancelled = False
         self._alert_arrived = asyncio.Event()
@@ -393,6 +410,9 @@ class ScenarioRunner:
             elif isinstance(step, PauseStep):
                 await asyncio.sleep(step.pause_s)
                 outcome = StepResult(index, "pause", "passed", step.optional, step.comment)
+            elif isinstance(step, ChFirmwareStep):  # a wait after it counts from it
+                last_sent_ns = started_ns
+                outcome = await self._ch_firmware_step(index, step, variant)
             else:
                 outcome = StepResult(index, "external", "passed", step.optional, step.comment,
                                      detail=f"outside DUIS, not executed: {step.external}")
@@ -500,6 +520,38 @@ class ScenarioRunner:
             out.detail = f"alert {found.code} means failure"
         return out
 
+    async def _ch_firmware_step(self, index: int, step: ChFirmwareStep,
+                                variant: Variant) -> StepResult:
+        out = StepResult(index, "ch_firmware", "failed", step.optional, step.comment,
+                         target_role="CHF")
+        with contextlib.suppress(BadInputError):  # a rig file without a CHF record
+            out.target_eui64 = self.resolve("CHF", variant).duis
+        if self.ch_firmware is None:
+            out.outcome, out.detail = "error", "no DCC to deploy CH firmware on this rig"
+            return out
+        try:
+            connect = [self.resolve(ref, variant) for ref in step.connect]
+            record = await self.ch_firmware(step.ch_firmware, step.mode, connect,
+                                            step.timeout_s)
+        except BadInputError as error:
+            out.status = "skipped" if step.optional else "failed"
+            out.outcome, out.detail = "error", error.message
+            return out
+        out.ch_upgrade = record
+        missing = record.get("missing") or []
+        if record.get("requested"):
+            out.status, out.outcome = "passed", "requested"
+            out.detail = f"the DCC was asked to deploy {step.ch_firmware.describe()}"
+        elif missing:
+            out.outcome = "timeout"
+            out.detail = (f"not back within {step.timeout_s:g} s after "
+                          f"{step.ch_firmware.version}: {', '.join(missing)}")
+        else:
+            out.status, out.outcome = "passed", "rejoined"
+            out.detail = (f"{len(record.get('devices', []))} devices back on "
+                          f"{step.ch_firmware.describe()}")
+        return out
+
     def _find_alert(self, codes: set[str], source: Eui64 | None,
                     since_ns: int) -> SeenAlert | None:
         for alert in self.alerts:
@@ -568,8 +620,7 @@ class ScenarioRunner:
 
 
 def _kind(step: Step) -> str:
-    return {SrStep: "sr", WaitAlertStep: "wait", PauseStep: "pause",
-            ExternalStep: "external"}[type(step)]
+    return step_kind(step) or "external"
 
 
 def _refs(params: Mapping[str, Any]) -> list[str]:

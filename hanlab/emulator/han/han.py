@@ -27,6 +27,7 @@ from typing import Any, Self
 from hanlab.config.models import DeviceRole
 from hanlab.duis.catalogue import message_code_for, sr
 from hanlab.emulator.dcc_link import CommandDelivery, DccLink
+from hanlab.emulator.han.ch_upgrade import ChFirmware, ChUpgradeRecord
 from hanlab.emulator.han.content import alert_message, command_message
 from hanlab.emulator.han.medium import Medium, MediumSet, NullTruth, Transmission, TruthSink
 from hanlab.emulator.han.nodes import (
@@ -49,6 +50,7 @@ from hanlab.emulator.han.settings import (
     ProcessingModel,
 )
 from hanlab.errors import BadInputError
+from hanlab.firmware.ch_image import ChImage
 from hanlab.frames import Band
 from hanlab.gbcs.codes import CraFlag
 from hanlab.gbcs.eui64 import Eui64
@@ -156,6 +158,8 @@ class EmulatedHan:
         self._build(list(devices))
         #: firmware distribution (OTA Upgrade cluster server on the CHF, device clients)
         self.ota = OtaService(self, settings.ota)
+        #: the CH's firmware and its devices' recovery from a CH upgrade (issue 12)
+        self.ch_firmware = ChFirmware(self, settings.ch_image)
 
     # -- construction -----------------------------------------------------------------------
 
@@ -350,6 +354,20 @@ class EmulatedHan:
         self._catch_up()
         return self.ota.distribute(target_eui64, image, requester=requester,
                                    request_id=request_id, listener=listener)
+
+    def upgrade_ch(self, image: ChImage, *, mode: str = "upgrade",
+                   connect: Iterable[Eui64 | str] = ()) -> ChUpgradeRecord:
+        """Upgrade this rig's CH to ``image`` now: it reboots into it and its devices
+        rejoin (:meth:`hanlab.emulator.han.ch_upgrade.ChFirmware.upgrade`; ``mode``
+        ``upgrade`` or ``install``; ``connect``: devices connected afresh after it).
+
+        Raises:
+            BadInputError: an upgrade is under way, a bad mode or an unknown device.
+        """
+        if mode not in ("upgrade", "install"):
+            raise BadInputError(f"CH firmware mode {mode!r} is neither upgrade nor install")
+        return self.ch_firmware.upgrade(image, mode="install" if mode == "install"
+                                        else "upgrade", connect=tuple(connect))
 
     def queue_command(self, target_eui64: Eui64 | str | int, gbcs_command: bytes, *,
                       source: str, variant: str = "", local: bool = False) -> bool:
