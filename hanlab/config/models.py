@@ -99,6 +99,12 @@ class DeviceConfig(_Model):
         cpl_reference: the Certified Products List entry (seed: "CPL documentation").
         release_note: the release note's reference (seed: "Release notes").
         emulated: the record describes an emulated device (values invented).
+        spare: a spare on the rig's bench, not installed: pre-notified to the DCC
+            (SMI status ``Pending``) and not on the HAN until a scenario installs it
+            (a second CH for Comms Hub Replacement, a new PPMID / IHD for an exchange;
+            seed 000: "Two separate business requests: one to remove PPMID (old) and
+            other to add PPMID (new)"). Scenario variants declare the spares they
+            consume (:class:`hanlab.scenarios.models.Consumed`).
 
     Secrets (install codes, keys) never go here: they stay in the rig's secrets file.
     """
@@ -118,6 +124,7 @@ class DeviceConfig(_Model):
     cpl_reference: _Text = ""
     release_note: _Text = ""
     emulated: bool = False
+    spare: bool = False
 
     @model_validator(mode="after")
     def _version_fits_role(self) -> DeviceConfig:

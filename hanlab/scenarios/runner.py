@@ -57,6 +57,11 @@ from hanlab.scenarios.xsd_bodies import BodyCompleter, completer_for
 
 Status = Literal["passed", "failed", "skipped"]
 
+Restore = Callable[[Sequence[Eui64]], Awaitable[None]]
+"""``(devices) -> None``: factory reset the devices a variant consumed (spares it installed,
+devices it decommissioned) and put the rig back as its file describes it (an emulated rig's
+DCC inventory and HAN do it; on a real rig the technician is asked)."""
+
 Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
 """``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
 the device raise the alert (an emulated lab makes the device raise it; on a real rig the
@@ -194,16 +199,60 @@ class RunObserver(Protocol):
         """A variant run ended (``result.passed`` is set)."""
 
 
-def devices_by_role(rig: RigConfig) -> dict[str, list[Eui64]]:
-    """The rig's devices per role, in file order (``ESME`` -> [first, second, …])."""
+def devices_by_role(rig: RigConfig, *, spare: bool = False) -> dict[str, list[Eui64]]:
+    """The rig's installed devices per role, in file order (``ESME`` -> [first, second,
+    …]); with ``spare``, its spares (``spare: true``) instead."""
     roles: dict[str, list[Eui64]] = {}
     for device in rig.devices:
-        roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
+        if device.spare == spare:
+            roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
     return roles
 
 
 class UnresolvedRoleError(BadInputError):
     """A step names a device role the rig does not have."""
+
+
+class MissingDevicesError(BadInputError):
+    """A variant consumes devices (spares) the rig does not have: refused before any SR."""
+
+
+def missing_devices(variant: Variant, installed: Mapping[str, Sequence[Eui64]],
+                    spares: Mapping[str, Sequence[Eui64]]) -> list[str]:
+    """What ``variant`` consumes (:attr:`Variant.consumes`) that the rig lacks, as
+    sentences (empty: it can run), e.g. ``"a spare CHF (NEW_CHF): the rig has 0"``."""
+    wanted: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for consumed in variant.consumes:
+        if consumed.spare:
+            wanted.setdefault(consumed.role, []).append(consumed.alias or consumed.role)
+            continue
+        role, _, number = consumed.role.partition("#")
+        if int(number or "1") > len(installed.get(role, [])):
+            problems.append(f"an installed {consumed.role} to decommission: the rig has "
+                            f"{len(installed.get(role, []))} {role}")
+    for role, aliases in wanted.items():
+        have = len(spares.get(role, []))
+        if have < len(aliases):
+            problems.append(f"{len(aliases)} spare {role} ({', '.join(aliases)}): the rig "
+                            f"has {have} (mark one `spare: true` in the rig file's devices:)")
+    return problems
+
+
+def check_consumption(scenario: Scenario, variants: Iterable[Variant], rig: str,
+                      installed: Mapping[str, Sequence[Eui64]],
+                      spares: Mapping[str, Sequence[Eui64]]) -> None:
+    """Refuse variants the rig lacks devices for (see :func:`missing_devices`).
+
+    Raises:
+        MissingDevicesError: naming the variants and the devices they lack.
+    """
+    problems = [f"{scenario.name}/{variant.id} consumes {what}"
+                for variant in variants
+                for what in missing_devices(variant, installed, spares)]
+    if problems:
+        raise MissingDevicesError(f"rig {rig or '?'} cannot run " + "; ".join(problems),
+                                  hint="give the rig the spare devices, or run other variants")
 
 
 class ScenarioRunner:
@@ -226,6 +275,12 @@ class ScenarioRunner:
         exchanges: the rig's live correlator, or ``None``: no exchange per step.
         exchange_timeout_s: at the end of a variant, how long to wait for its SRs'
             exchanges (host seconds; the live correlator's reorder window delays them).
+        spares: role -> EUI-64s of the rig's spares (``devices_by_role(rig, spare=True)``),
+            for the variants' consumed spare aliases.
+        install: fits the spares a variant consumes before its steps (same signature
+            as :data:`Restore`), or ``None``.
+        restore: factory resets what a variant consumed once it ends (see
+            :data:`Restore`), or ``None``.
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -249,12 +304,18 @@ class ScenarioRunner:
         body_completer: BodyCompleter | None = None,
         exchanges: ExchangeSource | None = None,
         exchange_timeout_s: float = 10.0,
+        spares: Mapping[str, Sequence[Eui64]] | None = None,
+        install: Restore | None = None,
+        restore: Restore | None = None,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
             body_completer = completer_for(client.schema.path)
         self.body_completer = body_completer
         self.devices = {role: list(euis) for role, euis in devices.items()}
+        self.spares = {role: list(euis) for role, euis in (spares or {}).items()}
+        self.install = install
+        self.restore = restore
         self.rig = rig
         self.lab = lab
         if users is None:
@@ -306,8 +367,9 @@ class ScenarioRunner:
 
     @staticmethod
     def concrete_role(ref: str, variant: Variant) -> str:
-        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``."""
-        return ref if "#" in ref else variant.roles.get(ref, ref)
+        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``,
+        a consumed spare's alias (``NEW_CHF``) -> its role (``CHF``)."""
+        return variant.role_ref(ref)
 
     def resolve(self, ref: str, variant: Variant) -> Eui64:
         """The EUI-64 of role reference ``ref`` (alias, ``ROLE`` or ``ROLE#n``, ``DCC``).
@@ -315,6 +377,15 @@ class ScenarioRunner:
         Raises:
             UnresolvedRoleError: the rig has no such device.
         """
+        spare = variant.spare_alias(ref)
+        if spare is not None:
+            role, index = spare
+            euis = self.spares.get(role, [])
+            if index >= len(euis):
+                raise UnresolvedRoleError(f"rig {self.rig or '?'} has no spare {role} for "
+                                          f"{ref} ({len(euis)} spare {role})",
+                                          hint="mark a device `spare: true` in the rig file")
+            return euis[index]
         ref = self.concrete_role(ref, variant)
         if ref == "DCC":
             return self.dcc_eui64
@@ -354,6 +425,7 @@ class ScenarioRunner:
             KeyError: an unknown variant id.
         """
         chosen = [scenario.variant(v) for v in variants] or list(scenario.variants)
+        check_consumption(scenario, chosen, self.rig, self.devices, self.spares)
         run_id = uuid.uuid4().hex[:12]
         results: list[VariantResult] = []
         for repetition in range(1, repeat + 1):
@@ -366,7 +438,14 @@ class ScenarioRunner:
 
     async def run_variant(self, scenario: Scenario, variant: Variant, *, run_id: str = "",
                           repetition: int = 1) -> VariantResult:
-        """Run one variant step by step (seed 000 business scenario variant)."""
+        """Run one variant step by step (seed 000 business scenario variant); then factory
+        reset what it consumed (:attr:`restore`).
+
+        Raises:
+            MissingDevicesError: the rig lacks a device the variant consumes (before any
+                SR is sent).
+        """
+        check_consumption(scenario, [variant], self.rig, self.devices, self.spares)
         steps = scenario.steps_of(variant)
         result = VariantResult(run_id or uuid.uuid4().hex[:12], scenario.name, variant.id,
                                variant.title, self.rig, repetition, time.time_ns())
@@ -374,6 +453,7 @@ class ScenarioRunner:
             self.observer.variant_started(result, len(steps))
         variant_start_ns = result.started_ns
         last_sent_ns = variant_start_ns
+        await self._consume(variant, self.install, spares_only=True)
         for index, step in enumerate(steps, 1):
             started_ns = time.time_ns()
             if self.cancelled:
@@ -400,6 +480,7 @@ class ScenarioRunner:
             outcome.ended_ns = time.time_ns()
             result.steps.append(outcome)
             self._emit_step(result, outcome)
+        await self._consume(variant, self.restore)
         result.ended_ns = time.time_ns()
         result.passed = not self.cancelled and all(
             s.status == "passed" for s in result.steps if not s.optional)
@@ -499,6 +580,20 @@ class ScenarioRunner:
         else:
             out.detail = f"alert {found.code} means failure"
         return out
+
+    async def _consume(self, variant: Variant, hook: Restore | None, *,
+                       spares_only: bool = False) -> None:
+        """Hand the devices ``variant`` consumes (only its spares with ``spares_only``)
+        to ``hook``: :attr:`install` before the steps, :attr:`restore` (the factory reset
+        before re-use, seed 000) after them."""
+        consumed = [c for c in variant.consumes if c.spare or not spares_only]
+        if hook is None or not consumed:
+            return
+        devices = []
+        for item in consumed:
+            with contextlib.suppress(BadInputError):
+                devices.append(self.resolve(item.alias or item.role, variant))
+        await hook(devices)
 
     def _find_alert(self, codes: set[str], source: Eui64 | None,
                     since_ns: int) -> SeenAlert | None:

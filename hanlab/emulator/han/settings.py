@@ -44,6 +44,9 @@ class EmulatedDevice(_Model):
         fetch_delay_s: mains devices: delay from a message waiting to the device's GET.
         added_latency_s: fault: extra processing time per command.
         bricked: fault: the device never answers (radio silent from the start).
+        spare: a spare on the bench (rig file ``spare: true``): a CHF / GPF answers over
+            the WAN only (its radios off the air); another device stays off the HAN until
+            :meth:`EmulatedHan.install` joins it.
     """
 
     role: DeviceRole
@@ -56,6 +59,7 @@ class EmulatedDevice(_Model):
     fetch_delay_s: float = Field(default=0.05, ge=0)
     added_latency_s: float = Field(default=0.0, ge=0)
     bricked: bool = False
+    spare: bool = False
 
 
 class TrafficSettings(_Model):
