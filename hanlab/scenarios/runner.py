@@ -219,8 +219,8 @@ class MissingDevicesError(BadInputError):
 
 def missing_devices(variant: Variant, installed: Mapping[str, Sequence[Eui64]],
                     spares: Mapping[str, Sequence[Eui64]]) -> list[str]:
-    """What ``variant`` consumes (:attr:`Variant.consumes`) that the rig lacks, as
-    sentences (empty: it can run), e.g. ``"a spare CHF (NEW_CHF): the rig has 0"``."""
+    """What ``variant`` consumes (:attr:`Variant.consumes`) that the rig lacks (empty: it
+    can run), e.g. ``["spare CHF for NEW_CHF (the rig has 0)"]``."""
     wanted: dict[str, list[str]] = {}
     problems: list[str] = []
     for consumed in variant.consumes:
@@ -228,14 +228,14 @@ def missing_devices(variant: Variant, installed: Mapping[str, Sequence[Eui64]],
             wanted.setdefault(consumed.role, []).append(consumed.alias or consumed.role)
             continue
         role, _, number = consumed.role.partition("#")
-        if int(number or "1") > len(installed.get(role, [])):
-            problems.append(f"an installed {consumed.role} to decommission: the rig has "
-                            f"{len(installed.get(role, []))} {role}")
+        have = len(installed.get(role, []))
+        if int(number or "1") > have:
+            problems.append(f"installed {consumed.role} to decommission (the rig has {have})")
     for role, aliases in wanted.items():
         have = len(spares.get(role, []))
         if have < len(aliases):
-            problems.append(f"{len(aliases)} spare {role} ({', '.join(aliases)}): the rig "
-                            f"has {have} (mark one `spare: true` in the rig file's devices:)")
+            problems.append(f"{len(aliases)} spare {role} for {', '.join(aliases)} "
+                            f"(the rig has {have})")
     return problems
 
 
@@ -245,14 +245,17 @@ def check_consumption(scenario: Scenario, variants: Iterable[Variant], rig: str,
     """Refuse variants the rig lacks devices for (see :func:`missing_devices`).
 
     Raises:
-        MissingDevicesError: naming the variants and the devices they lack.
+        MissingDevicesError: naming each variant and the devices it lacks.
     """
-    problems = [f"{scenario.name}/{variant.id} consumes {what}"
-                for variant in variants
-                for what in missing_devices(variant, installed, spares)]
+    problems = []
+    for variant in variants:
+        lacking = missing_devices(variant, installed, spares)
+        if lacking:
+            problems.append(f"{scenario.name}/{variant.id} needs {', '.join(lacking)}")
     if problems:
-        raise MissingDevicesError(f"rig {rig or '?'} cannot run " + "; ".join(problems),
-                                  hint="give the rig the spare devices, or run other variants")
+        raise MissingDevicesError(
+            f"rig {rig or '?'} lacks devices the variants consume: " + "; ".join(problems),
+            hint="mark spares `spare: true` in the rig file's devices:, or run other variants")
 
 
 class ScenarioRunner:

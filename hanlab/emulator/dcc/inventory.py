@@ -89,13 +89,16 @@ ALLOWED: Final[dict[str, frozenset[DeviceStatus]]] = {
     "11.": OPERATIONAL | {S.SUSPENDED},  # firmware: how a Suspended device recovers
     "8.7.": OPERATIONAL | {S.WHITELISTED},  # joining a whitelisted device installs it
     "8.3": OPERATIONAL | {S.WHITELISTED, S.SUSPENDED},
-    "8.8.": frozenset(S),  # unjoin may follow a decommission (seed 000, Decommission pack)
     "8.2": frozenset(S),
     "8.4": frozenset(S),
     "12.": frozenset(S),
 }
 #: 8.11 Add may name a device not yet installed
 HAN_LOG_ADD: Final = OPERATIONAL | {S.PENDING, S.WHITELISTED}
+#: SRs whose named devices may have any status: an unjoin or a HAN log removal may follow
+#: the decommission (seed 000, Decommission pack: "PPMID/IHD unjoin process must be
+#: consider after decommission")
+NAMED_ANY: Final = ("8.8.", "8.11:Remove")
 NOT_DECOMMISSIONABLE: Final = frozenset({"GPF", "IHD", "CAD"})
 JOINABLE: Final = frozenset({"PPMID", "IHD", "HCALCS"})
 _NAMED = ("DeviceID", "OtherDeviceID")
@@ -305,9 +308,14 @@ class Inventory:
                 entry = self.devices.get(device)
                 if entry is not None and entry.device_type in NOT_DECOMMISSIONABLE:
                     return (self.codes.device_type,
-                            f"a {entry.device_type} cannot be decommissioned (SR 8.3)")
-        if variant == "8.11" and _text(request, "RequestType") == "Add":
+                            f"SR 8.3: {device.duis} is a {entry.device_type}, which cannot be "
+                            "decommissioned (only with its CHF)")
+        key = variant
+        if variant == "8.11":
             allowed = HAN_LOG_ADD
+            key = f"8.11:{_text(request, 'RequestType')}"
+        if key.startswith(NAMED_ANY):
+            return None
         for devices in named.values():
             for device in devices:
                 problem = self._status_problem(device, allowed, variant, "named device")
