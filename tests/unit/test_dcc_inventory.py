@@ -3,6 +3,7 @@ refusals with the DUIS Response Code, persistence; scenario consumption of spare
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -58,13 +59,16 @@ REFUSALS = [
     (S.WITHDRAWN, _read(ESME), "E5"),
     (S.PENDING, _read(ESME), "E5"),
     (S.SUSPENDED, _read(ESME), "E5"),
-    (S.SUSPENDED, _request("11.3", ESME, "ActivateFirmware", {"ExecutionDateTime": "2026-01-01T00:00:00Z"}), None),
+    (S.SUSPENDED, _request("11.3", ESME, "ActivateFirmware",
+                           {"ExecutionDateTime": "2026-01-01T00:00:00Z"}), None),
     (S.COMMISSIONED, _decommission(ESME), None),
     (S.DECOMMISSIONED, _decommission(ESME), "E5"),
     (S.COMMISSIONED, _decommission(GPF), "E11"),  # seed 000: GPF, IHD, CAD can't be
     (S.COMMISSIONED, _decommission(IHD), "E11"),
-    (S.DECOMMISSIONED, _request("8.2", DCC, "ReadInventory", {"DeviceID": ESME.duis}, cv=8), None),
-    (S.DECOMMISSIONED, _request("8.8.2", ESME, "UnjoinService", {"OtherDeviceID": PPMID.duis}), "E5"),
+    (S.DECOMMISSIONED, _request("8.2", DCC, "ReadInventory", {"DeviceID": ESME.duis}, cv=8),
+     None),
+    (S.DECOMMISSIONED, _request("8.8.2", ESME, "UnjoinService",
+                                {"OtherDeviceID": PPMID.duis}), "E5"),
 ]
 
 
@@ -149,8 +153,7 @@ def test_read_inventory_and_delete_device() -> None:
     request = _request("8.2", DCC, "ReadInventory", {"DeviceID": ESME.duis}, cv=8)
     root = parse_xml(build_acknowledgement(
         request_id=request.request_id, service_reference="8.2",
-        service_reference_variant="8.2", response_date_time=__import__("datetime").datetime.now(
-            __import__("datetime").UTC)))
+        service_reference_variant="8.2", response_date_time=dt.datetime.now(dt.UTC)))
     inventory.read_response(root, request)
     devices = root.findall(f".//{{{SR_NS}}}DSPInventory/{{{SR_NS}}}Device")
     assert [[child.text for child in d] for d in devices] == [
