@@ -115,6 +115,15 @@ TRANSITIONS = [
      ESME, S.INSTALLED_NOT_COMMISSIONED),
     (S.COMMISSIONED, "accepted", _request("8.4", DCC, "UpdateInventory", {
         "DeviceID": CHF.duis, "UpdateDeviceStatusCH": "Withdrawn"}, cv=8), CHF, S.WITHDRAWN),
+    (S.PENDING, "accepted", _request("8.14.1", DCC, "CHFInstallSuccessSMWAN",
+                                     {"DeviceID": CHF.duis}, cv=8), CHF, S.COMMISSIONED),
+    (S.COMMISSIONED, "accepted", _request("8.14.2", DCC, "CHFInstallSuccessNoSMWAN",
+                                          {"DeviceID": CHF.duis}, cv=8), CHF, S.COMMISSIONED),
+    (S.PENDING, "accepted", _request("8.14.2", DCC, "CHFInstallSuccessNoSMWAN",
+                                     {"DeviceID": CHF.duis}, cv=8),
+     GPF, S.INSTALLED_NOT_COMMISSIONED),  # the CH's GPF with it
+    (S.COMMISSIONED, "accepted", _request("8.14.3", DCC, "CHFFaultReturn",
+                                          {"DeviceID": CHF.duis}, cv=8), CHF, S.WITHDRAWN),
 ]
 
 
@@ -131,6 +140,19 @@ def test_transitions(initial: DeviceStatus, lands: str, request_: Any, device: E
         assert (change.old, change.new, change.sr) == (
             initial, after, request_.service_reference_variant)
         assert change.request_id == str(request_.request_id) and change.ts_ns > 0
+
+
+def test_pre_notification_adds_a_pending_device() -> None:
+    inventory = _inventory(S.COMMISSIONED)
+    new = Eui64.parse("00-DB-12-00-00-00-00-09")
+    inventory.accepted(_request("12.2", DCC, "DevicePrenotification", {
+        "DeviceID": new.duis, "DeviceManufacturer": "AB01", "DeviceModel": "010A",
+        "DeviceType": "ESME"}, cv=8))
+    entry = inventory.get(new)
+    assert entry is not None and (entry.device_type, entry.status) == ("ESME", S.PENDING)
+    assert [(c.old, c.new, c.sr) for c in entry.history] == [(None, S.PENDING, "12.2")]
+    refusal = inventory.refusal(_read(new))
+    assert refusal is not None and refusal[0] == "E5"
 
 
 def test_chf_decommission_takes_its_gpf_and_factory_reset_restores_both() -> None:

@@ -20,6 +20,10 @@ SR (when it changes SMI)     device, from                           to
                              Commissioned / Withdrawn / INC)
 8.4 DeleteDevice             a ``Pending`` / ``Decommissioned`` /   removed
                              ``Withdrawn`` device
+8.14.1 CH Install Success    a CHF (and its GPF) not yet installed  ``Commissioned``
+8.14.2 Install No SM WAN     a CHF (and its GPF), ``Pending``       ``InstalledNotCommissioned``
+8.14.3 / 8.14.4 CH return    a CHF (and its GPF)                    ``Withdrawn``
+12.2 Pre-notification        a device not in the SMI                ``Pending`` (added)
 install (a CH spare fitted)  a spare CHF / GPF                      ``Commissioned`` (seed 000,
                                                                     CH Replacement: "the Comms
                                                                     Hub is set to 'Commissioned'
@@ -91,7 +95,16 @@ ALLOWED: Final[dict[str, frozenset[DeviceStatus]]] = {
     "8.3": OPERATIONAL | {S.WHITELISTED, S.SUSPENDED},
     "8.2": frozenset(S),
     "8.4": frozenset(S),
+    "8.14.": OPERATIONAL | {S.PENDING, S.WHITELISTED},  # a CH being installed or returned
     "12.": frozenset(S),
+}
+#: SR 8.14.x: the CH status it sets and the statuses it sets it from
+CH_STATUS_UPDATE: Final[dict[str, tuple[DeviceStatus, frozenset[DeviceStatus]]]] = {
+    "8.14.1": (S.COMMISSIONED, frozenset({S.PENDING, S.WHITELISTED,
+                                          S.INSTALLED_NOT_COMMISSIONED})),
+    "8.14.2": (S.INSTALLED_NOT_COMMISSIONED, frozenset({S.PENDING, S.WHITELISTED})),
+    "8.14.3": (S.WITHDRAWN, frozenset(OPERATIONAL | {S.PENDING, S.WHITELISTED})),
+    "8.14.4": (S.WITHDRAWN, frozenset(OPERATIONAL | {S.PENDING, S.WHITELISTED})),
 }
 #: 8.11 Add may name a device not yet installed
 HAN_LOG_ADD: Final = OPERATIONAL | {S.PENDING, S.WHITELISTED}
@@ -333,20 +346,42 @@ class Inventory:
                 f"Inventory (allowed: {', '.join(sorted(allowed))})")
 
     def accepted(self, request: DuisRequest) -> None:
-        """A non-device SR was accepted: apply its SMI change now (8.3, 8.4)."""
+        """A non-device SR was accepted: apply its SMI change now (8.3, 8.4, 8.14.x,
+        12.2)."""
         variant = request.service_reference_variant
         rid = str(request.request_id)
         named = _named_devices(request).get("DeviceID", [])
+        if variant == "12.2":
+            self._pre_notified(request, named, rid)
+            return
         for device in named:
             entry = self.devices.get(device)
             if entry is None:
                 continue
-            if variant == "8.3":
+            if variant in CH_STATUS_UPDATE:
+                new, old = CH_STATUS_UPDATE[variant]
+                for half in (device, entry.hub):
+                    if half is not None and self.status(half) in old:
+                        self.set_status(half, new, variant, rid)
+            elif variant == "8.3":
                 self.set_status(device, S.DECOMMISSIONED, variant, rid)
                 if entry.device_type == "CHF" and entry.hub is not None:
                     self.set_status(entry.hub, S.DECOMMISSIONED, variant, rid)
             elif variant == "8.4":
                 self._update_inventory(request, entry, rid)
+
+    def _pre_notified(self, request: DuisRequest, named: list[Eui64], rid: str) -> None:
+        """SR 12.2 Device Pre-notification: an unknown device joins the SMI ``Pending``."""
+        kind = _text(request, "DeviceType")
+        for device in named:
+            if device in self.devices or not kind:
+                continue
+            entry = InventoryDevice(device, kind, S.PENDING, S.PENDING,
+                                    manufacturer=_text(request, "DeviceManufacturer"),
+                                    model=_text(request, "DeviceModel"))
+            entry.history.append(StatusChange(time.time_ns(), None, S.PENDING, "12.2", rid))
+            self.devices[device] = entry
+            self.save()
 
     def _update_inventory(self, request: DuisRequest, entry: InventoryDevice,
                           rid: str) -> None:
