@@ -203,15 +203,17 @@ class RigDuis:
             self.han.install(device.device_id)
 
     async def install(self, devices: Sequence[Eui64]) -> None:
-        """A variant starts with the spares it consumes fitted: on an emulated DCC a spare
-        CH connects to the SM WAN (``Commissioned``); on a real rig the technician is asked
-        to fit them (``action`` event)."""
+        """A variant starts consuming ``devices``: on an emulated DCC they are marked
+        consumed (reset on the next start if the run dies before :meth:`restore`) and a
+        spare CH connects to the SM WAN (``Commissioned``); on a real rig the technician is
+        asked to have the spares ready (``action`` event)."""
         if self.dcc is not None:
+            self.dcc.inventory.consume(devices)
             for device in devices:
                 self.dcc.inventory.install(device)
             return
-        self._ask(f"fit the spare device(s) {', '.join(d.duis for d in devices)}",
-                  devices)
+        self._ask("have ready (spares) or expect decommissioned: "
+                  + ", ".join(d.duis for d in devices), devices)
 
     async def restore(self, devices: Sequence[Eui64]) -> None:
         """A variant consumed ``devices`` (installed spares, decommissioned devices):

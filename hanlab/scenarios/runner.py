@@ -280,8 +280,8 @@ class ScenarioRunner:
             exchanges (host seconds; the live correlator's reorder window delays them).
         spares: role -> EUI-64s of the rig's spares (``devices_by_role(rig, spare=True)``),
             for the variants' consumed spare aliases.
-        install: fits the spares a variant consumes before its steps (same signature
-            as :data:`Restore`), or ``None``.
+        install: takes the devices a variant consumes before its steps (fits its spares;
+            same signature as :data:`Restore`), or ``None``.
         restore: factory resets what a variant consumed once it ends (see
             :data:`Restore`), or ``None``.
 
@@ -456,7 +456,7 @@ class ScenarioRunner:
             self.observer.variant_started(result, len(steps))
         variant_start_ns = result.started_ns
         last_sent_ns = variant_start_ns
-        await self._consume(variant, self.install, spares_only=True)
+        await self._consume(variant, self.install)
         for index, step in enumerate(steps, 1):
             started_ns = time.time_ns()
             if self.cancelled:
@@ -584,16 +584,13 @@ class ScenarioRunner:
             out.detail = f"alert {found.code} means failure"
         return out
 
-    async def _consume(self, variant: Variant, hook: Restore | None, *,
-                       spares_only: bool = False) -> None:
-        """Hand the devices ``variant`` consumes (only its spares with ``spares_only``)
-        to ``hook``: :attr:`install` before the steps, :attr:`restore` (the factory reset
-        before re-use, seed 000) after them."""
-        consumed = [c for c in variant.consumes if c.spare or not spares_only]
-        if hook is None or not consumed:
+    async def _consume(self, variant: Variant, hook: Restore | None) -> None:
+        """Hand the devices ``variant`` consumes to ``hook``: :attr:`install` before the
+        steps, :attr:`restore` (the factory reset before re-use, seed 000) after them."""
+        if hook is None or not variant.consumes:
             return
         devices = []
-        for item in consumed:
+        for item in variant.consumes:
             with contextlib.suppress(BadInputError):
                 devices.append(self.resolve(item.alias or item.role, variant))
         await hook(devices)

@@ -257,3 +257,15 @@ def test_decommission_must_be_declared() -> None:
             "name": "x", "title": "x", "source": "test", "variants": [{
                 "id": "v", "title": "x", "user_role": "IS",
                 "consumes": [{"role": "CHF", "spare": True}], "steps": []}]})
+
+
+def test_a_run_killed_before_its_factory_reset_is_reset_on_load(tmp_path: Path) -> None:
+    path = tmp_path / "inv.json"
+    inventory = _inventory(S.COMMISSIONED, path=path)
+    inventory.consume([ESME])
+    inventory.accepted(_decommission(ESME))
+    inventory.set_status(PPMID, S.SUSPENDED, "test")  # not consumed: stays as it was
+    again = _inventory(S.COMMISSIONED, path=path)
+    assert again.status(ESME) == S.COMMISSIONED and not again.devices[ESME].consumed
+    assert again.devices[ESME].history[-1].sr == "factory-reset"
+    assert again.status(PPMID) == S.SUSPENDED

@@ -158,6 +158,8 @@ class InventoryDevice:
         manufacturer, model: DeviceManufacturer / DeviceModel (at most 30 characters).
         hub: a CHF's GPF and a GPF's CHF (one Communications Hub), else ``None``.
         history: every change, oldest first.
+        consumed: a running variant consumes it (:meth:`Inventory.consume`) and has not
+            factory reset it yet.
     """
 
     device_id: Eui64
@@ -168,6 +170,7 @@ class InventoryDevice:
     model: str = ""
     hub: Eui64 | None = None
     history: list[StatusChange] = field(default_factory=list)
+    consumed: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the file's form)."""
@@ -175,6 +178,7 @@ class InventoryDevice:
                 "status": self.status.value, "initial": self.initial.value,
                 "manufacturer": self.manufacturer, "model": self.model,
                 "hub": None if self.hub is None else self.hub.duis,
+                "consumed": self.consumed,
                 "history": [{"ts_ns": c.ts_ns, "old": c.old, "new": c.new, "sr": c.sr,
                              "request_id": c.request_id} for c in self.history]}
 
@@ -234,6 +238,7 @@ class Inventory:
                 if entry is None:
                     continue  # no longer on the rig
                 entry.status = DeviceStatus(row["status"])
+                entry.consumed = bool(row.get("consumed", False))
                 entry.history = [StatusChange(
                     int(c["ts_ns"]), None if c["old"] is None else DeviceStatus(c["old"]),
                     None if c["new"] is None else DeviceStatus(c["new"]), str(c["sr"]),
@@ -241,11 +246,18 @@ class Inventory:
             except (KeyError, TypeError, ValueError) as error:
                 raise BadInputError(f"{path}: devices[{index}]: {error}",
                                     hint="remove the file to start from the rig file") from None
+        interrupted = [e for e in self if e.consumed]
+        if interrupted:
+            log.warning("emulated DCC inventory %s: a run stopped before the factory reset "
+                        "of %s: reset now", path,
+                        ", ".join(f"{e.device_id.duis} ({e.status})" for e in interrupted))
+            for entry in interrupted:
+                self.factory_reset(entry.device_id)
         stuck = [f"{e.device_id.duis} {e.status}" for e in self if e.status != e.initial]
         if stuck:
-            log.warning("emulated DCC inventory %s: devices not in their rig-file status "
-                        "(a run stopped before its factory reset?): %s; remove the file to "
-                        "reset", path, ", ".join(stuck))
+            log.warning("emulated DCC inventory %s: devices not in their rig-file status: "
+                        "%s (remove the file to start from the rig file)", path,
+                        ", ".join(stuck))
 
     def save(self) -> None:
         """Write the file (atomically); no-op without a path. Never raises: a failure is
@@ -285,20 +297,33 @@ class Inventory:
         entry = self.devices.get(device)
         if entry is None:
             return False
+        entry.consumed = False
         changed = self.set_status(device, entry.initial, "factory-reset")
-        if entry.hub is not None and entry.hub in self.devices:
-            changed |= self.set_status(entry.hub, self.devices[entry.hub].initial,
-                                       "factory-reset")
+        other = self.devices.get(entry.hub) if entry.hub is not None else None
+        if other is not None:
+            other.consumed = False
+            changed |= self.set_status(other.device_id, other.initial, "factory-reset")
+        self.save()
         return changed
 
     def install(self, device: Eui64) -> bool:
-        """A spare CHF / GPF fitted and connected to the SM WAN: ``Commissioned`` (seed 000
-        Comms Hub Replacement key assumption); other spares stay ``Pending`` until SR 8.11
-        whitelists them. Whether it changed."""
+        """A spare CHF / GPF (initial status ``Pending``) fitted and connected to the SM
+        WAN: ``Commissioned`` (seed 000 Comms Hub Replacement key assumption); other
+        spares stay ``Pending`` until SR 8.11 whitelists them. Whether it changed."""
         entry = self.devices.get(device)
-        if entry is None or entry.device_type not in ("CHF", "GPF"):
+        if entry is None or entry.device_type not in ("CHF", "GPF") \
+                or entry.initial != S.PENDING or entry.status != S.PENDING:
             return False
         return self.set_status(device, S.COMMISSIONED, "install")
+
+    def consume(self, devices: Iterable[Eui64]) -> None:
+        """A variant starts consuming ``devices``: marked (and saved) until their
+        :meth:`factory_reset`, so a run killed half-way is reset on the next load."""
+        for device in devices:
+            entry = self.devices.get(device)
+            if entry is not None:
+                entry.consumed = True
+        self.save()
 
     # -- Service Requests ----------------------------------------------------------------
 
