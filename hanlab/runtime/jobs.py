@@ -140,6 +140,10 @@ def check_spec(spec: JobSpec, *, rigs: dict[str, Any]) -> tuple[Any, list[str]]:
         if device.role.value != base:
             raise JobRefusedError(f"devices.{role}", f"{eui} is a {device.role.value}, "
                                   f"not a {base}")
+        if device.spare:
+            raise JobRefusedError(f"devices.{role}", f"{eui} is a spare of rig {rig.name}: "
+                                  "only the variants that consume a spare use it",
+                                  hint="choose an installed device")
     chosen = list(spec.variants) or known
     from hanlab.scenarios.runner import check_consumption, devices_by_role
 
