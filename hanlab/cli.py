@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scenarios": ("hanlab.commands.scenarios", "The scenario library (seed 000 business "
                   "scenarios, seed 001 Change of Supplier)."),
     "scenario": ("hanlab.commands.scenarios", "Run a business scenario on a rig."),
-    "jobs": ("hanlab.commands.jobs", "Jobs on the lab's rigs: list, show, cancel."),
+    "jobs": ("hanlab.commands.jobs", "Jobs on the lab's rigs: list, show, cancel, rerun."),
     "plan": ("hanlab.commands.campaign", "Test plans: what a plan runs."),
     "campaign": ("hanlab.commands.campaign",
                  "Campaigns: a plan's jobs over the lab's rigs, resumable."),

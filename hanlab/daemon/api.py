@@ -173,6 +173,7 @@ class _Api:
             ("GET", f"{job}/exchanges", self.job_exchanges, "viewer"),
             ("GET", f"{job}/timings", self.job_timings, "viewer"),
             ("POST", f"{job}/cancel", self.cancel, "operator"),
+            ("POST", f"{job}/rerun", self.rerun, "operator"),
             ("GET", "/api/v1/scenarios", self.scenarios, "viewer"),
         ]
 
@@ -438,6 +439,13 @@ class _Api:
         _log.info("control API: job %s cancelled by token %s", job.get("id"),
                   request.get(_TOKEN_NAME))
         return _json(job)
+
+    async def rerun(self, request: web.Request) -> web.StreamResponse:
+        """``POST /api/v1/jobs/{id}/rerun``: 201 and the new JOB (``rerun_of`` = id)."""
+        job = self.service.rerun(self._job_id(request))
+        _log.info("control API: job %s queued as a rerun of %s by token %s", job.get("id"),
+                  job.get("rerun_of"), request.get(_TOKEN_NAME))
+        return _json(job, status=201)
 
     async def scenarios(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/scenarios``."""

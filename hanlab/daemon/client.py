@@ -327,6 +327,12 @@ class ApiClient:
         result: Json = await self._call("POST", f"/api/v1/jobs/{_segment(job_id)}/cancel")
         return result
 
+    async def rerun(self, job_id: str) -> Json:
+        """Queue a job again with its spec; the new JOB. Raises NotFoundError;
+        RigBusyError as :meth:`submit`."""
+        result: Json = await self._call("POST", f"/api/v1/jobs/{_segment(job_id)}/rerun")
+        return result
+
     async def scenarios(self) -> list[Json]:
         """The scenario library."""
         result: list[Json] = await self._get("/api/v1/scenarios")

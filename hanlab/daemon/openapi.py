@@ -83,6 +83,8 @@ def _schemas() -> dict[str, Schema]:
         "started_ns": _nullable("integer"), "ended_ns": _nullable("integer"),
         "progress": _ref("Progress"), "variant_runs": _array(_ref("VariantRun")),
         "captures": _array(_STR), "duis_log": _nullable("string"),
+        "rerun_of": {**_nullable("string"),
+                     "description": "the job this one reruns (POST /api/v1/jobs/{id}/rerun)"},
     }
     return {
         "Error": _object({"error": _object({
@@ -177,7 +179,7 @@ def _schemas() -> dict[str, Schema]:
             "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM},
             description="hanlab.scenarios.runner.StepResult as a dict, plus scenario, "
                         "variant, repetition, duration_s"),
-        "JobSummary": _object(job_summary_properties,
+        "JobSummary": _object(job_summary_properties, optional=("rerun_of",),
                               description="a job without steps, exchanges and timings"),
         "Job": {"allOf": [_ref("JobSummary"), _object({
             "steps": _array(_ref("Step")), "exchanges": _array(_ref("Exchange")),
@@ -330,6 +332,15 @@ def _paths() -> dict[str, Schema]:
             "summary": "Cancel a queued or running job (operator)", "operationId": "cancel",
             "parameters": [_JOB],
             "responses": {"200": _ok(_ref("Job")), "401": _response_ref("Unauthorized"),
+                          "403": _response_ref("Forbidden"),
+                          "404": _response_ref("NotFound"), "409": _response_ref("Busy"),
+                          "422": _response_ref("Unprocessable")}}},
+        "/api/v1/jobs/{id}/rerun": {"post": {
+            "summary": "Queue a new job with this job's spec, e.g. after it was interrupted "
+                       "(operator); the new job's rerun_of names this one",
+            "operationId": "rerun",
+            "parameters": [_JOB],
+            "responses": {"201": _ok(_ref("Job")), "401": _response_ref("Unauthorized"),
                           "403": _response_ref("Forbidden"),
                           "404": _response_ref("NotFound"), "409": _response_ref("Busy"),
                           "422": _response_ref("Unprocessable")}}},

@@ -17,7 +17,7 @@ Not Delivered at HAN        DCC Alert N20-N23; device alert 0x8F1C Firmware Veri
                             Failed; a capture whose transfer ended INVALID_IMAGE
 Successful HAN Transfer     device alert 0x8F72 Firmware Verification Successful; a
                             capture whose Upgrade End Request says SUCCESS
-Activation Failed           device alert 0x8F67 after SR 11.3; DCC Alert N3 for the 11.3
+Activation Failed           device alert 0x8F67 after SR 11.3
 Firmware Activated          device alert 0x8F66 after SR 11.3, else the 11.3's DUIS
                             Response ``I0``
 Reset by DCC                manual (:meth:`TrackingStore.reset`, the SSMI action)

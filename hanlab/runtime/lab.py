@@ -30,17 +30,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanlab.config.duis import DuisConfig, DuisUserConfig
 from hanlab.config.models import Lab
-from hanlab.duis.client import DuisUser
 from hanlab.events.broker import EmbeddedBroker
 from hanlab.runtime.emulation import EmulationSettings, ephemeral_user, is_emulated_rig
-from hanlab.runtime.jobs import JobRecord, JobStore, check_spec, parse_spec
 from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.runtime.service import Json, NotFoundError, RigBusyError
-from hanlab.store import ResultsStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +47,11 @@ DEFAULT_USERS = (
     DuisUserConfig(name="import-supplier", eui64="90-B3-D5-1F-30-01-00-00", role="IS"),
     DuisUserConfig(name="gas-supplier", eui64="90-B3-D5-1F-30-02-00-00", role="GS"),
 )
+
+if TYPE_CHECKING:  # imported where used: start-up of `hanlab capture` (issue 15)
+    from hanlab.duis.client import DuisUser
+    from hanlab.runtime.jobs import JobStore
+    from hanlab.store import ResultsStore
 
 
 @dataclass
@@ -88,6 +90,8 @@ def open_lab_store(lab: Lab, out: Path) -> ResultsStore:
     Raises:
         BadInputError: the database is unreachable (one line; the CLI exits 2).
     """
+    from hanlab.store import open_store
+
     config = lab.config.store
     return open_store(None if config is None else config.url, out,
                       None if config is None else config.spool_folder)
@@ -118,6 +122,8 @@ class LabRuntime:
         self.db: ResultsStore | None = None
         counters = None
         if self.duis_config is not None:
+            from hanlab.runtime.jobs import JobStore
+
             self.users = self._users(self.duis_config)
             self.db = options.store or open_lab_store(lab, self.out)
             self.store = JobStore(self.out / "jobs", self.db,
@@ -308,6 +314,8 @@ class LabRuntime:
 
     def submit(self, spec: Json) -> Json:
         """Queue a job; the new JOB (see :meth:`LabService.submit`)."""
+        from hanlab.runtime.jobs import JobRecord, check_spec, parse_spec
+
         parsed = parse_spec(spec)
         scenario, variants = check_spec(parsed, rigs={n: r.rig for n, r in
                                                       self.runtimes.items()})
@@ -334,7 +342,7 @@ class LabRuntime:
         return record.to_dict()
 
     def rerun(self, job_id: str) -> Json:
-        """Queue a new job with the spec of ``job_id`` (e.g. an interrupted one)."""
+        """Queue a new job with the spec of ``job_id`` (see :meth:`LabService.rerun`)."""
         record = self._store().get(job_id)
         new = self.submit(record.spec().model_dump())
         stored = self._store().get(new["id"])

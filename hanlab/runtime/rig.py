@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanlab.capture.sink import CaptureSink
 from hanlab.config.duis import DuisConfig
@@ -46,7 +46,6 @@ from hanlab.config.models import BrokerConfig, RigConfig, SnifferConfig
 from hanlab.correlate.exchange import Exchange
 from hanlab.correlate.live import LiveCorrelator
 from hanlab.daemon.clockcheck import ClockCheck
-from hanlab.duis.client import DuisUser
 from hanlab.duis.counters import RequestCounterStore
 from hanlab.errors import HanlabError, SourceError
 from hanlab.events.bus import BusEvent, EventBus
@@ -60,10 +59,13 @@ from hanlab.runtime.emulation import (
     han_settings,
     is_emulated_rig,
 )
-from hanlab.runtime.jobs import JobRecord, JobStore
 from hanlab.sources import SourceEvent, SourceSpec, driver_class
 from hanlab.sources.base import now_ns
 from hanlab.zigbee.keyring import Keyring
+
+if TYPE_CHECKING:  # imported where used: start-up of `hanlab capture` (issue 15)
+    from hanlab.duis.client import DuisUser
+    from hanlab.runtime.jobs import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 

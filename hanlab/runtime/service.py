@@ -178,6 +178,13 @@ class LabService(Protocol):
         the JOB. Raises NotFoundError; RigBusyError if it already ended."""
         ...
 
+    def rerun(self, job_id: str) -> Json:
+        """Queue a new job with the spec of ``job_id`` (an interrupted, failed or cancelled
+        one); the new JOB, whose ``rerun_of`` is ``job_id``. The old record is never changed
+        (issue 9: an interrupted job is kept, never rerun by itself). Raises NotFoundError;
+        RigBusyError as :meth:`submit`."""
+        ...
+
     def captures(self, rig: str) -> list[Json]:
         """The rig's capture files. Raises NotFoundError."""
         ...

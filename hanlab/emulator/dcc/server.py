@@ -543,7 +543,7 @@ class EmulatedDcc(StartStop):
         if device_type is None:
             raise DccRefusal(codes.device, f"{request.request_id.target} is not in the inventory")
         try:
-            plan = plan_command(request.service_reference_variant, device_type)
+            plan = plan_command(request.service_reference_variant, device_type, request.body)
         except CommandMappingError as error:
             raise DccRefusal(codes.device, error.message) from error
         if cv == 5:

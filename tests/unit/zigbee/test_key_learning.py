@@ -101,3 +101,36 @@ def test_a_key_taught_again_becomes_the_most_recent() -> None:
     ring.add_network_key(UNKNOWN_KEY, label="new", origin="transport-key")
     assert [e.key for e in ring.network_keys][:2] == [UNKNOWN_KEY, first]
     assert others[0] not in [e.key for e in ring.network_keys]  # the oldest went
+
+
+def test_the_link_key_that_worked_is_tried_first_for_its_pair(attempts: list[int]) -> None:
+    """Issue 15: with many link keys, a device pair's frames cost one CCM* trial each once
+    one of them decrypted; a key added later empties that order (and still decrypts)."""
+    from hanlab.zigbee.zcl import tunnel_transfer_data
+
+    nwk_key, link_key = bytes.fromhex("11" * 16), bytes.fromhex("22" * 16)
+    ring = Keyring.from_dict({"network_keys": [{"key": nwk_key.hex(), "label": "nwk"}]})
+    for i, key in enumerate(_keys(8)):
+        ring.add_link_key(key, label=f"other{i}")  # unbound: tried before the right one
+    ring.add_link_key(link_key, label="right")
+    decoder = Decoder(ring)
+
+    def frame(counter: int) -> bytes:
+        aps = ApsFrame(0, dst_endpoint=1, cluster=0x0704, profile=0x0109, src_endpoint=1,
+                       counter=counter, security=True, aux=AuxHeader(0x00, counter))
+        nwk = NwkFrame(0, dst=0x0000, src=0x1234, radius=30, seq=counter, src64=ESME,
+                       security=True, aux=AuxHeader(0x28, 100 + counter, ESME, 0))
+        return build_psdu(_mac(), nwk, aps, tunnel_transfer_data(5, 1, b"\x03\xdd" + bytes(9)),
+                          nwk_key=nwk_key, link_key=link_key, aps_src64=ESME)
+
+    def trials(counter: int) -> int:
+        attempts[0] = 0
+        decoded = decoder.decode(frame(counter), index=counter).decode_all()
+        assert decoded.aps_decrypted is True and decoded.aps is not None
+        assert decoded.aps.key_label == "right"
+        return attempts[0] - 1  # less the NWK decryption
+
+    assert trials(1) == 10  # ZigBeeAlliance09, eight others, then the right one
+    assert [trials(n) for n in range(2, 6)] == [1, 1, 1, 1]
+    ring.add_link_key(bytes.fromhex("33" * 16), label="late")
+    assert trials(6) == 10 and trials(7) == 1  # "late" goes after the right one
