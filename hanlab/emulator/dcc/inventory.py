@@ -44,7 +44,8 @@ device type combination"). A refusal changes nothing.
 
 Persistence: a JSON file (written atomically after every change, loaded on start); a
 device of the rig missing from it starts in its initial status (installed devices
-``Commissioned``, spares ``Pending``).
+``Commissioned``, spares ``Pending``); a device a variant was consuming when its run died
+(:meth:`Inventory.consume` without the factory reset) is factory reset on load.
 """
 
 from __future__ import annotations
