@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "The test issue log of a campaign (seed 000 Table 10)."),
     "firmware": ("hanlab.commands.firmware",
                  "OTA firmware images, the catalogue, transfers and SIP#7 tracking."),
+    "rollout": ("hanlab.commands.rollout",
+                "CH firmware roll-outs (SECMP0024): plan an estate, list the rules."),
     "rigs": ("hanlab.commands.rigs",
              "List every rig of the lab with its daemon's host and control URL."),
 }

@@ -164,6 +164,7 @@ class _Api:
             ("GET", f"{rig}/events", self.events, "viewer", "limit"),
             ("GET", f"{rig}/exchanges", self.rig_exchanges, "viewer", "limit"),
             ("GET", f"{rig}/timings", self.rig_timings, "viewer"),
+            ("GET", f"{rig}/ota", self.rig_ota, "viewer"),
             ("GET", f"{rig}/captures", self.captures, "viewer"),
             ("GET", f"{rig}/captures/{{name}}", self.download_capture, "viewer"),
             ("GET", "/api/v1/jobs", self.jobs, "viewer", "rig", "state", "limit"),
@@ -367,6 +368,10 @@ class _Api:
     async def rig_timings(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/rigs/{rig}/timings``."""
         return _json(self.service.timings(self._rig(request)))
+
+    async def rig_ota(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v1/rigs/{rig}/ota``: the rig's OTA transfers seen on air."""
+        return _json(self.service.ota(self._rig(request)))
 
     async def captures(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/rigs/{rig}/captures``."""

@@ -186,6 +186,15 @@ def _schemas() -> dict[str, Schema]:
         "Job": {"allOf": [_ref("JobSummary"), _object({
             "steps": _array(_ref("Step")), "exchanges": _array(_ref("Exchange")),
             "timings": _ref("Timings")})]},
+        "OtaTransfer": _object({
+            "event": {"type": "string", "enum": ["started", "progress", "ended"]},
+            "device_short": _STR, "device_eui64": _nullable("string"), "band": _STR,
+            "manufacturer_code": _STR, "image_type": _STR, "file_version": _STR,
+            "image_size_octets": _nullable("integer"), "offset_octets": _COUNT,
+            "progress": _nullable("number"), "blocks": _COUNT, "retries": _COUNT,
+            "waits": _COUNT, "upgrade_end_status": _nullable("integer"), "start_ns": _INT,
+            "ts_ns": _INT, "duration_s": _NUM},
+            description="hanlab.firmware.live: one device's transfer of one image"),
         "Capture": _object({"name": _STR, "band": _nullable("string"),
                             "size_bytes": _COUNT, "modified_ns": _TS, "open": _BOOL}),
         "Scenario": _object({
@@ -296,6 +305,10 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/rigs/{rig}/timings": _get(
             "The rig's timing summary since the daemon started", _ok(_ref("Timings")),
             parameters=(_RIG,), operation_id="rig_timings"),
+        "/api/v1/rigs/{rig}/ota": _get(
+            "The rig's OTA Upgrade transfers seen on air since the daemon started (payloads "
+            "of their latest MQTT ota events)", _ok(_array(_ref("OtaTransfer"))),
+            parameters=(_RIG,), operation_id="rig_ota"),
         "/api/v1/rigs/{rig}/captures": _get(
             "The rig's capture files", _ok(_array(_ref("Capture"))), parameters=(_RIG,),
             operation_id="captures"),

@@ -5,6 +5,7 @@ block by block, and SIP#7 Firmware Distribution Tracking (DESIGN.md, "Firmware")
 * :mod:`.catalogue`: ``firmware_images/index.yaml`` (path, device model, manufacturer code,
   image type, file version, sha256, CPL reference, release note).
 * :mod:`.transfers`: transfers reconstructed from captures (``hanlab firmware transfers``).
+* :mod:`.live`: the same transfers on a rig's live bus, as MQTT ``ota`` progress events.
 * :mod:`.tracking`: SIP#7 Processing and Completion Status per Update Firmware request and
   device (seed 003).
 """

@@ -312,6 +312,11 @@ class LabRuntime:
         correlator = self._runtime(rig).correlator
         return (correlator.stats if correlator is not None else TimingStats()).summary()
 
+    def ota(self, rig: str) -> list[Json]:
+        """The rig's OTA transfers (see :meth:`LabService.ota`). Raises NotFoundError."""
+        correlator = self._runtime(rig).correlator
+        return [] if correlator is None else correlator.ota.summaries()
+
     def submit(self, spec: Json) -> Json:
         """Queue a job; the new JOB (see :meth:`LabService.submit`)."""
         from hanlab.runtime.jobs import JobRecord, check_spec, parse_spec

@@ -154,6 +154,11 @@ class LabService(Protocol):
         """The rig's timing summary since start. Raises NotFoundError."""
         ...
 
+    def ota(self, rig: str) -> list[Json]:
+        """The rig's OTA transfers seen on air since start, as the payloads of their
+        latest ``ota`` events (:mod:`hanlab.firmware.live`). Raises NotFoundError."""
+        ...
+
     def submit(self, spec: Json) -> Json:
         """Queue a job (``spec``: ``{"rig", "scenario", "variants"?, "devices"?,
         "repeat"?, "include_optional"?, "label"?, "wait"?}``); the new JOB.

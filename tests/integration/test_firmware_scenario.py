@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hanlab.events.bus import BusEvent
 from tests.integration.lab_util import DUAL, SINGLE, lab_of, run_job, running_lab
 from tests.integration.ota_util import tshark_rows
 
@@ -28,9 +29,16 @@ async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: P
                                                         rig_file: Path) -> None:
     async with running_lab(lab_of(rig_file), tmp_path) as lab:
         rig = next(iter(lab.runtimes))
+        watch = lab.runtimes[rig].bus.subscribe("test-ota", maxsize=200_000, frames=False)
         job = await run_job(lab, 240, rig=rig, scenario="firmware-management")
         side = lab.runtimes[rig].duis
         assert side.dcc.invalid_documents == []
+        live = lab.ota(rig)  # the transfers as the rig's live bus saw them
+        events = []
+        while not watch.queue.empty():
+            item = watch.queue.get_nowait()
+            if isinstance(item, BusEvent) and item.kind == "ota":
+                events.append(item.payload)
     steps = job["steps"]
     assert job["state"] == "passed", [(s["variant"], s["outcome"], s["detail"]) for s in steps]
     waits = [s for s in steps if s["kind"] == "wait"]
@@ -61,6 +69,17 @@ async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: P
             assert offset <= covered
             covered = max(covered, offset + size)
         assert covered == image_octets, dst
+    # Live (MQTT ota events, GET /api/v1/rigs/{rig}/ota): each transfer started, went on in
+    # 5 % steps and ended SUCCESS with every octet, as tshark saw it afterwards.
+    assert sorted(t["device_short"] for t in live) == sorted(sizes)
+    for transfer in live:
+        assert transfer["event"] == "ended" and transfer["upgrade_end_status"] == 0
+        assert transfer["progress"] == 1.0
+        assert transfer["image_size_octets"] == sizes[transfer["device_short"]]
+        mine = [e for e in events if e["device_short"] == transfer["device_short"]]
+        assert mine[0]["event"] == "started" and mine[-1]["event"] == "ended"
+        steps_seen = [e["progress"] for e in mine if e["event"] == "progress"]
+        assert len(steps_seen) >= 19 and steps_seen == sorted(steps_seen)
     # The same run as SIP#7 Firmware Distribution Tracking: both requests Complete.
     store = tmp_path / "tracking.json"
     _hanlab("firmware", "tracking", "update", "--duis-log", str(tmp_path / job["duis_log"])

@@ -40,7 +40,7 @@ from base64 import b64decode
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
 from aiohttp import web
@@ -99,6 +99,9 @@ from hanlab.emulator.truth import GroundTruthLog, now_ns
 from hanlab.errors import BadInputError, HanlabError
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.gbcs.message import GbcsMessage, parse_gbcs_message
+
+if TYPE_CHECKING:
+    from hanlab.emulator.dcc.rollout.portal import RolloutPortal
 
 _log = logging.getLogger(__name__)
 
@@ -273,6 +276,9 @@ class EmulatedDcc(StartStop):
         inventory: the Smart Metering Inventory (device statuses,
             :mod:`hanlab.emulator.dcc.inventory`); default: ``devices``, all
             ``Commissioned``, not persisted.
+        rollout: the CH firmware roll-out portal (SECMP0024) to serve under
+            ``/rollout/v1`` beside DUIS, or ``None``
+            (:class:`~hanlab.emulator.dcc.rollout.portal.RolloutPortal`).
 
     Raises:
         BadInputError: the DSP key or certificate file is unreadable.
@@ -291,8 +297,10 @@ class EmulatedDcc(StartStop):
         han: HanLink | None = None,
         truth: GroundTruthLog | None = None,
         inventory: Inventory | None = None,
+        rollout: RolloutPortal | None = None,
     ) -> None:
         self.settings = settings
+        self.rollout = rollout
         self.users = {user.eui64: user for user in users}
         self.devices = {eui: kind.upper() for eui, kind in devices.items()}
         self.inventory = inventory or Inventory(
@@ -367,6 +375,8 @@ class EmulatedDcc(StartStop):
         app = new_app(limits=settings.http_limits)
         for service, path in SERVICE_PATHS.items():
             app.router.add_post(path, self._handler(service))
+        if self.rollout is not None:
+            self.rollout.mount(app)
         self._runner, self._port = await listen(app, settings.host, settings.port,
                                                 "emulated DCC", ssl_context=tls)
         self._session = aiohttp.ClientSession(
