@@ -92,8 +92,12 @@ def show_table(scenario: Scenario, variant_id: str | None = None) -> list[Table]
         if variant_id is not None and variant.id != variant_id:
             continue
         aliases = ", ".join(f"{a}={r}" for a, r in variant.roles.items())
+        consumes = ", ".join(
+            f"{'spare ' if c.spare else ''}{c.role}{'=' + c.alias if c.alias else ''}"
+            for c in variant.consumes)
         title = (f"{scenario.name} / {variant.id}: {variant.title} (User {variant.user_role}"
-                 f"{'; ' + aliases if aliases else ''})")
+                 f"{'; ' + aliases if aliases else ''}"
+                 f"{'; consumes ' + consumes if consumes else ''})")
         table = Table(title=title, title_justify="left")
         for column in ("#", "step", "what", "target", "user / CV", "comment"):
             table.add_column(column)

@@ -101,6 +101,12 @@ class DeviceConfig(_Model):
         se_version: the ZigBee Smart Energy version the device operates to, ``1.2a`` or
             ``1.4`` (seed 000 DIT.9), ``None`` unknown (an emulated device: 1.2a).
         emulated: the record describes an emulated device (values invented).
+        spare: a spare on the rig's bench, not installed: pre-notified to the DCC
+            (SMI status ``Pending``) and not on the HAN until a scenario installs it
+            (a second CH for Comms Hub Replacement, a new PPMID / IHD for an exchange;
+            seed 000: "Two separate business requests: one to remove PPMID (old) and
+            other to add PPMID (new)"). Scenario variants declare the spares they
+            consume (:class:`hanlab.scenarios.models.Consumed`).
 
     Secrets (install codes, keys) never go here: they stay in the rig's secrets file.
     """
@@ -121,6 +127,7 @@ class DeviceConfig(_Model):
     release_note: _Text = ""
     se_version: Literal["1.2a", "1.4"] | None = None
     emulated: bool = False
+    spare: bool = False
 
     @model_validator(mode="after")
     def _version_fits_role(self) -> DeviceConfig:

@@ -108,10 +108,12 @@ def _schemas() -> dict[str, Schema]:
         "Device": _object({"role": _STR, "eui64": _STR, "band": _nullable("string"),
                            "name": _nullable("string"), "model": _nullable("string"),
                            "firmware_version": _nullable("string"),
-                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL},
-                          optional=(*_DEVICE_RECORD, "emulated"),
+                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL,
+                           "spare": _BOOL},
+                          optional=(*_DEVICE_RECORD, "emulated", "spare"),
                           description="a device and its record (seed 000 Data "
-                                      "requirements; DIT.6)"),
+                                      "requirements; DIT.6); spare: on the bench, for "
+                                      "the variants that consume one"),
         "Rig": _object({
             "name": _STR, "ch_variant": _nullable("string"), "description": _STR,
             "state": {"type": "string", "enum": ["running", "starting", "stopped", "failed"]},

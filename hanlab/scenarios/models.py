@@ -226,6 +226,41 @@ Step = Annotated[
 ]
 
 
+class Consumed(_Model):
+    """A device a variant uses up (seed 000, Decommission Device pack: "After device
+    decommission, device must go to the factory reset process to clear logs and
+    certificates before device can be re-use"; Comms Hub Replacement: a new CH).
+
+    Attributes:
+        role: the device role (``CHF``, ``PPMID``; ``ESME#2`` for an installed one).
+        spare: a spare of the rig (a device marked ``spare: true`` in the rig file, not
+            installed): the variant installs it. Else the installed device of ``role``,
+            which the variant decommissions (SR 8.3).
+        alias: the variant's name for it in steps (``NEW_CHF``, ``OLD_PPMID``); required
+            for a spare (the n-th spare alias of a role takes the rig's n-th spare).
+
+    The runner refuses a variant whose rig lacks a spare it consumes, before any SR; after
+    the variant the consumed devices are factory reset (the rig's ``restore`` hook) so
+    the next variant, job or campaign night finds the rig as its file describes it.
+    """
+
+    role: RoleRef
+    spare: bool = False
+    alias: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> Consumed:
+        base = self.role.split("#")[0]
+        if base not in CONCRETE_ROLES or base == "DCC":
+            raise ValueError(f"{self.role} is not a device role")
+        if self.spare and (self.alias is None or "#" in self.role):
+            raise ValueError(f"a spare {self.role} needs an alias (e.g. NEW_{base}) and a "
+                             "plain role")
+        if self.alias is not None and self.alias in CONCRETE_ROLES:
+            raise ValueError(f"alias {self.alias} shadows a device role")
+        return self
+
+
 class Variant(_Model):
     """One business scenario variant (seed 000: the 80 "Business Scenario Variants").
 
@@ -237,6 +272,8 @@ class Variant(_Model):
         sequence: name of a sequence of the scenario's ``sequences:`` (or give ``steps``).
         steps: the steps, when not a named sequence.
         priority: the seed's priority (critical business scenarios: High / Medium).
+        consumes: the devices it uses up (:class:`Consumed`): spares it installs and
+            installed devices it decommissions (every SR 8.3 ``DeviceID`` must be one).
     """
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -247,17 +284,57 @@ class Variant(_Model):
     sequence: str | None = None
     steps: list[Step] | None = None
     priority: Literal["High", "Medium", "Low"] | None = None
+    consumes: list[Consumed] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_source(self) -> Variant:
         if (self.sequence is None) == (self.steps is None):
             raise ValueError("give either sequence or steps")
+        for consumed in self.consumes:
+            if consumed.alias is not None and consumed.alias in self.roles:
+                raise ValueError(f"alias {consumed.alias} is both in roles and consumes")
         for alias, target in self.roles.items():
             if alias in CONCRETE_ROLES:
                 raise ValueError(f"alias {alias} shadows a device role")
             if target.split("#")[0] not in CONCRETE_ROLES:
                 raise ValueError(f"alias {alias}: {target} is not a device role")
         return self
+
+
+    def role_ref(self, ref: str) -> str:
+        """The role reference behind ``ref``: an alias of :attr:`roles` or
+        :attr:`consumes` resolved (a spare's alias: its plain role), else ``ref``."""
+        if "#" in ref:
+            return ref
+        spare = self.spare_alias(ref)
+        if spare is not None:
+            return spare[0]
+        return self.installed_alias(ref) or self.roles.get(ref, ref)
+
+    def consumed_aliases(self) -> set[str]:
+        """The aliases of :attr:`consumes` (``NEW_CHF`` ...)."""
+        return {c.alias for c in self.consumes if c.alias is not None}
+
+    def spare_alias(self, ref: str) -> tuple[str, int] | None:
+        """``(role, n)`` when ``ref`` is the alias of the variant's n-th (0-based) spare of
+        that role, else ``None``."""
+        index: dict[str, int] = {}
+        for consumed in self.consumes:
+            if not consumed.spare:
+                continue
+            n = index.get(consumed.role, 0)
+            index[consumed.role] = n + 1
+            if consumed.alias == ref:
+                return consumed.role, n
+        return None
+
+    def installed_alias(self, ref: str) -> str | None:
+        """The role reference a consumed installed device's alias stands for
+        (``OLD_CHF`` -> ``CHF``), else ``None``."""
+        for consumed in self.consumes:
+            if not consumed.spare and consumed.alias == ref:
+                return consumed.role
+        return None
 
 
 class AlertInfo(_Model):
@@ -303,13 +380,28 @@ class Scenario(_Model):
             seen.add(variant.id)
             if variant.sequence is not None and variant.sequence not in self.sequences:
                 raise ValueError(f"variant {variant.id}: no sequence {variant.sequence!r}")
+            aliases = set(variant.roles) | variant.consumed_aliases()
             for step in self.steps_of(variant):
                 for ref in step_role_refs(step):
                     base = ref.split("#")[0]
-                    if base not in CONCRETE_ROLES and base not in variant.roles:
+                    if base not in CONCRETE_ROLES and base not in aliases:
                         raise ValueError(f"variant {variant.id}: role {ref} is neither a "
                                          "device role nor an alias of the variant")
+                self._decommission_declared(variant, step)
         return self
+
+    @staticmethod
+    def _decommission_declared(variant: Variant, step: Step) -> None:
+        """An SR 8.3 (Decommission Device) must name a device the variant consumes."""
+        if not (isinstance(step, SrStep) and step.sr == "8.3"):
+            return
+        consumed = {ref for c in variant.consumes for ref in (c.alias, c.role) if ref}
+        for ref in placeholders(step.params):
+            named = variant.roles.get(ref, ref)
+            if ref not in consumed and named not in consumed:
+                raise ValueError(f"variant {variant.id}: SR 8.3 decommissions {ref} but "
+                                 "consumes: does not declare it (seed 000: a decommissioned "
+                                 "device needs a factory reset before re-use)")
 
     def steps_of(self, variant: Variant) -> list[Step]:
         """The steps of ``variant`` (its own, or its named sequence's)."""

@@ -59,6 +59,11 @@ from hanlab.scenarios.xsd_bodies import BodyCompleter, completer_for
 
 Status = Literal["passed", "failed", "skipped"]
 
+Restore = Callable[[Sequence[Eui64]], Awaitable[None]]
+"""``(devices) -> None``: factory reset the devices a variant consumed (spares it installed,
+devices it decommissioned) and put the rig back as its file describes it (an emulated rig's
+DCC inventory and HAN do it; on a real rig the technician is asked)."""
+
 Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
 """``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
 the device raise the alert (an emulated lab makes the device raise it; on a real rig the
@@ -207,16 +212,63 @@ class RunObserver(Protocol):
         """A variant run ended (``result.passed`` is set)."""
 
 
-def devices_by_role(rig: RigConfig) -> dict[str, list[Eui64]]:
-    """The rig's devices per role, in file order (``ESME`` -> [first, second, …])."""
+def devices_by_role(rig: RigConfig, *, spare: bool = False) -> dict[str, list[Eui64]]:
+    """The rig's installed devices per role, in file order (``ESME`` -> [first, second,
+    …]); with ``spare``, its spares (``spare: true``) instead."""
     roles: dict[str, list[Eui64]] = {}
     for device in rig.devices:
-        roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
+        if device.spare == spare:
+            roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
     return roles
 
 
 class UnresolvedRoleError(BadInputError):
     """A step names a device role the rig does not have."""
+
+
+class MissingDevicesError(BadInputError):
+    """A variant consumes devices (spares) the rig does not have: refused before any SR."""
+
+
+def missing_devices(variant: Variant, installed: Mapping[str, Sequence[Eui64]],
+                    spares: Mapping[str, Sequence[Eui64]]) -> list[str]:
+    """What ``variant`` consumes (:attr:`Variant.consumes`) that the rig lacks (empty: it
+    can run), e.g. ``["spare CHF for NEW_CHF (the rig has 0)"]``."""
+    wanted: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for consumed in variant.consumes:
+        if consumed.spare:
+            wanted.setdefault(consumed.role, []).append(consumed.alias or consumed.role)
+            continue
+        role, _, number = consumed.role.partition("#")
+        have = len(installed.get(role, []))
+        if int(number or "1") > have:
+            problems.append(f"installed {consumed.role} to decommission (the rig has {have})")
+    for role, aliases in wanted.items():
+        have = len(spares.get(role, []))
+        if have < len(aliases):
+            problems.append(f"{len(aliases)} spare {role} for {', '.join(aliases)} "
+                            f"(the rig has {have})")
+    return problems
+
+
+def check_consumption(scenario: Scenario, variants: Iterable[Variant], rig: str,
+                      installed: Mapping[str, Sequence[Eui64]],
+                      spares: Mapping[str, Sequence[Eui64]]) -> None:
+    """Refuse variants the rig lacks devices for (see :func:`missing_devices`).
+
+    Raises:
+        MissingDevicesError: naming each variant and the devices it lacks.
+    """
+    problems = []
+    for variant in variants:
+        lacking = missing_devices(variant, installed, spares)
+        if lacking:
+            problems.append(f"{scenario.name}/{variant.id} needs {', '.join(lacking)}")
+    if problems:
+        raise MissingDevicesError(
+            f"rig {rig or '?'} lacks devices the variants consume: " + "; ".join(problems),
+            hint="mark spares `spare: true` in the rig file's devices:, or run other variants")
 
 
 class ScenarioRunner:
@@ -241,6 +293,12 @@ class ScenarioRunner:
             exchanges (host seconds; the live correlator's reorder window delays them).
         ch_firmware: performs ``ch_firmware`` steps (see :data:`ChFirmwareHook`), or
             ``None``: they fail ("no DCC to deploy CH firmware").
+        spares: role -> EUI-64s of the rig's spares (``devices_by_role(rig, spare=True)``),
+            for the variants' consumed spare aliases.
+        install: takes the devices a variant consumes before its steps (fits its spares;
+            same signature as :data:`Restore`), or ``None``.
+        restore: factory resets what a variant consumed once it ends (see
+            :data:`Restore`), or ``None``.
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -265,12 +323,18 @@ class ScenarioRunner:
         exchanges: ExchangeSource | None = None,
         exchange_timeout_s: float = 10.0,
         ch_firmware: ChFirmwareHook | None = None,
+        spares: Mapping[str, Sequence[Eui64]] | None = None,
+        install: Restore | None = None,
+        restore: Restore | None = None,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
             body_completer = completer_for(client.schema.path)
         self.body_completer = body_completer
         self.devices = {role: list(euis) for role, euis in devices.items()}
+        self.spares = {role: list(euis) for role, euis in (spares or {}).items()}
+        self.install = install
+        self.restore = restore
         self.rig = rig
         self.lab = lab
         if users is None:
@@ -323,8 +387,9 @@ class ScenarioRunner:
 
     @staticmethod
     def concrete_role(ref: str, variant: Variant) -> str:
-        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``."""
-        return ref if "#" in ref else variant.roles.get(ref, ref)
+        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``,
+        a consumed spare's alias (``NEW_CHF``) -> its role (``CHF``)."""
+        return variant.role_ref(ref)
 
     def resolve(self, ref: str, variant: Variant) -> Eui64:
         """The EUI-64 of role reference ``ref`` (alias, ``ROLE`` or ``ROLE#n``, ``DCC``).
@@ -332,6 +397,15 @@ class ScenarioRunner:
         Raises:
             UnresolvedRoleError: the rig has no such device.
         """
+        spare = variant.spare_alias(ref)
+        if spare is not None:
+            role, index = spare
+            euis = self.spares.get(role, [])
+            if index >= len(euis):
+                raise UnresolvedRoleError(f"rig {self.rig or '?'} has no spare {role} for "
+                                          f"{ref} ({len(euis)} spare {role})",
+                                          hint="mark a device `spare: true` in the rig file")
+            return euis[index]
         ref = self.concrete_role(ref, variant)
         if ref == "DCC":
             return self.dcc_eui64
@@ -371,6 +445,7 @@ class ScenarioRunner:
             KeyError: an unknown variant id.
         """
         chosen = [scenario.variant(v) for v in variants] or list(scenario.variants)
+        check_consumption(scenario, chosen, self.rig, self.devices, self.spares)
         run_id = uuid.uuid4().hex[:12]
         results: list[VariantResult] = []
         for repetition in range(1, repeat + 1):
@@ -383,7 +458,14 @@ class ScenarioRunner:
 
     async def run_variant(self, scenario: Scenario, variant: Variant, *, run_id: str = "",
                           repetition: int = 1) -> VariantResult:
-        """Run one variant step by step (seed 000 business scenario variant)."""
+        """Run one variant step by step (seed 000 business scenario variant); then factory
+        reset what it consumed (:attr:`restore`).
+
+        Raises:
+            MissingDevicesError: the rig lacks a device the variant consumes (before any
+                SR is sent).
+        """
+        check_consumption(scenario, [variant], self.rig, self.devices, self.spares)
         steps = scenario.steps_of(variant)
         result = VariantResult(run_id or uuid.uuid4().hex[:12], scenario.name, variant.id,
                                variant.title, self.rig, repetition, time.time_ns())
@@ -391,6 +473,7 @@ class ScenarioRunner:
             self.observer.variant_started(result, len(steps))
         variant_start_ns = result.started_ns
         last_sent_ns = variant_start_ns
+        await self._consume(variant, self.install)
         for index, step in enumerate(steps, 1):
             started_ns = time.time_ns()
             if self.cancelled:
@@ -420,6 +503,7 @@ class ScenarioRunner:
             outcome.ended_ns = time.time_ns()
             result.steps.append(outcome)
             self._emit_step(result, outcome)
+        await self._consume(variant, self.restore)
         result.ended_ns = time.time_ns()
         result.passed = not self.cancelled and all(
             s.status == "passed" for s in result.steps if not s.optional)
@@ -551,6 +635,17 @@ class ScenarioRunner:
             out.detail = (f"{len(record.get('devices', []))} devices back on "
                           f"{step.ch_firmware.describe()}")
         return out
+
+    async def _consume(self, variant: Variant, hook: Restore | None) -> None:
+        """Hand the devices ``variant`` consumes to ``hook``: :attr:`install` before the
+        steps, :attr:`restore` (the factory reset before re-use, seed 000) after them."""
+        if hook is None or not variant.consumes:
+            return
+        devices = []
+        for item in variant.consumes:
+            with contextlib.suppress(BadInputError):
+                devices.append(self.resolve(item.alias or item.role, variant))
+        await hook(devices)
 
     def _find_alert(self, codes: set[str], source: Eui64 | None,
                     since_ns: int) -> SeenAlert | None:

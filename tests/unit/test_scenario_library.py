@@ -60,7 +60,7 @@ def test_every_step_fits_the_catalogue_and_its_user_role() -> None:
                     problems.append(f"{scenario.name}/{variant.id} step {index + 1}: "
                                     f"SR {step.sr} not eligible for User role {user}")
                 target = step.target or "DCC"
-                role = variant.roles.get(target.split("#")[0], target).split("#")[0]
+                role = variant.role_ref(target.split("#")[0]).split("#")[0]
                 assert role in CONCRETE_ROLES
     assert not problems, "\n".join(problems)
 

@@ -164,7 +164,10 @@ class EmulatedHan:
     # -- construction -----------------------------------------------------------------------
 
     def _build(self, devices: list[EmulatedDevice]) -> None:
-        by_role = {d.role: d for d in devices}
+        by_role: dict[DeviceRole, EmulatedDevice] = {}
+        for cfg in devices:
+            if not cfg.spare:
+                by_role.setdefault(cfg.role, cfg)
         chf_cfg = by_role.get(DeviceRole.CHF) or EmulatedDevice(
             role=DeviceRole.CHF, eui64=self._synthetic_eui(0xC0))
         gpf_cfg = by_role.get(DeviceRole.GPF) or EmulatedDevice(
@@ -178,7 +181,15 @@ class EmulatedHan:
                 if band is Band.SUB_GHZ:
                     radio.on_airtime = self._duty_add
         self.devices: list[Device] = []
+        #: spares on the bench, off the HAN until :meth:`install`
+        self.spares: list[Device] = []
         for cfg in devices:
+            if cfg.spare and cfg.role in (DeviceRole.CHF, DeviceRole.GPF):
+                bench_cls = Chf if cfg.role is DeviceRole.CHF else Gpf
+                bench = bench_cls(self, cfg, short_address(Eui64.parse(cfg.eui64).value),
+                                  self._ch_model(cfg))
+                self.nodes[bench.eui64] = bench
+                continue
             if cfg.role in (DeviceRole.CHF, DeviceRole.GPF, DeviceRole.HHT):
                 continue
             if cfg.band is Band.SUB_GHZ and not self.dual_band:
@@ -192,7 +203,7 @@ class EmulatedHan:
             radio.short = 0xFFFE
             radio.power(False)
             self.nodes[node.eui64] = node
-            self.devices.append(node)
+            (self.spares if cfg.spare else self.devices).append(node)
 
     def _ch_model(self, cfg: EmulatedDevice) -> ProcessingModel:
         return (self.settings.ch_processing or self.settings.models.get(cfg.model)
@@ -227,7 +238,7 @@ class EmulatedHan:
         """The rig's keys: network key and every pair's link key (for tshark and decoding)."""
         ring = Keyring()
         ring.add_network_key(self.network_key, seq=0, label=f"{self.rig}-nwk")
-        for device in self.devices:
+        for device in [*self.devices, *self.spares]:  # a spare's keys before it joins
             for server in (self.chf, self.gpf):
                 ring.add_link_key(self.link_key(device, server),
                                   devices=(device.eui64, server.eui64),
@@ -253,13 +264,7 @@ class EmulatedHan:
                           channels={b.value: list(c) for b, c in self.channels.items()})
         stagger_ns = int(self.settings.join_stagger_s * 1e9)
         for index, device in enumerate(self.devices):
-            server: GbcsServer = self.gpf if device.role is DeviceRole.GSME else self.chf
-            join_ns = sched.now_ns + (index + 1) * stagger_ns
-            sched.call_at(join_ns, device.join, server)
-            first_poll_s = (device.device.wake_interval_s if isinstance(device, Gsme)
-                            else device.device.poll_interval_s)
-            sched.call_at(join_ns + int(first_poll_s * 1e9 * (0.5 + self.rng.random())),
-                          device.poll)
+            self._schedule_join(device, sched.now_ns + (index + 1) * stagger_ns)
         traffic = self.settings.traffic
         if traffic.enabled:
             begin_ns = sched.now_ns + (len(self.devices) + 2) * stagger_ns + int(1e9)
@@ -270,6 +275,40 @@ class EmulatedHan:
             sched.call_at(self.start_ns + int(fault.at_s * 1e9), self.inject, fault)
         if self.dual_band:
             sched.call_later(int(self.settings.duty_cycle.window_s * 1e9 / 60), self._duty_tick)
+
+    def _schedule_join(self, device: Device, join_ns: int) -> None:
+        server: GbcsServer = self.gpf if device.role is DeviceRole.GSME else self.chf
+        self.scheduler.call_at(join_ns, device.join, server)
+        first_poll_s = (device.device.wake_interval_s if isinstance(device, Gsme)
+                        else device.device.poll_interval_s)
+        self.scheduler.call_at(join_ns + int(first_poll_s * 1e9 * (0.5 + self.rng.random())),
+                               device.poll)
+
+    def install(self, eui64: Eui64 | str | int) -> bool:
+        """Install a bench spare: it powers up and joins the HAN now (the installer fitting
+        a new PPMID / IHD once the CHF whitelisted it, SR 8.11). Whether it was a spare
+        not yet installed. Safe to call from the event loop while the HAN runs."""
+        node = self.node(eui64)
+        if not isinstance(node, Device) or node not in self.spares:
+            return False
+        self._catch_up()
+        self.spares.remove(node)
+        self.devices.append(node)
+        self._schedule_join(node, self.scheduler.now_ns)
+        return True
+
+    def uninstall(self, eui64: Eui64 | str | int) -> bool:
+        """Take an installed spare back to the bench (NWK Leave; the factory reset before
+        re-use). Whether it was an installed spare."""
+        node = self.node(eui64)
+        if not isinstance(node, Device) or not node.device.spare or node not in self.devices:
+            return False
+        self._catch_up()
+        self.devices.remove(node)
+        self.spares.append(node)
+        if node.joined:
+            self.scheduler.call_later(0, node.leave)
+        return True
 
     def run_for(self, duration_s: float) -> int:
         """Virtual time: start if needed and run ``duration_s`` seconds of events."""

@@ -352,11 +352,13 @@ class GbcsServer(Node):
         #: incremented by a CH reboot: commands in processing before it are lost
         self.epoch = 0
         self.busy = 0
+        #: a spare CH on the bench: WAN-connected, no radio on the air
+        self.on_bench = device.spare
 
     @property
     def powered(self) -> bool:
-        """The CH is up (not in a ``ch_reboot`` fault)."""
-        return any(radio.on for radio in self.radios.values())
+        """The CH is up (not in a ``ch_reboot`` fault; a bench spare always is)."""
+        return self.on_bench or any(radio.on for radio in self.radios.values())
 
     def process_own(self, command: GbcsMessage) -> None:
         """Process a GBCS command addressed to this CHF / GPF itself.

@@ -60,9 +60,10 @@ def build_han(rig: str, settings: HanSettings, *, rig_file: Path | None = None,
         if rig_cfg.name != rig:
             raise BadInputError(f"rig file {rig_file} is rig {rig_cfg.name!r}, not {rig!r}")
         extra = {d.eui64: d for d in devices}
-        devices = [_with_record(extra.get(d.eui64) or EmulatedDevice(
-            role=d.role, eui64=d.eui64, band=d.band, name=d.name, model=d.model), d)
-            for d in rig_cfg.devices]
+        devices = [_with_record(extra[d.eui64].model_copy(update={"spare": d.spare})
+                                if d.eui64 in extra else EmulatedDevice(
+            role=d.role, eui64=d.eui64, band=d.band, name=d.name, model=d.model,
+            spare=d.spare), d) for d in rig_cfg.devices]
         dual_band = rig_cfg.ch_variant is ChVariant.DUAL_BAND
         for sniffer in rig_cfg.sniffers:
             if sniffer.driver == "emulated":

@@ -47,6 +47,9 @@ class EmulatedDevice(_Model):
         bricked: fault: the device never answers (radio silent from the start).
         se_version: the ZigBee Smart Energy version it behaves as, ``1.2a`` or ``1.4``
             (the cited differences: :mod:`hanlab.emulator.han.ch_upgrade`).
+        spare: a spare on the bench (rig file ``spare: true``): a CHF / GPF answers over
+            the WAN only (its radios off the air); another device stays off the HAN until
+            :meth:`EmulatedHan.install` joins it.
     """
 
     role: DeviceRole
@@ -60,6 +63,7 @@ class EmulatedDevice(_Model):
     added_latency_s: float = Field(default=0.0, ge=0)
     bricked: bool = False
     se_version: SeVersion = "1.2a"
+    spare: bool = False
 
 
 class TrafficSettings(_Model):
