@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Decode captures: one line (or JSON object) per frame, decrypting with KEYS."),
     "analyse": ("hanlab.commands.analyse",
                 "Correlate captures with a DUIS log: one exchange per SR, timings per band."),
+    "dutycycle": ("hanlab.commands.dutycycle",
+                  "Duty cycle per sub-GHz transmitter and frequency agility (DIT.8) from "
+                  "captures."),
     "rig": ("hanlab.commands.rig", "Rig files: check them before a run."),
     "udev": ("hanlab.commands.udev", "udev rules for stable sniffer and radio names."),
     "keys": ("hanlab.commands.decode", "Keys files: export them for other tools."),

@@ -8,7 +8,9 @@
   sha256): one line per bad file, ``file: at byte N: reason``, exit status 2;
 * ``transfers CAPTURE…`` and ``tracking …``: the OTA transfers seen in captures and the
   SIP#7 Firmware Distribution Tracking (see :mod:`hanlab.firmware.transfers`,
-  :mod:`hanlab.firmware.tracking`).
+  :mod:`hanlab.firmware.tracking`);
+* ``impact --before JOB… --after JOB…`` (or ``--across JOB…``, or two campaigns): the HAN
+  impact of a CH firmware upgrade (:mod:`hanlab.firmware.impact`).
 """
 
 from __future__ import annotations
@@ -403,3 +405,108 @@ def tracking_purge(
     tracking.save()
     tracking.close()
     sys.stdout.write(f"{purged} purged, {len(tracking.records)} kept\n")
+
+
+JobsOpt = Annotated[list[str] | None, typer.Option(
+    help="Job id (results store or --jobs folder), job.json file, or a running daemon's "
+         "job; repeat the option for several.")]
+
+
+@app.command("impact")
+def impact(
+    before: JobsOpt = None,
+    after: JobsOpt = None,
+    across: Annotated[list[str] | None, typer.Option(
+        help="Jobs that contain the upgrade (ch-firmware-upgrade): each split at its "
+             "upgrade step.")] = None,
+    before_campaign: Annotated[str | None, typer.Option(
+        help="Campaign id whose jobs are the before side.")] = None,
+    after_campaign: Annotated[str | None, typer.Option(
+        help="Campaign id whose jobs are the after side.")] = None,
+    jobs: Annotated[Path, typer.Option("--jobs", help="Jobs folder of a lab output "
+                                                      "(its results store beside it).")
+                    ] = Path("captures/jobs"),
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Results store URL for campaigns (default SQLite beside --jobs).")
+                  ] = None,
+    segment: Annotated[str, typer.Option(help="Timing segment compared.")] = "end_to_end",
+    alpha: Annotated[float, typer.Option(help="Significance level of the test.")] = 0.05,
+    confidence: Annotated[float, typer.Option(help="Confidence of the interval.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="IMPACT as JSON on stdout.")
+                       ] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write the HTML impact report (tables and plots).")] = None,
+) -> None:
+    """Compare HAN timings before and after a CH firmware upgrade (SECMP0024 req. 6).
+
+    Per band x SR variant x device: medians before and after, their difference with a
+    bootstrap confidence interval, the Hodges-Lehmann shift and a two-sided Mann-Whitney
+    U test; SR failure rates; each device's rejoins after the CH reboots and the devices
+    that did not come back. Add the JSON to a campaign report's data as "ch_impact" to
+    get the same section there.
+
+    Examples:
+
+      hanlab firmware impact --before j-20261201-0101 --after j-20261201-0202
+
+      hanlab firmware impact --across j-20261201-0303 --json > impact.json
+
+      hanlab firmware impact --before-campaign c-night-1 --after-campaign c-night-2 \\
+        --html impact.html
+    """
+    import tempfile
+
+    from hanlab.firmware.impact import ch_impact, impact_json, impact_text, split_across_upgrade
+
+    if across and (before or after or before_campaign or after_campaign):
+        raise BadInputError("give either --across or the before and after jobs, not both")
+    with tempfile.TemporaryDirectory(prefix="hanlab-impact-") as work:
+        if across:
+            side_b, side_a = split_across_upgrade(_job_records(across, jobs, Path(work)))
+        else:
+            side_b = (_job_records(before or [], jobs, Path(work))
+                      + _campaign_records(before_campaign, jobs, db))
+            side_a = (_job_records(after or [], jobs, Path(work))
+                      + _campaign_records(after_campaign, jobs, db))
+            if not side_b or not side_a:
+                raise BadInputError("no jobs before or after the upgrade",
+                                    hint="give --before and --after (or --across JOB)")
+    result = ch_impact(side_b, side_a, segment=segment, alpha=alpha, confidence=confidence)
+    sys.stdout.write(impact_json(result) if as_json else impact_text(result))
+    sys.stdout.flush()
+    if html is not None:
+        from hanlab.reports.impact_html import render_impact_report
+
+        try:
+            html.write_text(render_impact_report(result), encoding="utf-8")
+        except OSError as error:
+            raise BadInputError(f"{html}: cannot write the report: {error}") from None
+        sys.stderr.write(f"wrote {html}\n")
+
+
+def _job_records(refs: list[str], jobs: Path, work: Path) -> list[dict[str, Any]]:
+    from hanlab.commands.reports import _record_and_captures
+
+    return [_record_and_captures(ref, jobs, None, None, work, download=False)[0]
+            for ref in refs]
+
+
+def _campaign_records(campaign: str | None, jobs: Path, db: str | None) -> list[dict[str, Any]]:
+    """The job records of a campaign's jobs (every attempt) in the results store."""
+    if campaign is None:
+        return []
+    from hanlab.store import open_store
+    from hanlab.store.schema import campaign_jobs
+
+    store = open_store(db, jobs.parent)
+    try:
+        rows = store.rows(campaign_jobs, campaign_id=campaign)
+        ids = [i for row in rows for i in [*(row.get("attempts") or []), row.get("job_id")]
+               if i]
+        records = [r for r in (store.get_job(i) for i in dict.fromkeys(ids)) if r]
+    finally:
+        store.close()
+    if not records:
+        raise BadInputError(f"campaign {campaign!r}: no job records in the results store",
+                            hint="hanlab campaign list")
+    return [dict(r) for r in records]

@@ -164,17 +164,9 @@ def cancel_job(
 
       hanlab jobs cancel j-20261201T101500-3f2a
     """
-    from hanlab.runtime.service import NotFoundError
-
-    for client in _clients(daemon, "operator"):
-        try:
-            job = asyncio.run(_each([client], "cancel", job_id))[0]
-        except NotFoundError:
-            continue
-        console.print(f"job {job_id}: {job['state']} {job.get('detail', '')}".rstrip(),
-                      markup=False)
-        return
-    raise NotFoundError(f"no running daemon has a job {job_id!r}", hint="hanlab jobs list")
+    job = _operate(daemon, "cancel", job_id)
+    console.print(f"job {job_id}: {job['state']} {job.get('detail', '')}".rstrip(),
+                  markup=False)
 
 
 @jobs_app.command("rerun")
@@ -192,16 +184,21 @@ def rerun_job(
 
       hanlab jobs rerun j-20261201T101500-3f2a
     """
+    job = _operate(daemon, "rerun", job_id)
+    console.print(f"job {job['id']} queued on {job['rig']} (rerun of {job_id})", markup=False)
+
+
+def _operate(daemon: str | None, action: str, job_id: str) -> dict[str, Any]:
+    """``action`` (an operator call of :class:`~hanlab.daemon.client.ApiClient`) on the
+    job, at whichever running daemon has it. Raises NotFoundError when none has it."""
     from hanlab.runtime.service import NotFoundError
 
     for client in _clients(daemon, "operator"):
         try:
-            job = asyncio.run(_each([client], "rerun", job_id))[0]
+            job: dict[str, Any] = asyncio.run(_each([client], action, job_id))[0]
         except NotFoundError:
             continue
-        console.print(f"job {job['id']} queued on {job['rig']} (rerun of {job_id})",
-                      markup=False)
-        return
+        return job
     raise NotFoundError(f"no running daemon has a job {job_id!r}", hint="hanlab jobs list")
 
 

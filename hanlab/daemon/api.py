@@ -165,6 +165,7 @@ class _Api:
             ("GET", f"{rig}/exchanges", self.rig_exchanges, "viewer", "limit"),
             ("GET", f"{rig}/timings", self.rig_timings, "viewer"),
             ("GET", f"{rig}/ota", self.rig_ota, "viewer"),
+            ("GET", f"{rig}/dutycycle", self.rig_dutycycle, "viewer"),
             ("GET", f"{rig}/captures", self.captures, "viewer"),
             ("GET", f"{rig}/captures/{{name}}", self.download_capture, "viewer"),
             ("GET", "/api/v1/jobs", self.jobs, "viewer", "rig", "state", "limit"),
@@ -372,6 +373,9 @@ class _Api:
     async def rig_ota(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/rigs/{rig}/ota``: the rig's OTA transfers seen on air."""
         return _json(self.service.ota(self._rig(request)))
+    async def rig_dutycycle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v1/rigs/{rig}/dutycycle``: DIT.8 duty cycle and agility."""
+        return _json(self.service.dutycycle(self._rig(request)))
 
     async def captures(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/rigs/{rig}/captures``."""

@@ -240,6 +240,11 @@ class ApiClient:
         result: Json = await self._get(f"/api/v1/rigs/{_segment(rig)}/timings")
         return result
 
+    async def dutycycle(self, rig: str) -> Json:
+        """The rig's DIT.8 duty-cycle and agility state. Raises NotFoundError."""
+        result: Json = await self._get(f"/api/v1/rigs/{_segment(rig)}/dutycycle")
+        return result
+
     async def captures(self, rig: str) -> list[Json]:
         """The rig's capture files. Raises NotFoundError."""
         result: list[Json] = await self._get(f"/api/v1/rigs/{_segment(rig)}/captures")

@@ -108,10 +108,12 @@ def _schemas() -> dict[str, Schema]:
         "Device": _object({"role": _STR, "eui64": _STR, "band": _nullable("string"),
                            "name": _nullable("string"), "model": _nullable("string"),
                            "firmware_version": _nullable("string"),
-                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL},
-                          optional=(*_DEVICE_RECORD, "emulated"),
+                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL,
+                           "spare": _BOOL},
+                          optional=(*_DEVICE_RECORD, "emulated", "spare"),
                           description="a device and its record (seed 000 Data "
-                                      "requirements; DIT.6)"),
+                                      "requirements; DIT.6); spare: on the bench, for "
+                                      "the variants that consume one"),
         "Rig": _object({
             "name": _STR, "ch_variant": _nullable("string"), "description": _STR,
             "state": {"type": "string", "enum": ["running", "starting", "stopped", "failed"]},
@@ -155,6 +157,7 @@ def _schemas() -> dict[str, Schema]:
                         "description": "SR variant, Service Reference or * -> seconds"},
             "rows": _array(_ref("TimingRow"))},
             description="hanlab.correlate.stats.TimingStats.summary(); times in µs"),
+        **_dutycycle_schemas(),
         "Progress": _object({"steps_done": _COUNT, "steps_total": _COUNT,
                              "variant_runs_done": _COUNT, "variant_runs_total": _COUNT,
                              "current": _nullable("string")}),
@@ -165,7 +168,8 @@ def _schemas() -> dict[str, Schema]:
             "srs_sent": _COUNT, "srs_answered": _COUNT, "failed_steps": _array(_INT)}),
         "Step": _object({
             "index": _INT, "kind": {"type": "string",
-                                    "enum": ["sr", "wait", "pause", "external"]},
+                                    "enum": ["sr", "wait", "pause", "external",
+                                             "ch_firmware"]},
             "status": {"type": "string", "enum": ["passed", "failed", "skipped"]},
             "optional": _BOOL, "sr_variant": _nullable("string"),
             "sr_name": _nullable("string"), "target_role": _nullable("string"),
@@ -176,7 +180,8 @@ def _schemas() -> dict[str, Schema]:
             "started_ns": _INT, "ended_ns": _INT, "detail": _STR,
             "match_level": _nullable("string"), "band": _nullable("string"),
             "segments_ns": _nullable(_ref("Segments")),
-            "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM},
+            "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM,
+            "ch_upgrade": _nullable("object")}, optional=("ch_upgrade",),
             description="hanlab.scenarios.runner.StepResult as a dict, plus scenario, "
                         "variant, repetition, duration_s"),
         "JobSummary": _object(job_summary_properties, optional=("rerun_of",),
@@ -217,6 +222,45 @@ def _schemas() -> dict[str, Schema]:
                          "description": "queue even while the rig's sniffers are down"},
             },
         },
+    }
+
+
+def _dutycycle_schemas() -> dict[str, Schema]:
+    """Schemas of ``GET /api/v1/rigs/{rig}/dutycycle`` (hanlab.correlate.dit8)."""
+    state = {"type": "string", "enum": ["Normal", "Limited", "Critical", "Regulated"]}
+    alert = {"type": "string", "pattern": "^0x[0-9A-F]{4}$"}
+    pair = {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}
+    return {
+        "DutyCycleChange": _object({"ts_ns": _TS, "old": state, "new": state,
+                                    "duty_cycle_pct": _NUM, "alert_code": alert}),
+        "DutyCycleTransmitter": _object({
+            "state": state, "duty_cycle_pct": _NUM, "peak_pct": _NUM, "frames": _COUNT,
+            "airtime_s": _NUM, "window_airtime_s": _NUM, "first_ts_ns": _nullable("integer"),
+            "last_ts_ns": _INT, "changes": _array(_ref("DutyCycleChange")),
+            "eui64": _nullable("string"),
+            "samples": _array({"type": "array", "items": _NUM, "minItems": 2,
+                               "maxItems": 2})},
+            description="one sub-GHz transmitter; duty cycle in % of the window"),
+        "AgilityEvent": _object({
+            "old": pair, "new": pair, "request_ts_ns": _nullable("integer"),
+            "requested": {"anyOf": [pair, {"type": "null"}]},
+            "last_old_ts_ns": _TS, "first_new_ts_ns": _TS, "time_to_move_s": _NUM,
+            "frames_lost": _COUNT, "frames_during_move": _COUNT,
+            "alerts": _array(_object({"ts_ns": _TS, "alert_code": alert}))},
+            description="a move of the CH's sub-GHz HAN; pairs are [page, channel]"),
+        "DutyCycle": _object({
+            "thresholds": _object({"window_s": _NUM, "normal_limited_pct": _NUM,
+                                   "limited_critical_pct": _NUM,
+                                   "critical_regulated_pct": _NUM}),
+            "transmitters": {"type": "object",
+                             "additionalProperties": _ref("DutyCycleTransmitter"),
+                             "description": "CH, short address 0x1a2b or EUI-64 -> state"},
+            "channel": {"anyOf": [pair, {"type": "null"}]},
+            "agility": _array(_ref("AgilityEvent")),
+            "counts": {"type": "object", "additionalProperties": _COUNT},
+            "warnings": _array(_STR)},
+            description="hanlab.correlate.dit8.Dit8Monitor.snapshot(); a rig without a "
+                        "sub-GHz sniffer has no transmitters"),
     }
 
 
@@ -307,6 +351,9 @@ def _paths() -> dict[str, Schema]:
             "The rig's OTA Upgrade transfers seen on air since the daemon started (payloads "
             "of their latest MQTT ota events)", _ok(_array(_ref("OtaTransfer"))),
             parameters=(_RIG,), operation_id="rig_ota"),
+        "/api/v1/rigs/{rig}/dutycycle": _get(
+            "The rig's sub-GHz duty cycle per transmitter and frequency agility (DIT.8)",
+            _ok(_ref("DutyCycle")), parameters=(_RIG,), operation_id="rig_dutycycle"),
         "/api/v1/rigs/{rig}/captures": _get(
             "The rig's capture files", _ok(_array(_ref("Capture"))), parameters=(_RIG,),
             operation_id="captures"),

@@ -87,7 +87,7 @@ def han_settings(rig: RigConfig, driver_settings: Mapping[str, Any],
         update["devices"] = [d.model_copy(update={"wake_interval_s": wake})
                              for d in base.devices] + [
             EmulatedDevice(role=d.role, eui64=d.eui64, band=d.band, name=d.name,
-                           model=d.model, wake_interval_s=wake)
+                           model=d.model, wake_interval_s=wake, spare=d.spare)
             for d in rig.devices if d.eui64 not in known]
     if alert_recipient is not None:
         update["traffic"] = base.traffic.model_copy(

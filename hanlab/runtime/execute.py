@@ -114,7 +114,9 @@ async def run_job(runtime: RigRuntime, record: JobRecord) -> None:
             side.client, job_devices(runtime.rig, record.devices), rig=runtime.rig.name,
             lab=runtime.options.lab, stimulus=side.stimulus, bus=runtime.bus,
             observer=_JobObserver(runtime, record), include_optional=record.include_optional,
-            exchanges=runtime.correlator, catalogue=catalogue_versions(
+            exchanges=runtime.correlator, ch_firmware=side.ch_firmware,
+            spares=devices_by_role(runtime.rig, spare=True), install=side.install,
+            restore=side.restore, catalogue=catalogue_versions(
                 {Eui64.parse(d.eui64): d.model or d.role.value.lower()
                  for d in runtime.rig.devices}))
         runtime._current_runner = runner

@@ -317,6 +317,12 @@ class LabRuntime:
         correlator = self._runtime(rig).correlator
         return [] if correlator is None else correlator.ota.summaries()
 
+    def dutycycle(self, rig: str) -> Json:
+        """The rig's DIT.8 state and history (see :meth:`LabService.dutycycle`)."""
+        from hanlab.correlate.dit8_live import dutycycle_view
+
+        return dutycycle_view(self._runtime(rig).dit8)
+
     def submit(self, spec: Json) -> Json:
         """Queue a job; the new JOB (see :meth:`LabService.submit`)."""
         from hanlab.runtime.jobs import JobRecord, check_spec, parse_spec

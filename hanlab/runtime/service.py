@@ -159,6 +159,11 @@ class LabService(Protocol):
         latest ``ota`` events (:mod:`hanlab.firmware.live`). Raises NotFoundError."""
         ...
 
+    def dutycycle(self, rig: str) -> Json:
+        """The rig's DIT.8 duty-cycle and frequency-agility state and history
+        (:meth:`hanlab.correlate.dit8.Dit8Monitor.snapshot`). Raises NotFoundError."""
+        ...
+
     def submit(self, spec: Json) -> Json:
         """Queue a job (``spec``: ``{"rig", "scenario", "variants"?, "devices"?,
         "repeat"?, "include_optional"?, "label"?, "wait"?}``); the new JOB.

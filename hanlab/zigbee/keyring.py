@@ -242,7 +242,8 @@ class Keyring:
     def link_candidates(self, key_id: int, *devices: int | None) -> list[tuple[str, CcmKey]]:
         """Link keys to try for an APS frame between ``devices`` with ``key_id`` (§4.4.1.2).
 
-        Keys bound to one of the devices come first, then unbound keys, then the rest; a
+        Keys bound to both devices come first (a link key is a pair's, §4.4.1), then keys
+        bound to one of them, then unbound keys, then the rest; a
         key that decrypted a frame of this pair (:meth:`link_key_worked`) is tried first
         next time. The list returned is the pair's own (cached until a link key is added).
         """
@@ -252,11 +253,13 @@ class Keyring:
             if len(self._link_orders) >= MAX_LINK_ORDERS:  # a capture of random addresses
                 self._link_orders.clear()
             pair = set(wanted)
-            bound = [e for e in self.link_keys if pair.intersection(e.devices)]
+            both = [e for e in self.link_keys if len(pair) == 2 and pair <= set(e.devices)]
+            bound = [e for e in self.link_keys
+                     if pair.intersection(e.devices) and e not in both]
             unbound = [e for e in self.link_keys if not e.devices]
             rest = [e for e in self.link_keys if e.devices and not pair.intersection(e.devices)]
             order = self._link_orders[(key_id, wanted)] = [
-                (e.label, e.for_key_id(key_id)) for e in bound + unbound + rest]
+                (e.label, e.for_key_id(key_id)) for e in both + bound + unbound + rest]
         return order
 
     @staticmethod

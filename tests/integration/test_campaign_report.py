@@ -381,3 +381,21 @@ def test_report_in_headless_chromium(campaign: dict[str, Any], tmp_path: Path) -
         assert cells and "246, 201, 197" in cells[0].value_of_css_property(
             "background-color")
         save_full_page(driver, "campaign-report.png", tmp_path)
+
+
+def test_report_has_the_dit8_section_from_the_sub_ghz_captures(
+        campaign: dict[str, Any]) -> None:
+    """DIT.8 (issue 13 item 4): the dual-band rig's sub-GHz captures of its jobs give each
+    transmitter's duty cycle plot and table; the single-band rig has none."""
+    from lxml import html as lxml_html
+
+    from hanlab.reports.html import render_campaign_report
+
+    page = lxml_html.fromstring(render_campaign_report(campaign["data"]))
+    (section,) = page.xpath("//section[@id='dit8']")
+    rigs = [h.get("id") for h in section.xpath(".//h3")]
+    dual = [r["name"] for r in campaign["data"]["rigs"] if r["ch_variant"] == "dual_band"]
+    assert rigs == [f"dit8-{name}" for name in dual]
+    assert section.xpath(".//figure[@class='plot']/*[local-name()='svg']")
+    rows = {r.xpath("./td")[0].text_content(): r for r in section.xpath(".//table[1]//tr[td]")}
+    assert int(rows["CH"].xpath("./td")[4].text_content()) > 0

@@ -438,3 +438,41 @@ async def test_dcc_alerts_of_duis_3_6(schema: DuisSchema, corpus_dir: Path,
     assert twice == ["N17", "N6"] and len(posted) == len(expected) + 2  # two schedules each
     content = {a.dcc_alert_code: a for a in inbox.of_kind("DCCAlertMessage")}
     assert set(content) == {code for code, _ in expected}
+
+
+async def test_sr_to_a_decommissioned_device_is_refused_with_e5(rig: Rig) -> None:
+    """Over HTTP: SR 8.3 decommissions the ESME (I0); a later SR to it is refused with
+    DUIS Response Code E5 (Invalid Device Status) and never reaches the HAN; SR 8.2 reads
+    the Smart Metering Inventory's real state (schema-valid DSPInventory)."""
+    from hanlab.duis import RequestId, build_request, parse_response, sr_element
+    from hanlab.emulator.dcc import DCC_ACCESS_CONTROL_BROKER as DCC
+
+    def read(counter: int) -> bytes:
+        return build_request(request_id=RequestId(SUPPLIER, ESME, counter), command_variant=1,
+                             service_reference_variant="4.1.1",
+                             body=sr_element("ReadInstantaneousImportRegisters"))
+
+    assert (await rig.post("S", read(20)))[0] == 200
+    status, body = await rig.post("D", build_request(
+        request_id=RequestId(SUPPLIER, DCC, 21), command_variant=8,
+        service_reference_variant="8.3",
+        body=sr_element("DecommissionDevice", {"DeviceID": ESME.duis})))
+    assert status == 200 and parse_response(body).response_code == "I0"
+    status, body = await rig.post("S", read(22))
+    refused = parse_response(body)
+    assert status == 400 and refused.response_code == "E5"
+    assert refused.request_id == RequestId(SUPPLIER, ESME, 22)
+    assert rig.dcc.stats.refused == {"E5": 1}
+    status, body = await rig.post("D", build_request(
+        request_id=RequestId(SUPPLIER, DCC, 23), command_variant=8,
+        service_reference_variant="8.2",
+        body=sr_element("ReadInventory", {"DeviceID": ESME.duis})))
+    assert status == 200
+    root = parse_xml(body)
+    ns = {"sr": "http://www.dccinterface.co.uk/ServiceUserGateway"}
+    assert root.xpath("//sr:DSPInventory/sr:Device/sr:DeviceStatus/text()",
+                      namespaces=ns) == ["Decommissioned"]
+    await asyncio.sleep(0.05)
+    assert [m.originator_counter for _, m, _ in rig.han.commands] == [20]  # 22 never left
+    truth = [e for e in read_ground_truth(rig.truth_path) if e.get("response_code") == "E5"]
+    assert truth and "Decommissioned" in truth[0]["reason"]

@@ -163,6 +163,8 @@ async def test_jobs_queue_cancel_and_refusals(tmp_path: Path) -> None:
             "variants": {"rig": RIG, "scenario": "meter-reading", "variants": ["nope"]},
             "devices.GSME": {"rig": RIG, "scenario": "meter-reading",
                              "devices": {"GSME": "00-DB-12-00-00-00-D1-01"}},
+            "devices.PPMID": {"rig": RIG, "scenario": "ppmid",  # a spare is not chosen
+                              "devices": {"PPMID": "00-DB-12-00-00-00-D4-02"}},
             "repeat": {"rig": RIG, "scenario": "meter-reading", "repeat": 0},
             "colour": {"rig": RIG, "scenario": "meter-reading", "colour": "red"},
         }

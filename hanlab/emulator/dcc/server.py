@@ -93,6 +93,7 @@ from hanlab.emulator.dcc.commands import (
     plan_command,
 )
 from hanlab.emulator.dcc.firmware import DccFirmware
+from hanlab.emulator.dcc.inventory import DeviceStatus, Inventory, InventoryDevice
 from hanlab.emulator.dcc_link import CommandDelivery, HanLink
 from hanlab.emulator.truth import GroundTruthLog, now_ns
 from hanlab.errors import BadInputError, HanlabError
@@ -272,6 +273,9 @@ class EmulatedDcc(StartStop):
         schema: the DUIS XSD; without it requests are only parsed, not validated.
         han: the emulated CHF / HAN (see :meth:`attach_han`).
         truth: the ground-truth log, or ``None``.
+        inventory: the Smart Metering Inventory (device statuses,
+            :mod:`hanlab.emulator.dcc.inventory`); default: ``devices``, all
+            ``Commissioned``, not persisted.
         rollout: the CH firmware roll-out portal (SECMP0024) to serve under
             ``/rollout/v1`` beside DUIS, or ``None``
             (:class:`~hanlab.emulator.dcc.rollout.portal.RolloutPortal`).
@@ -292,12 +296,16 @@ class EmulatedDcc(StartStop):
         schema: DuisSchema | None = None,
         han: HanLink | None = None,
         truth: GroundTruthLog | None = None,
+        inventory: Inventory | None = None,
         rollout: RolloutPortal | None = None,
     ) -> None:
         self.settings = settings
         self.rollout = rollout
         self.users = {user.eui64: user for user in users}
         self.devices = {eui: kind.upper() for eui, kind in devices.items()}
+        self.inventory = inventory or Inventory(
+            InventoryDevice(eui, kind, DeviceStatus.COMMISSIONED, DeviceStatus.COMMISSIONED)
+            for eui, kind in self.devices.items())
         self.alert_rules = DccAlertRules(
             settings.alert_codes, self.devices,
             roles=users_of((u.eui64, u.role) for u in self.users.values()),
@@ -538,6 +546,7 @@ class EmulatedDcc(StartStop):
         state."""
         codes = self.settings.refusal_codes
         cv = request.command_variant
+        self._check_inventory(request)
         if cv == 8:
             return self._non_device(request)
         device_type = self.devices.get(request.request_id.target)
@@ -598,7 +607,9 @@ class EmulatedDcc(StartStop):
         """Non-Device Service (CommandVariant 8): answered at once with ``I0``; the DCC
         Alerts it causes (decommission, firmware distribution) follow after the DCC's
         processing latency."""
-        answer = self._acknowledge(request, "I0")
+        answer = (self._read_inventory(request) if request.service_reference_variant == "8.2"
+                  else self._acknowledge(request, "I0"))
+        self.inventory.accepted(request)
         if request.service_reference_variant == "11.1":
             self.firmware.update_firmware(request)  # to the CH, then over the HAN
         alerts = self.alert_rules.non_device(request)
@@ -606,6 +617,23 @@ class EmulatedDcc(StartStop):
             self._spawn(self._post_alerts(alerts, delay_s=self.settings.processing_latency_s),
                         f"dcc-alerts-{request.request_id}")
         return answer
+
+    # -- Smart Metering Inventory (hanlab.emulator.dcc.inventory) ---------------------------
+
+    def _check_inventory(self, request: DuisRequest) -> None:
+        """Refuse an SR its target's or a named device's SMI status forbids (DUIS 5.4
+        Response Code E5, see :meth:`Inventory.refusal`)."""
+        refusal = self.inventory.refusal(request)
+        if refusal is not None:
+            raise DccRefusal(*refusal)
+
+    def _read_inventory(self, request: DuisRequest) -> tuple[int, bytes]:
+        """SR 8.2 Read Inventory: ``I0`` with the SMI's ``DSPInventory``."""
+        _, document = self._acknowledge(request, "I0")
+        root = parse_xml(document)
+        self.inventory.read_response(root, request)
+        return 200, self._checked(etree.tostring(root, xml_declaration=True,
+                                                 encoding="UTF-8"), "read inventory")
 
     def _check_signature(
         self, request: DuisRequest, critical: bool, data: bytes, user: DccUser
@@ -705,6 +733,7 @@ class EmulatedDcc(StartStop):
             service_reference_variant=request.service_reference_variant,
             gbcs_payload=response,
         )
+        self.inventory.answered(request)  # before the User hears of it (and sends more)
         if await self._post(user, self._checked(document, "response"), "duis_response_posted",
                             request_id=str(rid), originator_counter=delivery.originator_counter):
             self.stats.responses_posted += 1

@@ -81,7 +81,9 @@ class AppMessage:
 
     Attributes:
         kind: ``tunnel``, ``request_tunnel``, ``request_tunnel_rsp``, ``assoc_req``,
-            ``assoc_rsp``, ``transport_key``, ``device_annce``, ``leave``, ``nwk_update``.
+            ``assoc_rsp``, ``transport_key``, ``device_annce``, ``leave``, ``nwk_update``;
+            ``rejoin_req``, ``rejoin_rsp``, ``verify_key``, ``confirm_key``
+            (:mod:`.ch_upgrade`).
         src: the sending node.
         data: GBCS tunnel data (after the ZCL tunnel id) for ``tunnel``.
         fragments: APS fragments the message travels in.
@@ -352,11 +354,13 @@ class GbcsServer(Node):
         #: incremented by a CH reboot: commands in processing before it are lost
         self.epoch = 0
         self.busy = 0
+        #: a spare CH on the bench: WAN-connected, no radio on the air
+        self.on_bench = device.spare
 
     @property
     def powered(self) -> bool:
-        """The CH is up (not in a ``ch_reboot`` fault)."""
-        return any(radio.on for radio in self.radios.values())
+        """The CH is up (not in a ``ch_reboot`` fault; a bench spare always is)."""
+        return self.on_bench or any(radio.on for radio in self.radios.values())
 
     def process_own(self, command: GbcsMessage) -> None:
         """Process a GBCS command addressed to this CHF / GPF itself.
@@ -470,6 +474,8 @@ class Chf(GbcsServer):
         if msg.kind == "ota":
             self.han.ota.on_message(self, peer, msg.data)
             return
+        if self.han.ch_firmware.on_ch_message(self, peer, msg):
+            return
         super().on_message(radio, msg)
 
     def _associate(self, peer: Node) -> None:
@@ -551,6 +557,7 @@ class Device(Node):
             self.later(0.01, self._announce)
         elif msg.kind == "request_tunnel_rsp":
             self.tunnel_id = self.server.tunnels.get(self.eui64, 0) if self.server else 0
+            self.han.ch_firmware.tunnel_open(self)
             if not self.joined:
                 self.joined = True
                 self.record("joined", short=f"0x{self.short:04x}")
@@ -559,6 +566,8 @@ class Device(Node):
             self._tunnel(msg.data)
         elif msg.kind == "ota":
             self.han.ota.on_message(self, msg.src, msg.data)
+        else:
+            self.han.ch_firmware.on_device_message(self, msg)
 
     def _announce(self) -> None:
         """ZDO Device_annce (ZigBee §2.4.3.1.11), then RequestTunnel (SE 1.4 D.6.2.4.1)."""
@@ -602,6 +611,7 @@ class Device(Node):
     def _get_sent(self, ok: bool) -> None:
         if not ok:
             self._fetching = False
+            self.han.ch_firmware.link_failed(self)
             self.idle()
 
     def _tunnel(self, data: bytes) -> None:
@@ -684,6 +694,8 @@ class Device(Node):
         if not ok and attempt < APS_MAX_FRAME_RETRIES and not self.bricked:
             self.later(0.1 * (attempt + 1), self._put_parts, parts, attempt + 1)
             return
+        if not ok:
+            self.han.ch_firmware.link_failed(self)
         self._busy -= 1
         self.idle()
 

@@ -134,3 +134,16 @@ def test_the_link_key_that_worked_is_tried_first_for_its_pair(attempts: list[int
     assert [trials(n) for n in range(2, 6)] == [1, 1, 1, 1]
     ring.add_link_key(bytes.fromhex("33" * 16), label="late")
     assert trials(6) == 10 and trials(7) == 1  # "late" goes after the right one
+
+
+def test_a_key_bound_to_both_devices_comes_before_keys_bound_to_one() -> None:
+    """Rig files name link keys by role (two ESMEs each have an ``ESME-01-00-CHF``): the key
+    of the exact pair is tried first, whatever the labels."""
+    ring = Keyring(well_known_tc_link_key=False)
+    other_esme = 0x00DB120000010100
+    ring.add_link_key(bytes.fromhex("44" * 16), devices=(other_esme, CHF), label="ESME-CHF")
+    ring.add_link_key(bytes.fromhex("55" * 16), devices=(ESME, 0x1111), label="ESME-GPF")
+    ring.add_link_key(bytes.fromhex("66" * 16), devices=(ESME, CHF), label="ESME-CHF")
+    first = ring.link_candidates(0, ESME, CHF)[0][1]
+    assert first.key == bytes.fromhex("66" * 16)
+    assert ring.link_candidates(0, CHF, ESME)[0][1] is first  # either direction
