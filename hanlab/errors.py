@@ -7,6 +7,8 @@ one line and exits with status 2 for bad input.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -115,3 +117,12 @@ class FirmwareImageError(BadInputError):
         self.offset = offset
         self.reason = reason
         super().__init__(f"{self.source}: at byte {offset}: {reason}", hint=hint)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known name closest to a misspelt ``word``, or ``""``.
+
+    Uses :func:`difflib.get_close_matches` (ratio ≥ 0.6); issue 14 item 7.
+    """
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -99,3 +99,28 @@ def phy_for(page: int, channel: int) -> PhyTiming:
         BadInputError: page or channel not supported (:func:`hanlab.frames.band_of`).
     """
     return OQPSK_2G4 if band_of(page, channel) is Band.GHZ_2_4 else FSK_SUBGHZ
+
+
+#: GB sub-GHz channel plan (ZigBee sub-GHz, as used by GBCS dual-band CHs): pages 28-30
+#: number the 863-876 MHz band's 200 kHz channels 0-61 from 863.25 MHz; page 31 numbers
+#: the 915-921 MHz band's channels 0-26 from 915.35 MHz. page -> (kHz of channel 0).
+_SUBGHZ_CHANNEL0_KHZ = {28: 863_250, 29: 863_250, 30: 863_250, 31: 915_350}
+_SUBGHZ_SPACING_KHZ = 200
+
+
+def centre_frequency_khz(page: int, channel: int) -> int:
+    """Centre frequency in kHz of ``channel`` on channel ``page``.
+
+    Page 0: 2405 + 5 × (channel − 11) MHz (IEEE 802.15.4-2015 §10.1.2.2). Pages 28-31:
+    the GB sub-GHz plan, 200 kHz spacing: 863.25 + 0.2 × channel MHz on pages 28-30
+    (channels 0-61, 863-876 MHz), 915.35 + 0.2 × channel MHz on page 31 (channels 0-26,
+    915-921 MHz). Source: the ZigBee sub-GHz channel assignment adopted by GBCS for the
+    Communications Hub's 868 MHz radio; a rig can override the figure (``frequency_mhz``
+    of the TI sniffer driver) where a site's plan differs.
+
+    Raises:
+        BadInputError: page or channel not supported (:func:`hanlab.frames.band_of`).
+    """
+    if band_of(page, channel) is Band.GHZ_2_4:
+        return 2_405_000 + 5_000 * (channel - 11)
+    return _SUBGHZ_CHANNEL0_KHZ[page] + _SUBGHZ_SPACING_KHZ * channel

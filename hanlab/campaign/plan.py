@@ -270,7 +270,7 @@ def _variant_refs(scenario: Any, variant: Any) -> tuple[list[tuple[str, int]], s
     for step in scenario.steps_of(variant):
         for ref in step_role_refs(step):
             base, _, index = ref.partition("#")
-            role, _, alias_index = variant.roles.get(base, base).partition("#")
+            role, _, alias_index = variant.role_ref(base).partition("#")
             pair = (role, int(index or alias_index or 1))
             if role != "DCC" and pair not in refs:
                 refs.append(pair)
@@ -281,23 +281,26 @@ def _variant_refs(scenario: Any, variant: Any) -> tuple[list[tuple[str, int]], s
 
 
 def _estimate(scenario: Any, variant: Any, time_scale: float) -> float:
-    from hanlab.scenarios.models import PauseStep, SrStep, WaitAlertStep
+    from hanlab.scenarios.models import ChFirmwareStep, PauseStep, SrStep, WaitAlertStep
 
     total = 0.0
     for step in scenario.steps_of(variant):
         if isinstance(step, SrStep):
-            role = variant.roles.get(step.target or "", step.target or "")
+            role = variant.role_ref(step.target or "")
             total += _ESTIMATE_S["sr_GSME" if str(role).startswith("GSME") else "sr"]
         elif isinstance(step, WaitAlertStep):
             total += _ESTIMATE_S["wait"]
         elif isinstance(step, PauseStep):
             total += step.pause_s
+        elif isinstance(step, ChFirmwareStep):  # the reboot and the devices' rejoins
+            total += 2 * step.ch_firmware.reboot_s
     return round(total / time_scale, 3)
 
 
 def _selection(line: PlanLine, rig: RigConfig, role: str) -> list[str]:
-    """The EUI-64s a line selects for ``role`` on ``rig``, in rig file order."""
-    devices = [d.eui64 for d in rig.devices if d.role.value == role]
+    """The installed EUI-64s a line selects for ``role`` on ``rig``, in rig file order
+    (spares are the variants' to consume, never selected)."""
+    devices = [d.eui64 for d in rig.devices if d.role.value == role and not d.spare]
     choice: Any = "all" if line.devices == "all" else line.devices.get(role, "all")
     if choice == "all":
         return devices
@@ -412,6 +415,7 @@ def _variant_jobs(line: PlanLine, li: int, rig: RigConfig, scenario: Any, varian
     """The jobs of one variant on one rig, and the role the selection leaves empty (a
     problem), if any."""
     from hanlab.runtime.execute import job_devices
+    from hanlab.scenarios.runner import devices_by_role, missing_devices
 
     refs, optional_only = _variant_refs(scenario, variant)
     roles = list(dict.fromkeys(r for r, _ in refs))
@@ -425,6 +429,11 @@ def _variant_jobs(line: PlanLine, li: int, rig: RigConfig, scenario: Any, varian
         return [PlannedJob(devices={}, involved=[], estimate_s=0.0,
                            skip=f"rig {rig.name} has no {', '.join(missing)} (the variant "
                                 "needs one)", **common)], None
+    lacking = missing_devices(variant, devices_by_role(rig), devices_by_role(rig, spare=True))
+    if lacking:
+        return [PlannedJob(devices={}, involved=[], estimate_s=0.0,
+                           skip=f"rig {rig.name} lacks what the variant consumes: "
+                                + "; ".join(lacking), **common)], None
     usable: list[tuple[str, list[str]]] = []
     for role in roles:
         selected = _selection(line, rig, role)

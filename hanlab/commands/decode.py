@@ -22,7 +22,7 @@ from typing import Annotated, Any, BinaryIO, NamedTuple
 import orjson
 import typer
 
-from hanlab.errors import BadInputError
+from hanlab.errors import BadInputError, did_you_mean
 from hanlab.frames import Frame
 from hanlab.secrets_file import load_keys_file
 from hanlab.zigbee.aps import APS_COMMAND_NAMES, PROFILE_NAMES
@@ -249,8 +249,6 @@ def _parse_filters(filters: list[str]) -> list[tuple[str, str]]:
             gives (the message names the closest field and lists the known ones; issue 14
             item 7).
     """
-    from hanlab.config.loader import did_you_mean
-
     out = []
     for item in filters:
         field, sep, value = item.partition("=")

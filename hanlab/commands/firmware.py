@@ -8,7 +8,9 @@
   sha256): one line per bad file, ``file: at byte N: reason``, exit status 2;
 * ``transfers CAPTURE…`` and ``tracking …``: the OTA transfers seen in captures and the
   SIP#7 Firmware Distribution Tracking (see :mod:`hanlab.firmware.transfers`,
-  :mod:`hanlab.firmware.tracking`).
+  :mod:`hanlab.firmware.tracking`);
+* ``impact --before JOB… --after JOB…`` (or ``--across JOB…``, or two campaigns): the HAN
+  impact of a CH firmware upgrade (:mod:`hanlab.firmware.impact`).
 """
 
 from __future__ import annotations
@@ -285,13 +287,15 @@ def transfers(
 tracking_app = typer.Typer(help="SIP#7 Firmware Distribution Tracking (seed 003).",
                            no_args_is_help=True)
 app.add_typer(tracking_app, name="tracking")
-StoreOpt = Annotated[Path, typer.Option("--store", help="Tracking store (JSON).")]
+StoreOpt = Annotated[str, typer.Option("--store", help=(
+    "Tracking store: a JSON file, or the results store's database URL "
+    "(sqlite:///out/hanlab.db, postgresql+psycopg://host/db)."))]
 
 
 @tracking_app.command("update")
 def tracking_update(
     duis_log: Annotated[Path, typer.Option("--duis-log", help="The rig's DUIS log.")],
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
     captures: Annotated[list[Path] | None, typer.Argument(help="HAN captures.")] = None,
     keys: Annotated[Path | None, typer.Option("--keys", help="YAML keys file.")] = None,
     rig: Annotated[Path | None, typer.Option(
@@ -303,6 +307,8 @@ def tracking_update(
     Example:
 
       hanlab firmware tracking update --duis-log run/rig_duis.jsonl run/*.pcapng --keys k.yaml
+
+      hanlab firmware tracking update --duis-log run/rig_duis.jsonl --store sqlite:///out/hanlab.db
     """
     import time
 
@@ -326,13 +332,14 @@ def tracking_update(
                          transfers=found)
     purged = tracking.purge(time.time_ns())
     tracking.save()
+    tracking.close()
     sys.stdout.write(f"{len(tracking.records)} tracked request/device pairs"
                      f"{f', {purged} purged (older than 30 days)' if purged else ''}\n")
 
 
 @tracking_app.command("search")
 def tracking_search(
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
     sr_id: Annotated[str | None, typer.Option("--sr-id", help="Service Request ID.")] = None,
     device_id: Annotated[str | None, typer.Option("--device-id", help="Device ID.")] = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with the seed's columns.")
@@ -347,7 +354,11 @@ def tracking_search(
     """
     from hanlab.firmware.tracking import TrackingStore, rows_csv
 
-    found = TrackingStore(store).search(sr_id=sr_id, device_id=device_id)
+    tracking = TrackingStore(store)
+    try:
+        found = tracking.search(sr_id=sr_id, device_id=device_id)
+    finally:
+        tracking.close()
     if as_csv:
         sys.stdout.write(rows_csv(found))
         return
@@ -364,7 +375,7 @@ def tracking_reset(
     sr_id: Annotated[str, typer.Option("--sr-id", help="Service Request ID.")],
     device_id: Annotated[str, typer.Option("--device-id", help="Device ID.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
 ) -> None:
     """Reset by DCC (the Service Centre's manual reset; the request may be sent again)."""
     import time
@@ -374,13 +385,14 @@ def tracking_reset(
     tracking = TrackingStore(store)
     rec = tracking.reset(sr_id, device_id, time.time_ns(), reason)
     tracking.save()
+    tracking.close()
     sys.stdout.write(f"{rec.request_id} {rec.device_id}: {rec.current.status}, "
                      f"{rec.completion_status}\n")
 
 
 @tracking_app.command("purge")
 def tracking_purge(
-    store: StoreOpt = Path("state/firmware-tracking.json"),
+    store: StoreOpt = "state/firmware-tracking.json",
     retention_days: Annotated[int, typer.Option("--retention-days", min=1)] = 30,
 ) -> None:
     """Delete records older than the retention window (seed 003: 30 days)."""
@@ -391,4 +403,110 @@ def tracking_purge(
     tracking = TrackingStore(store)
     purged = tracking.purge(time.time_ns(), retention_days)
     tracking.save()
+    tracking.close()
     sys.stdout.write(f"{purged} purged, {len(tracking.records)} kept\n")
+
+
+JobsOpt = Annotated[list[str] | None, typer.Option(
+    help="Job id (results store or --jobs folder), job.json file, or a running daemon's "
+         "job; repeat the option for several.")]
+
+
+@app.command("impact")
+def impact(
+    before: JobsOpt = None,
+    after: JobsOpt = None,
+    across: Annotated[list[str] | None, typer.Option(
+        help="Jobs that contain the upgrade (ch-firmware-upgrade): each split at its "
+             "upgrade step.")] = None,
+    before_campaign: Annotated[str | None, typer.Option(
+        help="Campaign id whose jobs are the before side.")] = None,
+    after_campaign: Annotated[str | None, typer.Option(
+        help="Campaign id whose jobs are the after side.")] = None,
+    jobs: Annotated[Path, typer.Option("--jobs", help="Jobs folder of a lab output "
+                                                      "(its results store beside it).")
+                    ] = Path("captures/jobs"),
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Results store URL for campaigns (default SQLite beside --jobs).")
+                  ] = None,
+    segment: Annotated[str, typer.Option(help="Timing segment compared.")] = "end_to_end",
+    alpha: Annotated[float, typer.Option(help="Significance level of the test.")] = 0.05,
+    confidence: Annotated[float, typer.Option(help="Confidence of the interval.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="IMPACT as JSON on stdout.")
+                       ] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write the HTML impact report (tables and plots).")] = None,
+) -> None:
+    """Compare HAN timings before and after a CH firmware upgrade (SECMP0024 req. 6).
+
+    Per band x SR variant x device: medians before and after, their difference with a
+    bootstrap confidence interval, the Hodges-Lehmann shift and a two-sided Mann-Whitney
+    U test; SR failure rates; each device's rejoins after the CH reboots and the devices
+    that did not come back. Add the JSON to a campaign report's data as "ch_impact" to
+    get the same section there.
+
+    Examples:
+
+      hanlab firmware impact --before j-20261201-0101 --after j-20261201-0202
+
+      hanlab firmware impact --across j-20261201-0303 --json > impact.json
+
+      hanlab firmware impact --before-campaign c-night-1 --after-campaign c-night-2 \\
+        --html impact.html
+    """
+    import tempfile
+
+    from hanlab.firmware.impact import ch_impact, impact_json, impact_text, split_across_upgrade
+
+    if across and (before or after or before_campaign or after_campaign):
+        raise BadInputError("give either --across or the before and after jobs, not both")
+    with tempfile.TemporaryDirectory(prefix="hanlab-impact-") as work:
+        if across:
+            side_b, side_a = split_across_upgrade(_job_records(across, jobs, Path(work)))
+        else:
+            side_b = (_job_records(before or [], jobs, Path(work))
+                      + _campaign_records(before_campaign, jobs, db))
+            side_a = (_job_records(after or [], jobs, Path(work))
+                      + _campaign_records(after_campaign, jobs, db))
+            if not side_b or not side_a:
+                raise BadInputError("no jobs before or after the upgrade",
+                                    hint="give --before and --after (or --across JOB)")
+    result = ch_impact(side_b, side_a, segment=segment, alpha=alpha, confidence=confidence)
+    sys.stdout.write(impact_json(result) if as_json else impact_text(result))
+    sys.stdout.flush()
+    if html is not None:
+        from hanlab.reports.impact_html import render_impact_report
+
+        try:
+            html.write_text(render_impact_report(result), encoding="utf-8")
+        except OSError as error:
+            raise BadInputError(f"{html}: cannot write the report: {error}") from None
+        sys.stderr.write(f"wrote {html}\n")
+
+
+def _job_records(refs: list[str], jobs: Path, work: Path) -> list[dict[str, Any]]:
+    from hanlab.commands.reports import _record_and_captures
+
+    return [_record_and_captures(ref, jobs, None, None, work, download=False)[0]
+            for ref in refs]
+
+
+def _campaign_records(campaign: str | None, jobs: Path, db: str | None) -> list[dict[str, Any]]:
+    """The job records of a campaign's jobs (every attempt) in the results store."""
+    if campaign is None:
+        return []
+    from hanlab.store import open_store
+    from hanlab.store.schema import campaign_jobs
+
+    store = open_store(db, jobs.parent)
+    try:
+        rows = store.rows(campaign_jobs, campaign_id=campaign)
+        ids = [i for row in rows for i in [*(row.get("attempts") or []), row.get("job_id")]
+               if i]
+        records = [r for r in (store.get_job(i) for i in dict.fromkeys(ids)) if r]
+    finally:
+        store.close()
+    if not records:
+        raise BadInputError(f"campaign {campaign!r}: no job records in the results store",
+                            hint="hanlab campaign list")
+    return [dict(r) for r in records]

@@ -1,4 +1,4 @@
-"""``hanlab jobs list|show|cancel``: the jobs of the running daemons, or of a jobs
+"""``hanlab jobs list|show|cancel|rerun``: the jobs of the running daemons, or of a jobs
 folder when none runs (issue 9, item 4).
 
 Daemons are found through their state files (:mod:`hanlab.daemon.statefile`) or named
@@ -22,7 +22,7 @@ from rich.table import Table
 
 from hanlab.errors import HanlabError
 
-jobs_app = typer.Typer(help="Jobs on the lab's rigs: list, show, cancel.",
+jobs_app = typer.Typer(help="Jobs on the lab's rigs: list, show, cancel, rerun.",
                        no_args_is_help=True)
 console = Console(highlight=False, soft_wrap=True)
 
@@ -164,16 +164,41 @@ def cancel_job(
 
       hanlab jobs cancel j-20261201T101500-3f2a
     """
+    job = _operate(daemon, "cancel", job_id)
+    console.print(f"job {job_id}: {job['state']} {job.get('detail', '')}".rstrip(),
+                  markup=False)
+
+
+@jobs_app.command("rerun")
+def rerun_job(
+    job_id: Annotated[str, typer.Argument(help="The job id (e.g. an interrupted job).")],
+    daemon: DaemonOption = None,
+) -> None:
+    """Queue a job again with its spec; the old record stays as it is.
+
+    A daemon killed mid-job records the job interrupted and never runs it again by
+    itself: this is how an operator asks for it. The new job's record names the old one
+    (rerun_of).
+
+    Example:
+
+      hanlab jobs rerun j-20261201T101500-3f2a
+    """
+    job = _operate(daemon, "rerun", job_id)
+    console.print(f"job {job['id']} queued on {job['rig']} (rerun of {job_id})", markup=False)
+
+
+def _operate(daemon: str | None, action: str, job_id: str) -> dict[str, Any]:
+    """``action`` (an operator call of :class:`~hanlab.daemon.client.ApiClient`) on the
+    job, at whichever running daemon has it. Raises NotFoundError when none has it."""
     from hanlab.runtime.service import NotFoundError
 
     for client in _clients(daemon, "operator"):
         try:
-            job = asyncio.run(_each([client], "cancel", job_id))[0]
+            job: dict[str, Any] = asyncio.run(_each([client], action, job_id))[0]
         except NotFoundError:
             continue
-        console.print(f"job {job_id}: {job['state']} {job.get('detail', '')}".rstrip(),
-                      markup=False)
-        return
+        return job
     raise NotFoundError(f"no running daemon has a job {job_id!r}", hint="hanlab jobs list")
 
 

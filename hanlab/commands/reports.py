@@ -169,7 +169,8 @@ def _bundled(name: str) -> Path | None:
 
 
 def _record_and_captures(job: str, jobs_folder: Path, captures: Path | None,
-                         daemon: str | None, work: Path) -> tuple[dict[str, Any], Path]:
+                         daemon: str | None, work: Path, *,
+                         download: bool = True) -> tuple[dict[str, Any], Path]:
     from hanlab.reports.assemble import load_job_record
 
     path = Path(job)
@@ -201,7 +202,7 @@ def _record_and_captures(job: str, jobs_folder: Path, captures: Path | None,
                     record: dict[str, Any] = await client.job(job)
                 except Exception:
                     continue
-                for name in record.get("captures") or []:
+                for name in record.get("captures") or [] if download else []:
                     await client.download_capture(record["rig"], name, work / name)
                 return record
         raise BadInputError(f"{job}: no such job record file, job under {jobs_folder}, "

@@ -17,7 +17,14 @@ from rich.table import Table
 
 from hanlab.duis.catalogue import sr
 from hanlab.scenarios.loader import get_scenario, load_library
-from hanlab.scenarios.models import ExternalStep, PauseStep, Scenario, SrStep, Step
+from hanlab.scenarios.models import (
+    ChFirmwareStep,
+    ExternalStep,
+    PauseStep,
+    Scenario,
+    SrStep,
+    Step,
+)
 
 scenarios_app = typer.Typer(help="The scenario library (seed 000 business scenarios, seed "
                             "001 Change of Supplier).", no_args_is_help=True)
@@ -68,6 +75,10 @@ def _describe(step: Step) -> tuple[str, str, str, str, str]:
         return f"pause{flag}", f"{step.pause_s} s", "", "", step.comment
     if isinstance(step, ExternalStep):
         return f"external{flag}", step.external, "", "", step.comment
+    if isinstance(step, ChFirmwareStep):
+        connect = f"then connect {', '.join(step.connect)}" if step.connect else ""
+        return (f"CH firmware{flag}", f"{step.mode} {step.ch_firmware.describe()}", "CHF",
+                connect, step.comment)
     codes = "/".join(step.wait_alert)
     stimulus = ", ".join(f"{r}: {c}" for r, c in (step.stimulus or {}).items())
     return (f"wait{flag}", f"alert {codes} within {step.timeout_s:g} s", step.source or "",
@@ -81,8 +92,12 @@ def show_table(scenario: Scenario, variant_id: str | None = None) -> list[Table]
         if variant_id is not None and variant.id != variant_id:
             continue
         aliases = ", ".join(f"{a}={r}" for a, r in variant.roles.items())
+        consumes = ", ".join(
+            f"{'spare ' if c.spare else ''}{c.role}{'=' + c.alias if c.alias else ''}"
+            for c in variant.consumes)
         title = (f"{scenario.name} / {variant.id}: {variant.title} (User {variant.user_role}"
-                 f"{'; ' + aliases if aliases else ''})")
+                 f"{'; ' + aliases if aliases else ''}"
+                 f"{'; consumes ' + consumes if consumes else ''})")
         table = Table(title=title, title_justify="left")
         for column in ("#", "step", "what", "target", "user / CV", "comment"):
             table.add_column(column)

@@ -7,8 +7,6 @@ Every problem found is reported at once in a :class:`~hanlab.errors.ConfigError`
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -16,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hanlab.config.models import BrokerConfig, Lab, LabConfig, RigConfig
-from hanlab.errors import BadInputError, ConfigError, os_error_text
+from hanlab.errors import BadInputError, ConfigError, did_you_mean, os_error_text
 from hanlab.secrets_file import check_secrets_file
 from hanlab.sources import driver_class
 
@@ -35,15 +33,6 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         line = f"{mark.line + 1}" if mark is not None else "?"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path}:{line}: invalid YAML: {problem}"]) from exc
-
-
-def did_you_mean(word: str, known: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the known name closest to a misspelt ``word``, or ``""``.
-
-    Uses :func:`difflib.get_close_matches` (ratio ≥ 0.6); issue 14 item 7.
-    """
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:

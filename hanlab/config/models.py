@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -98,7 +98,15 @@ class DeviceConfig(_Model):
         silicon_vendor: the ZigBee silicon provider (DIT.6, DIT.EX.7 "SiLabs and NXP").
         cpl_reference: the Certified Products List entry (seed: "CPL documentation").
         release_note: the release note's reference (seed: "Release notes").
+        se_version: the ZigBee Smart Energy version the device operates to, ``1.2a`` or
+            ``1.4`` (seed 000 DIT.9), ``None`` unknown (an emulated device: 1.2a).
         emulated: the record describes an emulated device (values invented).
+        spare: a spare on the rig's bench, not installed: pre-notified to the DCC
+            (SMI status ``Pending``) and not on the HAN until a scenario installs it
+            (a second CH for Comms Hub Replacement, a new PPMID / IHD for an exchange;
+            seed 000: "Two separate business requests: one to remove PPMID (old) and
+            other to add PPMID (new)"). Scenario variants declare the spares they
+            consume (:class:`hanlab.scenarios.models.Consumed`).
 
     Secrets (install codes, keys) never go here: they stay in the rig's secrets file.
     """
@@ -117,7 +125,9 @@ class DeviceConfig(_Model):
     silicon_vendor: _Text = ""
     cpl_reference: _Text = ""
     release_note: _Text = ""
+    se_version: Literal["1.2a", "1.4"] | None = None
     emulated: bool = False
+    spare: bool = False
 
     @model_validator(mode="after")
     def _version_fits_role(self) -> DeviceConfig:

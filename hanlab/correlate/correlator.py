@@ -53,10 +53,10 @@ from hanlab.gbcs.tunnel import TunnelCommand, parse_tunnel_payload
 from hanlab.phy import MAC_MAX_FRAME_RETRIES, PhyTiming, phy_for
 from hanlab.zigbee.aps import APS_DATA, FRAGMENT_FIRST, FRAGMENT_NONE
 from hanlab.zigbee.common import LayerError
-from hanlab.zigbee.frame import Decoder
+from hanlab.zigbee.frame import DecodedFrame, Decoder
 from hanlab.zigbee.keyring import Keyring
 from hanlab.zigbee.mac import decode_mac
-from hanlab.zigbee.zcl_tables import CLUSTER_TUNNELING
+from hanlab.zigbee.zcl_tables import CLUSTER_OTA_UPGRADE, CLUSTER_TUNNELING
 
 __all__ = ["Correlator", "CorrelatorSettings"]
 
@@ -245,6 +245,10 @@ class Correlator:
             command_frames, response_frames)`` (each list in feed order, retransmissions
             included; an alert's frames are its response frames). ``None`` (the default):
             no frame is kept.
+        on_ota: called with ``(frame, decoded frame)`` for each APS frame of the OTA
+            Upgrade cluster (0x0019, ZCL 07-5123 §11), whichever devices it is between: the
+            rig's live firmware transfers (:class:`hanlab.firmware.transfers.
+            TransferTracker`). ``None``: such frames are only counted.
 
     Usage::
 
@@ -263,7 +267,8 @@ class Correlator:
                  on_exchange: Callable[[Exchange], None] | None = None,
                  keep: bool = True,
                  on_frames: Callable[[Exchange, list[Frame], list[Frame]], None]
-                 | None = None) -> None:
+                 | None = None,
+                 on_ota: Callable[[Frame, DecodedFrame], None] | None = None) -> None:
         self.settings = settings or CorrelatorSettings()
         self.decoder = Decoder(keyring)
         self.counts: Counter[str] = Counter()
@@ -271,6 +276,7 @@ class Correlator:
         self._on_exchange = on_exchange
         self._keep = keep
         self._on_frames = on_frames
+        self._on_ota = on_ota
         self._out: list[Exchange] = []
         self._srs: dict[str, _Sr] = {}
         self._by_counter: dict[int, list[_Sr]] = {}
@@ -368,6 +374,10 @@ class Correlator:
         if nwk is None or nwk.frame_type != 0 or nwk.src is None or nwk.dst is None:
             counts["frames_nwk_other"] += 1
             return
+        if self._on_ota is not None:  # live only: every data frame's APS header is read
+            ota = d.aps
+            if ota is not None and ota.cluster == CLUSTER_OTA_UPGRADE:
+                self._on_ota(frame, d)
         amap = self.decoder.address_map
         src, dst = nwk.src, nwk.dst
         src64 = amap.get(src)

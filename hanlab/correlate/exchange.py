@@ -12,7 +12,7 @@ Source: issue 5 item 5 (the exchange fields), DESIGN.md "The correlator".
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
 
@@ -101,8 +101,12 @@ class Exchange:
     alert_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The exchange as a JSON-ready dict (the MQTT ``exchange`` event payload)."""
-        return asdict(self)
+        """The exchange as a JSON-ready dict (the MQTT ``exchange`` event payload).
+
+        Every field is a scalar, so a shallow copy is the same as :func:`dataclasses.asdict`
+        at a twentieth of its cost (issue 15: it ran once per exchange written).
+        """
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     def segments_ns(self) -> dict[str, int | None]:
         """The timing segments of this exchange in ns (``None`` where an end is unknown).
@@ -134,3 +138,7 @@ def _diff(later: int | None, earlier: int | None) -> int | None:
 def exchange_json(exchange: Exchange) -> str:
     """One exchange as compact JSON with sorted keys (stable byte for byte)."""
     return json.dumps(exchange.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+#: the fields of :class:`Exchange`, in order (its JSON keys).
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Exchange))

@@ -20,7 +20,9 @@ ones byte for byte:
 Exchanges go to ``on_exchange`` callbacks, to :class:`~hanlab.correlate.stats.TimingStats`,
 to waiters (:meth:`wait_for`, the scenario runner) and, with a bus, as ``exchange`` events
 plus a retained ``timings`` summary every ``timings_interval_s`` and at the end
-(:mod:`hanlab.correlate.bus`).
+(:mod:`hanlab.correlate.bus`). OTA Upgrade frames feed :attr:`LiveCorrelator.ota`
+(:class:`~hanlab.firmware.live.LiveTransfers`), whose ``ota`` progress events go on the
+bus too.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from hanlab.correlate.events import DuisEvent, StreamItem
 from hanlab.correlate.exchange import Exchange
 from hanlab.correlate.stats import TimingStats
 from hanlab.events.bus import CLOSED, EventBus, Subscription
+from hanlab.firmware.live import LiveTransfers
 from hanlab.frames import Frame
+from hanlab.zigbee.frame import DecodedFrame
 from hanlab.zigbee.keyring import Keyring
 
 __all__ = ["LiveCorrelator"]
@@ -75,8 +79,10 @@ class LiveCorrelator:
                  clock_ns: Callable[[], int] | None = None,
                  flush_interval_s: float = 0.02, timings_interval_s: float = 5.0,
                  targets: Mapping[str, float] | None = None) -> None:
+        self.ota = LiveTransfers()
         self.correlator = Correlator(keyring, settings=settings, device_roles=device_roles,
-                                     on_exchange=self._emitted, keep=False)
+                                     on_exchange=self._emitted, keep=False,
+                                     on_ota=self._ota_frame)
         self.stats = TimingStats(targets)
         self.exchanges: list[Exchange] = []
         self.reorder_ns = reorder_ns
@@ -187,6 +193,11 @@ class LiveCorrelator:
             self._bus.publish_nowait(exchange_event(exchange))
         for callback in self.on_exchange:
             callback(exchange)
+
+    def _ota_frame(self, frame: Frame, decoded: DecodedFrame) -> None:
+        event = self.ota.feed(frame, decoded)
+        if event is not None and self._bus is not None:
+            self._bus.publish_nowait(event)
 
     def exchange_of(self, request_id: str) -> Exchange | None:
         """The SR exchange of ``request_id`` if it was emitted."""

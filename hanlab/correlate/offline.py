@@ -23,7 +23,7 @@ from hanlab.errors import CaptureFormatError
 from hanlab.frames import Frame
 from hanlab.zigbee.keyring import Keyring
 
-__all__ = ["AnalyseResult", "Damage", "analyse", "read_duis_events"]
+__all__ = ["AnalyseResult", "Damage", "analyse", "frames_until_damage", "read_duis_events"]
 
 
 def read_duis_events(path: Path | str) -> list[DuisEvent]:
@@ -84,6 +84,10 @@ def _until_damage(path: Path | str, damaged: list[Damage],
         if error.offset == 0 and frames == 0:
             raise
         damaged.append(Damage(error, frames))
+
+
+#: the frames of one capture up to its damage (for other offline readers: hanlab dutycycle)
+frames_until_damage = _until_damage
 
 
 def analyse(captures: Sequence[Path | str], duis_log: Path | str | Iterable[DuisEvent], *,

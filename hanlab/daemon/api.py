@@ -164,6 +164,8 @@ class _Api:
             ("GET", f"{rig}/events", self.events, "viewer", "limit"),
             ("GET", f"{rig}/exchanges", self.rig_exchanges, "viewer", "limit"),
             ("GET", f"{rig}/timings", self.rig_timings, "viewer"),
+            ("GET", f"{rig}/ota", self.rig_ota, "viewer"),
+            ("GET", f"{rig}/dutycycle", self.rig_dutycycle, "viewer"),
             ("GET", f"{rig}/captures", self.captures, "viewer"),
             ("GET", f"{rig}/captures/{{name}}", self.download_capture, "viewer"),
             ("GET", "/api/v1/jobs", self.jobs, "viewer", "rig", "state", "limit"),
@@ -173,6 +175,7 @@ class _Api:
             ("GET", f"{job}/exchanges", self.job_exchanges, "viewer"),
             ("GET", f"{job}/timings", self.job_timings, "viewer"),
             ("POST", f"{job}/cancel", self.cancel, "operator"),
+            ("POST", f"{job}/rerun", self.rerun, "operator"),
             ("GET", "/api/v1/scenarios", self.scenarios, "viewer"),
         ]
 
@@ -367,6 +370,13 @@ class _Api:
         """``GET /api/v1/rigs/{rig}/timings``."""
         return _json(self.service.timings(self._rig(request)))
 
+    async def rig_ota(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v1/rigs/{rig}/ota``: the rig's OTA transfers seen on air."""
+        return _json(self.service.ota(self._rig(request)))
+    async def rig_dutycycle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v1/rigs/{rig}/dutycycle``: DIT.8 duty cycle and agility."""
+        return _json(self.service.dutycycle(self._rig(request)))
+
     async def captures(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/rigs/{rig}/captures``."""
         return _json(self.service.captures(self._rig(request)))
@@ -438,6 +448,13 @@ class _Api:
         _log.info("control API: job %s cancelled by token %s", job.get("id"),
                   request.get(_TOKEN_NAME))
         return _json(job)
+
+    async def rerun(self, request: web.Request) -> web.StreamResponse:
+        """``POST /api/v1/jobs/{id}/rerun``: 201 and the new JOB (``rerun_of`` = id)."""
+        job = self.service.rerun(self._job_id(request))
+        _log.info("control API: job %s queued as a rerun of %s by token %s", job.get("id"),
+                  job.get("rerun_of"), request.get(_TOKEN_NAME))
+        return _json(job, status=201)
 
     async def scenarios(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/scenarios``."""

@@ -240,6 +240,11 @@ class ApiClient:
         result: Json = await self._get(f"/api/v1/rigs/{_segment(rig)}/timings")
         return result
 
+    async def dutycycle(self, rig: str) -> Json:
+        """The rig's DIT.8 duty-cycle and agility state. Raises NotFoundError."""
+        result: Json = await self._get(f"/api/v1/rigs/{_segment(rig)}/dutycycle")
+        return result
+
     async def captures(self, rig: str) -> list[Json]:
         """The rig's capture files. Raises NotFoundError."""
         result: list[Json] = await self._get(f"/api/v1/rigs/{_segment(rig)}/captures")
@@ -325,6 +330,12 @@ class ApiClient:
     async def cancel(self, job_id: str) -> Json:
         """Cancel a job; the JOB. Raises NotFoundError; RigBusyError if it ended."""
         result: Json = await self._call("POST", f"/api/v1/jobs/{_segment(job_id)}/cancel")
+        return result
+
+    async def rerun(self, job_id: str) -> Json:
+        """Queue a job again with its spec; the new JOB. Raises NotFoundError;
+        RigBusyError as :meth:`submit`."""
+        result: Json = await self._call("POST", f"/api/v1/jobs/{_segment(job_id)}/rerun")
         return result
 
     async def scenarios(self) -> list[Json]:

@@ -83,6 +83,8 @@ def _schemas() -> dict[str, Schema]:
         "started_ns": _nullable("integer"), "ended_ns": _nullable("integer"),
         "progress": _ref("Progress"), "variant_runs": _array(_ref("VariantRun")),
         "captures": _array(_STR), "duis_log": _nullable("string"),
+        "rerun_of": {**_nullable("string"),
+                     "description": "the job this one reruns (POST /api/v1/jobs/{id}/rerun)"},
     }
     return {
         "Error": _object({"error": _object({
@@ -106,10 +108,12 @@ def _schemas() -> dict[str, Schema]:
         "Device": _object({"role": _STR, "eui64": _STR, "band": _nullable("string"),
                            "name": _nullable("string"), "model": _nullable("string"),
                            "firmware_version": _nullable("string"),
-                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL},
-                          optional=(*_DEVICE_RECORD, "emulated"),
+                           **{k: _STR for k in _DEVICE_RECORD}, "emulated": _BOOL,
+                           "spare": _BOOL},
+                          optional=(*_DEVICE_RECORD, "emulated", "spare"),
                           description="a device and its record (seed 000 Data "
-                                      "requirements; DIT.6)"),
+                                      "requirements; DIT.6); spare: on the bench, for "
+                                      "the variants that consume one"),
         "Rig": _object({
             "name": _STR, "ch_variant": _nullable("string"), "description": _STR,
             "state": {"type": "string", "enum": ["running", "starting", "stopped", "failed"]},
@@ -153,6 +157,7 @@ def _schemas() -> dict[str, Schema]:
                         "description": "SR variant, Service Reference or * -> seconds"},
             "rows": _array(_ref("TimingRow"))},
             description="hanlab.correlate.stats.TimingStats.summary(); times in µs"),
+        **_dutycycle_schemas(),
         "Progress": _object({"steps_done": _COUNT, "steps_total": _COUNT,
                              "variant_runs_done": _COUNT, "variant_runs_total": _COUNT,
                              "current": _nullable("string")}),
@@ -163,7 +168,8 @@ def _schemas() -> dict[str, Schema]:
             "srs_sent": _COUNT, "srs_answered": _COUNT, "failed_steps": _array(_INT)}),
         "Step": _object({
             "index": _INT, "kind": {"type": "string",
-                                    "enum": ["sr", "wait", "pause", "external"]},
+                                    "enum": ["sr", "wait", "pause", "external",
+                                             "ch_firmware"]},
             "status": {"type": "string", "enum": ["passed", "failed", "skipped"]},
             "optional": _BOOL, "sr_variant": _nullable("string"),
             "sr_name": _nullable("string"), "target_role": _nullable("string"),
@@ -175,15 +181,25 @@ def _schemas() -> dict[str, Schema]:
             "started_ns": _INT, "ended_ns": _INT, "detail": _STR,
             "match_level": _nullable("string"), "band": _nullable("string"),
             "segments_ns": _nullable(_ref("Segments")),
-            "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM},
-            optional=("user_eui64", "local_delivery"),  # absent from older records
+            "scenario": _STR, "variant": _STR, "repetition": _INT, "duration_s": _NUM,
+            "ch_upgrade": _nullable("object")},
+            optional=("ch_upgrade", "user_eui64", "local_delivery"),  # not in every record
             description="hanlab.scenarios.runner.StepResult as a dict, plus scenario, "
                         "variant, repetition, duration_s"),
-        "JobSummary": _object(job_summary_properties,
+        "JobSummary": _object(job_summary_properties, optional=("rerun_of",),
                               description="a job without steps, exchanges and timings"),
         "Job": {"allOf": [_ref("JobSummary"), _object({
             "steps": _array(_ref("Step")), "exchanges": _array(_ref("Exchange")),
             "timings": _ref("Timings")})]},
+        "OtaTransfer": _object({
+            "event": {"type": "string", "enum": ["started", "progress", "ended"]},
+            "device_short": _STR, "device_eui64": _nullable("string"), "band": _STR,
+            "manufacturer_code": _STR, "image_type": _STR, "file_version": _STR,
+            "image_size_octets": _nullable("integer"), "offset_octets": _COUNT,
+            "progress": _nullable("number"), "blocks": _COUNT, "retries": _COUNT,
+            "waits": _COUNT, "upgrade_end_status": _nullable("integer"), "start_ns": _INT,
+            "ts_ns": _INT, "duration_s": _NUM},
+            description="hanlab.firmware.live: one device's transfer of one image"),
         "Capture": _object({"name": _STR, "band": _nullable("string"),
                             "size_bytes": _COUNT, "modified_ns": _TS, "open": _BOOL}),
         "Scenario": _object({
@@ -208,6 +224,45 @@ def _schemas() -> dict[str, Schema]:
                          "description": "queue even while the rig's sniffers are down"},
             },
         },
+    }
+
+
+def _dutycycle_schemas() -> dict[str, Schema]:
+    """Schemas of ``GET /api/v1/rigs/{rig}/dutycycle`` (hanlab.correlate.dit8)."""
+    state = {"type": "string", "enum": ["Normal", "Limited", "Critical", "Regulated"]}
+    alert = {"type": "string", "pattern": "^0x[0-9A-F]{4}$"}
+    pair = {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}
+    return {
+        "DutyCycleChange": _object({"ts_ns": _TS, "old": state, "new": state,
+                                    "duty_cycle_pct": _NUM, "alert_code": alert}),
+        "DutyCycleTransmitter": _object({
+            "state": state, "duty_cycle_pct": _NUM, "peak_pct": _NUM, "frames": _COUNT,
+            "airtime_s": _NUM, "window_airtime_s": _NUM, "first_ts_ns": _nullable("integer"),
+            "last_ts_ns": _INT, "changes": _array(_ref("DutyCycleChange")),
+            "eui64": _nullable("string"),
+            "samples": _array({"type": "array", "items": _NUM, "minItems": 2,
+                               "maxItems": 2})},
+            description="one sub-GHz transmitter; duty cycle in % of the window"),
+        "AgilityEvent": _object({
+            "old": pair, "new": pair, "request_ts_ns": _nullable("integer"),
+            "requested": {"anyOf": [pair, {"type": "null"}]},
+            "last_old_ts_ns": _TS, "first_new_ts_ns": _TS, "time_to_move_s": _NUM,
+            "frames_lost": _COUNT, "frames_during_move": _COUNT,
+            "alerts": _array(_object({"ts_ns": _TS, "alert_code": alert}))},
+            description="a move of the CH's sub-GHz HAN; pairs are [page, channel]"),
+        "DutyCycle": _object({
+            "thresholds": _object({"window_s": _NUM, "normal_limited_pct": _NUM,
+                                   "limited_critical_pct": _NUM,
+                                   "critical_regulated_pct": _NUM}),
+            "transmitters": {"type": "object",
+                             "additionalProperties": _ref("DutyCycleTransmitter"),
+                             "description": "CH, short address 0x1a2b or EUI-64 -> state"},
+            "channel": {"anyOf": [pair, {"type": "null"}]},
+            "agility": _array(_ref("AgilityEvent")),
+            "counts": {"type": "object", "additionalProperties": _COUNT},
+            "warnings": _array(_STR)},
+            description="hanlab.correlate.dit8.Dit8Monitor.snapshot(); a rig without a "
+                        "sub-GHz sniffer has no transmitters"),
     }
 
 
@@ -294,6 +349,13 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/rigs/{rig}/timings": _get(
             "The rig's timing summary since the daemon started", _ok(_ref("Timings")),
             parameters=(_RIG,), operation_id="rig_timings"),
+        "/api/v1/rigs/{rig}/ota": _get(
+            "The rig's OTA Upgrade transfers seen on air since the daemon started (payloads "
+            "of their latest MQTT ota events)", _ok(_array(_ref("OtaTransfer"))),
+            parameters=(_RIG,), operation_id="rig_ota"),
+        "/api/v1/rigs/{rig}/dutycycle": _get(
+            "The rig's sub-GHz duty cycle per transmitter and frequency agility (DIT.8)",
+            _ok(_ref("DutyCycle")), parameters=(_RIG,), operation_id="rig_dutycycle"),
         "/api/v1/rigs/{rig}/captures": _get(
             "The rig's capture files", _ok(_array(_ref("Capture"))), parameters=(_RIG,),
             operation_id="captures"),
@@ -332,6 +394,15 @@ def _paths() -> dict[str, Schema]:
             "summary": "Cancel a queued or running job (operator)", "operationId": "cancel",
             "parameters": [_JOB],
             "responses": {"200": _ok(_ref("Job")), "401": _response_ref("Unauthorized"),
+                          "403": _response_ref("Forbidden"),
+                          "404": _response_ref("NotFound"), "409": _response_ref("Busy"),
+                          "422": _response_ref("Unprocessable")}}},
+        "/api/v1/jobs/{id}/rerun": {"post": {
+            "summary": "Queue a new job with this job's spec, e.g. after it was interrupted "
+                       "(operator); the new job's rerun_of names this one",
+            "operationId": "rerun",
+            "parameters": [_JOB],
+            "responses": {"201": _ok(_ref("Job")), "401": _response_ref("Unauthorized"),
                           "403": _response_ref("Forbidden"),
                           "404": _response_ref("NotFound"), "409": _response_ref("Busy"),
                           "422": _response_ref("Unprocessable")}}},

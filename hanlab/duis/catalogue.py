@@ -12,14 +12,21 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
+
+from lxml import etree
 
 from hanlab.errors import BadInputError
 
-MappingSource = Literal["rtds", "template", "service-reference"]
+MappingSource = Literal["rtds", "template", "gbcs", "service-reference"]
 """Where a GBCS mapping comes from, most precise first: a Message Code read from an RTDS
-command of the variant; a DUIS template of the variant; the GBCS mapping table entry for the
-variant's Service Reference only (a candidate)."""
+command of the variant; a DUIS template of the variant; hanlab's reading of the GBCS use
+case (``tools/gen_sr_catalogue.py`` ``GBCS_READINGS``, cited there); the GBCS mapping table
+entry for the variant's Service Reference only (a candidate)."""
+
+_SOURCE_ORDER = {"rtds": 0, "template": 1, "gbcs": 2, "service-reference": 3}
+Feature = tuple[str, str | None]
+"""A body feature: ``(element local name, None)`` (present) or ``(name, text)``."""
 
 
 class UnknownServiceRequestError(BadInputError):
@@ -41,12 +48,30 @@ class GbcsMapping:
         message_code: the GBCS Message Code, or ``None`` where the use case has several
             (CS02b) and no RTDS command named the one.
         source: see :data:`MappingSource`.
+        selector: where the variant has several mappings for the device type, the request
+            body features (one or two) that choose this one, read from the variant's DUIS
+            templates: every template of this mapping has them all, none of the others'
+            does; ``()`` where the body cannot tell (e.g. ECS26d / ECS26l by device
+            generation).
     """
 
     device_type: str
     use_case: str
     message_code: int | None
     source: MappingSource
+    selector: tuple[Feature, ...] = ()
+
+    def selects(self, body: etree._Element) -> bool:
+        """Whether the SR body (any element of the request's ``sr:Body``) has every feature
+        of :attr:`selector`; ``False`` without one."""
+        if not self.selector:
+            return False
+        present: set[Feature] = set()
+        for node in body.iter():
+            if isinstance(node.tag, str):
+                name = etree.QName(node).localname
+                present |= {(name, None), (name, (node.text or "").strip())}
+        return set(self.selector) <= present
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +102,25 @@ class ServiceRequestVariant:
     eligible_user_roles: tuple[str, ...]
     gbcs: tuple[GbcsMapping, ...]
 
-    def message_codes(self, device_type: str) -> tuple[int, ...]:
+    def message_codes(
+        self, device_type: str, body: etree._Element | None = None
+    ) -> tuple[int, ...]:
         """Message Codes of this variant for ``device_type``, of the most precise source.
 
         Mappings for exactly that device type win over ``ANY`` ones (the CS use cases).
+        With the request ``body``, the mappings whose :attr:`GbcsMapping.selector` it has
+        come first (a DCC chooses CCS01 or CCS02 for SR 8.11 by the body), whatever their
+        source.
         """
-        order = {"rtds": 0, "template": 1, "service-reference": 2}
         wanted = device_type.upper()
         exact = [m for m in self.gbcs if m.device_type == wanted]
         rows = sorted(
             exact or [m for m in self.gbcs if m.device_type == "ANY"],
-            key=lambda m: order[m.source],
+            key=lambda m: _SOURCE_ORDER[m.source],
         )
-        best = [m for m in rows if order[m.source] == order[rows[0].source]] if rows else []
+        chosen = [m for m in rows if m.selects(body)] if body is not None else []
+        best = chosen or [m for m in rows
+                          if _SOURCE_ORDER[m.source] == _SOURCE_ORDER[rows[0].source]]
         return tuple(dict.fromkeys(m.message_code for m in best if m.message_code is not None))
 
 
@@ -109,9 +140,17 @@ def _load() -> dict[str, ServiceRequestVariant]:
             dcc_scheduled=row["dcc_scheduled"],
             non_device=row["non_device"],
             eligible_user_roles=tuple(row["eligible_user_roles"]),
-            gbcs=tuple(GbcsMapping(**mapping) for mapping in row["gbcs"]),
+            gbcs=tuple(_mapping(mapping) for mapping in row["gbcs"]),
         )
     return variants
+
+
+def _mapping(row: dict[str, Any]) -> GbcsMapping:
+    return GbcsMapping(
+        device_type=row["device_type"], use_case=row["use_case"],
+        message_code=row["message_code"], source=row["source"],
+        selector=tuple((name, text) for name, text in row.get("selector", ())),
+    )
 
 
 def all_variants() -> tuple[ServiceRequestVariant, ...]:
@@ -134,12 +173,16 @@ def sr(variant: str) -> ServiceRequestVariant:
     return found
 
 
-def message_code_for(variant: str, device_type: str) -> int:
+def message_code_for(
+    variant: str, device_type: str, body: etree._Element | None = None
+) -> int:
     """The GBCS Message Code SR ``variant`` becomes for a device of ``device_type``.
 
     Args:
         variant: ServiceReferenceVariant, e.g. ``"4.1.1"``.
         device_type: ``ESME``, ``GSME``, ``GPF``, ``CHF``, ``PPMID`` (case-insensitive).
+        body: the request's ``sr:Body`` (or its child), to choose among several use cases
+            by :attr:`GbcsMapping.selector` (8.11 ``RequestType`` Remove -> CCS02).
 
     Returns:
         E.g. ``message_code_for("4.1.1", "ESME") == 0x0027`` (ECS17b).
@@ -150,7 +193,7 @@ def message_code_for(variant: str, device_type: str) -> int:
             several equally precise ones (e.g. 8.11 is CCS01 or CCS02 by its RequestType).
     """
     entry = sr(variant)
-    codes = entry.message_codes(device_type)
+    codes = entry.message_codes(device_type, body)
     if len(codes) != 1:
         what = "no" if not codes else f"{len(codes)} ({', '.join(f'0x{c:04X}' for c in codes)})"
         raise ServiceRequestMappingError(

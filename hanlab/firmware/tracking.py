@@ -17,7 +17,7 @@ Not Delivered at HAN        DCC Alert N20-N23; device alert 0x8F1C Firmware Veri
                             Failed; a capture whose transfer ended INVALID_IMAGE
 Successful HAN Transfer     device alert 0x8F72 Firmware Verification Successful; a
                             capture whose Upgrade End Request says SUCCESS
-Activation Failed           device alert 0x8F67 after SR 11.3; DCC Alert N3 for the 11.3
+Activation Failed           device alert 0x8F67 after SR 11.3
 Firmware Activated          device alert 0x8F66 after SR 11.3, else the 11.3's DUIS
                             Response ``I0``
 Reset by DCC                manual (:meth:`TrackingStore.reset`, the SSMI action)
@@ -40,9 +40,12 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from hanlab.errors import BadInputError
+
+if TYPE_CHECKING:
+    from hanlab.store.db import ResultsStore
 
 PROCESSING_STATUSES: Final = (
     "Rejected by DSP", "Accepted by DSP", "Not Accepted by CSP", "Approved for Distribution",
@@ -121,30 +124,70 @@ class TrackingRecord:
             self.completion_status), strict=True))
 
 
+def _record_of(item: Mapping[str, Any]) -> TrackingRecord:
+    return TrackingRecord(item["request_id"], item["device_id"], item.get("device_type"),
+                          item.get("firmware_version"),
+                          [StatusChange(**c) for c in item["history"]])
+
+
 class TrackingStore:
-    """Tracking records in a JSON file (``state/firmware-tracking.json``).
+    """Tracking records in a JSON file (``state/firmware-tracking.json``) or in the
+    results store's ``firmware_tracking`` table (:mod:`hanlab.store`).
+
+    Args:
+        where: a JSON file, or a results-store database URL (``sqlite:///…/hanlab.db``,
+            ``postgresql+psycopg://…``: what the lab file's ``store: url`` names).
+        spool_folder: for a database, where writes wait while it is away (default
+            ``store-spool`` beside the JSON path's folder, ``state/``).
 
     Raises:
-        BadInputError: the file is not a tracking store.
+        BadInputError: the file is not a tracking store, or the database cannot be
+            reached (one line naming it, password hidden).
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    def __init__(self, where: Path | str, *, spool_folder: Path | None = None) -> None:
         self.records: dict[tuple[str, str], TrackingRecord] = {}
-        if self.path.is_file():
+        self._purged: list[tuple[str, str]] = []
+        self.db: ResultsStore | None = None
+        self.path = Path(where)
+        if "://" in str(where):
+            from hanlab.store.db import ResultsStore
+            from hanlab.store.schema import firmware_tracking
+
+            self.db = ResultsStore(str(where), spool_folder or Path("state/store-spool"))
+            self.path = Path(self.db.url)
+            for row in self.db.rows(firmware_tracking):
+                rec = _record_of(row)
+                self.records[(rec.request_id, rec.device_id)] = rec
+        elif self.path.is_file():
             try:
                 doc = json.loads(self.path.read_text(encoding="utf-8"))
                 for item in doc["records"]:
-                    rec = TrackingRecord(item["request_id"], item["device_id"],
-                                         item.get("device_type"), item.get("firmware_version"),
-                                         [StatusChange(**c) for c in item["history"]])
+                    rec = _record_of(item)
                     self.records[(rec.request_id, rec.device_id)] = rec
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise BadInputError(f"{self.path}: not a firmware tracking store: {error}") \
                     from None
 
+    def close(self) -> None:
+        """Close the database (writes spooled while it was away are written first)."""
+        if self.db is not None:
+            self.db.close()
+
     def save(self) -> None:
-        """Write the store (atomically)."""
+        """Write the store: the JSON file atomically, or every record's row (and the
+        deletion of those purged) to the database."""
+        if self.db is not None:
+            if self._purged:
+                self.db.delete_tracking(self._purged)
+                self._purged = []
+            self.db.put_tracking([{
+                "request_id": r.request_id, "device_id": r.device_id,
+                "device_type": r.device_type, "firmware_version": r.firmware_version,
+                "current_status": r.current.status, "completion_status": r.completion_status,
+                "updated_ns": r.current.ts_ns, "history": [asdict(c) for c in r.history]}
+                for r in self.records.values() if r.history])
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"schema": 1, "records": [
@@ -192,6 +235,7 @@ class TrackingStore:
         old = [k for k, r in self.records.items() if r.current.ts_ns < cutoff]
         for key in old:
             del self.records[key]
+        self._purged.extend(old)
         return len(old)
 
 

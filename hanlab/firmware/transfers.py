@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hanlab.frames import Frame
 from hanlab.zigbee.common import eui64_str
-from hanlab.zigbee.frame import Decoder
+from hanlab.zigbee.frame import DecodedFrame, Decoder
 from hanlab.zigbee.keyring import Keyring
 from hanlab.zigbee.ota import (
     IMAGE_BLOCK_REQUEST,
@@ -125,6 +126,82 @@ class Transfer:
         }
 
 
+class TransferTracker:
+    """Builds :class:`Transfer` records frame by frame (offline and on a rig's live bus).
+
+    Feed it every decoded frame in time order (:meth:`feed`); frames without an OTA
+    Upgrade command only teach NWK short address → EUI-64 pairs. Live, at most
+    ``max_transfers`` are kept (the oldest go first; each holds up to its image's octets).
+
+    Args:
+        gap_s: a pause between consecutive Image Block Requests longer than this is a gap.
+        max_transfers: transfers kept (``None``: all, as offline).
+    """
+
+    def __init__(self, *, gap_s: float = DEFAULT_GAP_S,
+                 max_transfers: int | None = None) -> None:
+        self._by_key: dict[tuple[int, int, int], Transfer] = {}
+        self._latest: dict[int, Transfer] = {}
+        self._euis: dict[int, str] = {}
+        self._gap_ns = int(gap_s * 1e9)
+        self._max = max_transfers
+
+    def feed(self, frame: Frame, d: DecodedFrame) -> tuple[Transfer, int] | None:
+        """Apply one decoded frame; ``(transfer, OTA command id)`` when it carried an OTA
+        Upgrade command of a transfer (ZCL 07-5123 §11.13), else ``None``."""
+        nwk, zcl = d.nwk, d.zcl
+        if nwk is not None and nwk.src not in (None, 0x0000):
+            src64 = nwk.src64 if nwk.src64 is not None else getattr(nwk.aux, "src64", None)
+            if src64 is not None:  # the NWK header or its auxiliary security header
+                self._euis[nwk.src] = eui64_str(src64)
+        if nwk is None or zcl is None:
+            return None
+        cmd = decode_ota_zcl(zcl)
+        if cmd is None:
+            return None
+        addr = nwk.src if cmd.direction == 0 else nwk.dst
+        if addr is None:
+            return None
+        device: int = addr
+        f = cmd.fields
+        ident = (f.get("manufacturer_code"), f.get("image_type"), f.get("file_version"))
+        t: Transfer | None
+        if cmd.command_id == QUERY_NEXT_IMAGE_REQUEST and cmd.direction == 0:
+            ident = (None, None, None)  # names the running version, not the new one
+        if None not in ident:
+            key = (device, int(str(ident[1])), int(str(ident[2])))
+            t = self._by_key.get(key)
+            if t is None:
+                t = self._by_key[key] = Transfer(device, str(frame.band), int(str(ident[0])),
+                                                 int(str(ident[1])), int(str(ident[2])),
+                                                 start_ns=frame.ts_ns)
+                self._forget_oldest()
+            self._latest[device] = t
+        else:
+            t = self._latest.get(device)
+            if t is None:
+                return None
+        t.end_ns = frame.ts_ns
+        t.device_eui64 = t.device_eui64 or self._euis.get(device)
+        _apply(t, cmd.command_id, cmd.direction, f, cmd.data, frame.ts_ns, self._gap_ns)
+        return t, cmd.command_id
+
+    def _forget_oldest(self) -> None:
+        if self._max is None or len(self._by_key) <= self._max:
+            return
+        key, old = min(self._by_key.items(), key=lambda kv: kv[1].end_ns)
+        del self._by_key[key]
+        if self._latest.get(old.device_short) is old:
+            del self._latest[old.device_short]
+
+    def transfers(self) -> list[Transfer]:
+        """The transfers seen (any OTA activity beyond the key), by start time."""
+        for t in self._by_key.values():
+            t.device_eui64 = t.device_eui64 or self._euis.get(t.device_short)
+        return sorted((t for t in self._by_key.values() if t.block_requests or t.blocks
+                       or t.queries or t.notifies), key=lambda t: t.start_ns)
+
+
 def track_transfers(captures: Iterable[Path], keyring: Keyring | None = None, *,
                     gap_s: float = DEFAULT_GAP_S) -> list[Transfer]:
     """Every OTA transfer in ``captures`` (frames in time order across the files).
@@ -137,51 +214,12 @@ def track_transfers(captures: Iterable[Path], keyring: Keyring | None = None, *,
     frames = sorted((f for path in captures for f in read_frames(path)),
                     key=lambda f: f.ts_ns)
     decoder = Decoder(keyring or Keyring())
-    transfers: dict[tuple[int, int, int], Transfer] = {}
-    latest: dict[int, Transfer] = {}
-    euis: dict[int, str] = {}
-    gap_ns = int(gap_s * 1e9)
+    tracker = TransferTracker(gap_s=gap_s)
     for frame in frames:
         d = decoder.decode(frame.psdu, frame.ts_ns, fcs_ok=frame.fcs_ok)
         d.decode_all()
-        nwk, zcl = d.nwk, d.zcl
-        if nwk is not None and nwk.src not in (None, 0x0000):
-            src64 = nwk.src64 if nwk.src64 is not None else getattr(nwk.aux, "src64", None)
-            if src64 is not None:  # the NWK header or its auxiliary security header
-                euis[nwk.src] = eui64_str(src64)
-        if nwk is None or zcl is None:
-            continue
-        cmd = decode_ota_zcl(zcl)
-        if cmd is None:
-            continue
-        addr = nwk.src if cmd.direction == 0 else nwk.dst
-        if addr is None:
-            continue
-        device: int = addr
-        f = cmd.fields
-        ident = (f.get("manufacturer_code"), f.get("image_type"), f.get("file_version"))
-        t: Transfer | None
-        if cmd.command_id == QUERY_NEXT_IMAGE_REQUEST and cmd.direction == 0:
-            ident = (None, None, None)  # names the running version, not the new one
-        if None not in ident:
-            key = (device, int(str(ident[1])), int(str(ident[2])))
-            t = transfers.get(key)
-            if t is None:
-                t = transfers[key] = Transfer(device, str(frame.band), int(str(ident[0])),
-                                              int(str(ident[1])), int(str(ident[2])),
-                                              start_ns=frame.ts_ns)
-            latest[device] = t
-        else:
-            t = latest.get(device)
-            if t is None:
-                continue
-        t.end_ns = frame.ts_ns
-        t.device_eui64 = t.device_eui64 or euis.get(device)
-        _apply(t, cmd.command_id, cmd.direction, f, cmd.data, frame.ts_ns, gap_ns)
-    for t in transfers.values():
-        t.device_eui64 = t.device_eui64 or euis.get(t.device_short)
-    return sorted((t for t in transfers.values() if t.block_requests or t.blocks or t.queries
-                   or t.notifies), key=lambda t: t.start_ns)
+        tracker.feed(frame, d)
+    return tracker.transfers()
 
 
 def _apply(t: Transfer, command_id: int, direction: int, f: dict[str, int], data: bytes,

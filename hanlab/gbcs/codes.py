@@ -12,10 +12,21 @@ Use case ids are GBCS's (``ECS17b``). Alert-only Message Codes that GBCS lists w
 id get the RTDS folder name (``FDRA-DLMS``, ``GCA``, ``GNCA``, ``MIIWA-ZigBee``) or, where
 the RTDS has none, a hanlab abbreviation of the title (``FDFA``, ``FDUSCA``,
 ``FDEIA-DLMS``, ``FDEIA-ZigBee``, ``FDRPMA``, ``FDULCSCA``).
+
+Hand-kept, not generated: the corpus has no Message Code table (its GBCS mapping table
+``duis/gbcs-mapping-table.json`` names use cases without codes; RTDS 4.5.0 messages give the
+codes of the use cases they exercise). ``tests/conformance/test_gbcs_tables.py`` compares
+these tables with the corpus and fails on any use case of the mapping table that is missing
+here (:data:`MAPPING_TABLE_USE_CASES` resolves the rows the mapping table gives one code
+for several use cases; :data:`USE_CASES_WITHOUT_MESSAGE_CODE` holds those with no Message
+Code), any RTDS message whose Message Code or Alert Code is unknown or of another use case
+(``tests/conformance/test_gbcs_rtds.py``) and any device Alert Code the seeds name that is
+missing here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
@@ -490,6 +501,31 @@ _ALERT_CODE_ROWS: Final[tuple[tuple[int, str], ...]] = (
     (0x8F8B, "Read Firmware version alert"),
 )
 
+MAPPING_TABLE_USE_CASES: Final = MappingProxyType({
+    ("ECS25a", "Set Alert Behaviours - Supplier"): "ECS25a",
+    ("ECS25a", "Set Event Behaviours to HAN Device - Supplier"): "ECS25a1",
+    ("ECS25a", "Set Event Behaviours audible alarm - Supplier"): "ECS25a2",
+    ("ECS25a", "Set Event Behaviours logging - Supplier"): "ECS25a3",
+    ("ECS25b", "Set Alert Behaviours - Network Operator"): "ECS25b",
+    ("ECS25b", "Set Event Behaviours logging - Network Operator"): "ECS25b3",
+    ("ECS25r", "Read non-critical event and alert behaviours - Supplier"): "ECS25r1",
+    ("ECS25r", "Read non-critical event and alert behaviours - Network Operator"): "ECS25r2",
+})
+"""(mapping-table Code, Use Case Name with single spaces) -> GBCS use case id, for the rows
+of ``duis/gbcs-mapping-table.json`` that give one Code to several use cases (GBCS v5.x
+section 13 numbers them ECS25a1..a3, ECS25b3, ECS25r1/r2; RTDS 4.5.0 folders
+``6.22_ECS25a1``, ``6.2.10_ECS25r2`` carry those ids and Message Codes)."""
+
+USE_CASES_WITHOUT_MESSAGE_CODE: Final = MappingProxyType({
+    "CS05a": "Distribute Firmware: the image travels over the HAN in the ZigBee OTA Upgrade "
+             "cluster, not as a GBCS message (mapping table Message Type 'See GBCS')",
+    "CS05b": "Distribute Firmware: as CS05a",
+    "CS05c": "Distribute Firmware to PPMID: as CS05a",
+    "ECS200": "Operational Update (SME.A.C alert): no Message Code in the corpus (no RTDS "
+              "4.5.0 message); add it from the GBCS edition that defines it",
+})
+"""GBCS use cases of the mapping table with no Message Code here, and why."""
+
 MESSAGE_CODES: Final = MappingProxyType(
     {code: MessageCodeInfo(code, use_case, title) for code, use_case, title in _MESSAGE_CODE_ROWS}
 )
@@ -535,6 +571,21 @@ def use_cases() -> tuple[str, ...]:
     for _code, use_case, _title in _MESSAGE_CODE_ROWS:
         seen.setdefault(use_case, None)
     return tuple(seen)
+
+
+def use_case_in_name(name: str, known: Iterable[str] = ()) -> str | None:
+    """The GBCS use case id a corpus name starts with, the longest that fits
+    (case-insensitive): ``"CS02bNOByNOHandover"`` -> ``"CS02b"``, ``"ECS25a1"`` ->
+    ``"ECS25a1"``; ``None`` if none does. RTDS 4.5.0 folders and DUIS template files
+    name their use case so (``6.15.1_CS02bNOByNO``, ``ECS47Deactivate_7.6_…``).
+
+    Args:
+        name: the name, e.g. the part of ``4.1.1_ECS17b`` after the SR variant.
+        known: more ids to consider besides :func:`use_cases` (e.g. the mapping table's).
+    """
+    lowered = name.lower()
+    hits = [uc for uc in (*use_cases(), *known) if lowered.startswith(uc.lower())]
+    return max(hits, key=len) if hits else None
 
 
 def alert_code_name(alert_code: int) -> str:

@@ -1,10 +1,12 @@
 """Which USB sniffers and radios a lab configures, and which of them are plugged in.
 
 A configured device is a sniffer of a rig whose driver settings name a USB identity
-(``usb_vid``, ``usb_pid``, ``usb_serial``: the nRF sniffer and zigpy radio drivers have
-them). Connected serial ports are listed with pyserial's ``list_ports`` (USB VID:PID and
-serial number from sysfs). A configured device matches a port when VID, PID and serial
-number agree (issue 6, item 5: ``hanlab devices``).
+(``usb_vid``, ``usb_pid``, ``usb_serial``: the nRF sniffer, TI sniffer and zigpy radio
+drivers have them; ``usb_interface`` where one USB device has several serial ports, as the
+XDS110 of a TI LaunchPad does). Connected serial ports are listed with pyserial's
+``list_ports`` (USB VID:PID, serial number and interface from sysfs). A configured device
+matches a port when VID, PID, serial number and (if configured) interface number agree
+(issue 6, item 5: ``hanlab devices``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ConfiguredDevice:
         vid, pid: USB vendor and product ids, or ``None`` if not configured.
         serial_number: USB serial number (iSerial), or ``None`` if not configured.
         path: the device path the driver opens (``port`` or ``path``).
+        interface: the USB interface number of its serial port, or ``None`` (any).
     """
 
     rig: str
@@ -39,6 +42,7 @@ class ConfiguredDevice:
     pid: int | None
     serial_number: str | None
     path: str
+    interface: int | None = None
 
     @property
     def stable_name(self) -> str:
@@ -58,7 +62,8 @@ class ConfiguredDevice:
 
 @dataclass(frozen=True, slots=True)
 class SerialPortInfo:
-    """A serial port present on this host (pyserial ``ListPortInfo``)."""
+    """A serial port present on this host (pyserial ``ListPortInfo``; ``interface`` is the
+    USB interface number, from the end of its sysfs location ``…:1.<n>``)."""
 
     device: str
     vid: int | None
@@ -66,6 +71,7 @@ class SerialPortInfo:
     serial_number: str | None
     description: str
     manufacturer: str | None
+    interface: int | None = None
 
     @property
     def usb_id(self) -> str:
@@ -110,9 +116,18 @@ def configured_devices(lab: Lab) -> list[ConfiguredDevice]:
                     pid=getattr(settings, "usb_pid", None),
                     serial_number=settings.usb_serial,
                     path=str(getattr(settings, "port", None) or getattr(settings, "path", "")),
+                    interface=getattr(settings, "usb_interface", None),
                 )
             )
     return found
+
+
+def _interface_of(location: str | None) -> int | None:
+    """The interface number at the end of a USB sysfs location (``1-1.2:1.3`` → 3)."""
+    if not location or ":" not in location:
+        return None
+    _, _, number = location.rpartition(".")
+    return int(number) if number.isdigit() else None
 
 
 def list_serial_ports() -> list[SerialPortInfo]:
@@ -126,6 +141,7 @@ def list_serial_ports() -> list[SerialPortInfo]:
                 serial_number=p.serial_number,
                 description=p.description or "",
                 manufacturer=p.manufacturer,
+                interface=_interface_of(p.location),
             )
             for p in list_ports.comports()
         ),
@@ -152,6 +168,7 @@ def match_devices(
             and p.vid == device.vid
             and p.pid == device.pid
             and p.serial_number == device.serial_number
+            and (device.interface is None or p.interface == device.interface)
         )
         claimed.update(p.device for p in hits)
         matches.append(DeviceMatch(device, hits))

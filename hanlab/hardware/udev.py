@@ -10,6 +10,10 @@ Each configured USB device gets one rule in ``/etc/udev/rules.d/99-hanlab.rules`
 ``idProduct`` (4 lower-case hex digits) and ``serial`` identify it whatever port it is
 plugged into (udev(7)). ``SYMLINK+=`` makes ``/dev/hanlab/<rig>-<sniffer>``, which
 appears and vanishes with the device: the drivers poll it to resume after a replug.
+A device with several serial ports under one serial number (the XDS110 of a TI LaunchPad:
+interface 00 is the application UART the sniffer firmware speaks on, 03 an auxiliary
+port) is also matched on ``ENV{ID_USB_INTERFACE_NUM}`` (set by udev's ``usb_id`` builtin;
+``ATTRS`` cannot mix the interface's and the device's attributes).
 ``ID_MM_DEVICE_IGNORE`` keeps ModemManager from probing the port (it would write AT
 commands to a sniffer), and ``TAG+="systemd"`` exposes a ``.device`` unit.
 """
@@ -37,10 +41,12 @@ def rule_for(device: ConfiguredDevice, *, group: str = "dialout") -> str:
         raise ValueError(
             f"{device.rig}/{device.sniffer_id}: usb_vid, usb_pid and usb_serial are needed"
         )
+    interface = ("" if device.interface is None
+                 else f'ENV{{ID_USB_INTERFACE_NUM}}=="{device.interface:02x}", ')
     return (
         f'SUBSYSTEM=="tty", ATTRS{{idVendor}}=="{device.vid:04x}", '
         f'ATTRS{{idProduct}}=="{device.pid:04x}", ATTRS{{serial}}=="{device.serial_number}", '
-        f'SYMLINK+="{device.stable_name}", MODE="0660", GROUP="{group}", '
+        f'{interface}SYMLINK+="{device.stable_name}", MODE="0660", GROUP="{group}", '
         f'ENV{{ID_MM_DEVICE_IGNORE}}="1", TAG+="systemd"'
     )
 

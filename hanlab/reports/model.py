@@ -30,6 +30,7 @@ Shape (``?``: may be absent)::
                "evidence"?: {STEP_KEY: "evidence/j-../step-3.zip"}}],  # bundle links
      "targets"?: {"4.1.1": 30.0, "4.1": 30.0, "*": 60.0},     # end-to-end targets, s
      "issues"?: [ISSUE, ...],                  # hanlab.reports.issues.Issue.to_dict()
+     "ch_impact"?: IMPACT,                     # hanlab.firmware.impact.ch_impact()
      "generated_ns"?: int}
 
 ``DEVICE``: ``{"eui64", "role", "band"?, "name"?, "manufacturer"?, "model"?,

@@ -23,7 +23,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hanlab.correlate.stats import SEGMENTS
 
-__all__ = ["SEGMENT_TITLES", "segment_boxplots"]
+__all__ = ["SEGMENT_TITLES", "before_after_boxplots", "plot_style", "segment_boxplots",
+           "svg_text"]
 
 SEGMENT_TITLES = {
     "end_to_end": "end to end (DUIS request → response)",
@@ -104,8 +105,72 @@ def segment_boxplots(samples: Mapping[str, Mapping[str, Sequence[int]]], *, band
             ax.set_yticks(range(len(devices)), devices)
             ax.set_ylim(len(devices) - 0.5, -0.5)
         figure.suptitle(title, x=0.01, ha="left", fontsize=9.5, fontweight="bold")
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        return svg_text(figure, id_prefix)
+
+
+def before_after_boxplots(groups: Sequence[tuple[str, Sequence[int], Sequence[int]]], *,
+                          band: str, title: str, xlabel: str = "ms",
+                          id_prefix: str = "") -> str:
+    """An SVG document (text): per group (e.g. SR variant and device) a horizontal box
+    plot of its samples before (grey) and after (the band's colour) a CH firmware upgrade
+    (:mod:`hanlab.firmware.impact`), whiskers at the 5th and 95th percentiles, every
+    sample drawn as a point.
+
+    Args:
+        groups: ``(label, before values in ns, after values in ns)``.
+        band: ``2.4GHz`` or ``subGHz`` (the colour).
+        title: the figure's title.
+        xlabel: the axis label (values are drawn in ms).
+        id_prefix: prefix of every element id of the SVG.
+    """
+    colour = BAND_COLOURS.get(band, "#444444")
+    sides = (("before", "#8a8a8a"), ("after", colour))
+    with plot_style():
+        figure = Figure(figsize=(8.0, 1.0 + 0.6 * max(1, len(groups))), layout="constrained")
+        ax = figure.subplots()
+        jitter = random.Random(7)
+        labels = []
+        for index, (label, before, after) in enumerate(groups):
+            labels.append(label)
+            for offset, (side, tint), values in ((-0.18, sides[0], before),
+                                                  (0.18, sides[1], after)):
+                data = [v / 1e6 for v in values]
+                if not data:
+                    continue
+                ax.boxplot([data], positions=[index + offset], orientation="horizontal",
+                           whis=(5, 95), widths=0.3, showfliers=False, patch_artist=True,
+                           boxprops={"facecolor": tint + "33", "edgecolor": tint,
+                                     "linewidth": 0.8},
+                           medianprops={"color": tint, "linewidth": 1.6},
+                           whiskerprops={"color": tint, "linewidth": 0.8},
+                           capprops={"color": tint, "linewidth": 0.8})
+                ax.scatter(data, [index + offset + jitter.uniform(-0.08, 0.08) for _ in data],
+                           s=6, color=tint, alpha=0.75, linewidths=0, zorder=3,
+                           label=side if index == 0 else None)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(left=0)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.5)
+        ax.set_axisbelow(True)
+        if groups:
+            ax.legend(loc="lower right", fontsize=7.5, frameon=False)
+        figure.suptitle(title, x=0.01, ha="left", fontsize=9.5, fontweight="bold")
+        return svg_text(figure, id_prefix)
+
+
+
+def plot_style() -> Any:
+    """The report's matplotlib style as a context manager (text kept as text, fixed hash
+    salt): draw every report figure inside it."""
+    return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
+
+
+def svg_text(figure: Figure, id_prefix: str = "") -> str:
+    """``figure`` as an inline SVG element (text): no XML prolog, no RDF metadata, no
+    date, every element id prefixed with ``id_prefix`` (unique per figure in a page)."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate

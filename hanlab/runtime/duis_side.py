@@ -28,7 +28,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from hanlab.runtime.emulation import RigDuisLog, han_watermark_clock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RigDuis"]
+__all__ = ["RigDuis", "rig_inventory"]
 
 #: device alerts an emulated OTA transfer raises itself (0x8F72 / 0x8F1C verification,
 #: 0x8F66 / 0x8F67 activation): a stimulus for them waits for the transfer instead.
@@ -185,10 +185,13 @@ class RigDuis:
             settings = dataclasses.replace(settings, port=settings.port
                                            + self.receiver_port_offset)
         inventory = {Eui64.parse(d.eui64): d.role.value for d in self.rig.devices}
+        smi = rig_inventory(self.rig, self.log_path.with_name(
+            f"{self.rig.name}_dcc-inventory.json"))
+        smi.listeners.append(self._install_whitelisted)
         dcc = EmulatedDcc(
             settings, users=[DccUser(u.eui64, client.receiver_url_for(u.eui64), u.certificate,
                                      role=u.role) for u in self.users],
-            devices=inventory, schema=schema)
+            devices=inventory, schema=schema, inventory=smi)
         client.trust_dcc(dcc.certificate)  # its DSP key signs every response and alert
         await stack.enter_async_context(dcc)
         han = self.han
@@ -248,6 +251,46 @@ class RigDuis:
         """How many alerts the rig's HHT has kept so far."""
         return 0 if self.hht is None else int(self.hht.alerts_kept)
 
+    def _install_whitelisted(self, device: Any, old: Any) -> None:
+        """A bench spare whitelisted by SR 8.11 joins the emulated HAN (the installer
+        powers the new PPMID / IHD)."""
+        del old
+        if device.status == "Whitelisted" and self.han is not None:
+            self.han.install(device.device_id)
+
+    async def install(self, devices: Sequence[Eui64]) -> None:
+        """A variant starts consuming ``devices``: on an emulated DCC they are marked
+        consumed (reset on the next start if the run dies before :meth:`restore`) and a
+        spare CH connects to the SM WAN (``Commissioned``); on a real rig the technician is
+        asked to have the spares ready (``action`` event)."""
+        if self.dcc is not None:
+            self.dcc.inventory.consume(devices)
+            for device in devices:
+                self.dcc.inventory.install(device)
+            return
+        self._ask("have ready (spares) or expect decommissioned: "
+                  + ", ".join(d.duis for d in devices), devices)
+
+    async def restore(self, devices: Sequence[Eui64]) -> None:
+        """A variant consumed ``devices`` (installed spares, decommissioned devices):
+        factory reset them and put the rig back as its file describes it (seed 000: "After
+        device decommission, device must go to the factory reset process … before device
+        can be re-use"). Emulated: each goes back to its rig-file SMI status and a spare
+        leaves the HAN for the bench; real: the technician is asked."""
+        if self.dcc is not None:
+            for device in devices:
+                self.dcc.inventory.factory_reset(device)
+                if self.han is not None:
+                    self.han.uninstall(device)
+            return
+        self._ask("factory reset and re-fit as the rig file describes: "
+                  + ", ".join(d.duis for d in devices), devices)
+
+    def _ask(self, text: str, devices: Sequence[Eui64]) -> None:
+        log.warning("rig %s: ACTION: %s", self.rig.name, text)
+        self.bus.publish_nowait(BusEvent("action", {
+            "devices": [d.duis for d in devices], "text": text}))
+
     def reattach(self) -> None:
         """After the emulated sniffers restarted the rig's HAN: point the DCC, the log's
         clock and :attr:`han` at the new one (no-op on a real rig)."""
@@ -286,8 +329,79 @@ class RigDuis:
             "text": text}))
         return True
 
+    async def ch_firmware(self, image: Any, mode: str = "upgrade",
+                          connect: list[Eui64] | None = None,
+                          timeout_s: float = 600.0) -> dict[str, Any]:
+        """Upgrade this rig's CH to ``image`` (a :class:`hanlab.firmware.ch_image.ChImage`)
+        now and wait up to ``timeout_s`` host seconds for its devices to come back.
+
+        An emulated rig's emulated DCC deploys it (SECMP0024: the DCC's own operation;
+        :func:`hanlab.emulator.han.ch_upgrade.dcc_upgrade_ch`), else its emulated HAN
+        takes it directly; a real rig's DCC (simulator) operator is asked (``action``
+        event) and ``{"requested": True, "missing": []}`` returned at once. ``mode``:
+        ``upgrade`` or ``install``; ``connect``: devices connected afresh after it.
+
+        Returns:
+            The upgrade record (``ChUpgradeRecord.to_dict()``: each device's rejoin,
+            ``missing`` those not back by the deadline).
+
+        Raises:
+            BadInputError: an upgrade is under way, or an unknown device or mode.
+        """
+        connect = list(connect or [])
+        if self.han is None:
+            text = (f"deploy CH firmware {image.describe()} ({mode}) to the CH of rig "
+                    f"{self.rig.name} from the DCC (simulator)")
+            log.warning("rig %s: ACTION: %s", self.rig.name, text)
+            self.bus.publish_nowait(BusEvent("action", {
+                "kind": "ch_firmware", "version": image.version, "mode": mode,
+                "connect": [d.duis for d in connect], "text": text}))
+            return {"requested": True, "missing": []}
+        from hanlab.emulator.han.ch_upgrade import UpgradeMode, dcc_upgrade_ch
+
+        kind: UpgradeMode = "install" if mode == "install" else "upgrade"
+        if self.dcc is not None:
+            record = await dcc_upgrade_ch(self.dcc, self.han.chf.eui, image, mode=kind,
+                                          connect=tuple(connect))
+        else:
+            record = self.han.upgrade_ch(image, mode=kind, connect=connect)
+        back = asyncio.Event()
+        record.on_done.append(back.set)
+        if not record.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(back.wait(), timeout_s)
+        return dict(record.to_dict())
+
     def pause_traffic(self, paused: bool) -> None:
         """Pause (or resume) the emulated HAN's traffic generator and spontaneous alerts
         while a job runs (no-op on a real rig)."""
         if self.han is not None:
             self.han.traffic_paused = paused
+
+
+def rig_inventory(rig: RigConfig, path: Path | None) -> Any:
+    """The emulated DCC's Smart Metering Inventory of ``rig``
+    (:class:`hanlab.emulator.dcc.inventory.Inventory`): installed devices
+    ``Commissioned``, spares ``Pending``; the installed CHF and GPF form one CH, the
+    n-th spare CHF and n-th spare GPF another; persisted to ``path`` (loaded when it
+    exists).
+
+    Raises:
+        BadInputError: ``path`` is not an inventory file.
+    """
+    from hanlab.emulator.dcc.inventory import DeviceStatus, Inventory, InventoryDevice
+
+    entries = []
+    hubs: dict[tuple[bool, str], list[InventoryDevice]] = {}
+    for device in rig.devices:
+        status = DeviceStatus.PENDING if device.spare else DeviceStatus.COMMISSIONED
+        entry = InventoryDevice(Eui64.parse(device.eui64), device.role.value, status, status,
+                                manufacturer=device.manufacturer, model=device.model)
+        entries.append(entry)
+        hubs.setdefault((device.spare, device.role.value), []).append(entry)
+    for spare in (False, True):
+        for chf, gpf in zip(hubs.get((spare, "CHF"), []), hubs.get((spare, "GPF"), []),
+                            strict=False):
+            chf.hub, gpf.hub = gpf.device_id, chf.device_id
+    return Inventory(entries, path=path)
+

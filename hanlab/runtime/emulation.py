@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlab.config.models import RigConfig
-from hanlab.duis.client import DuisUser
 from hanlab.duis.log import DuisLog
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.zigbee.keyring import Keyring
+
+if TYPE_CHECKING:  # imported where used: start-up of `hanlab capture` (issue 15)
+    from hanlab.duis.client import DuisUser
 
 __all__ = ["EmulationSettings", "RigDuisLog", "emulated_driver_settings", "emulated_keyring",
            "ephemeral_user", "han_settings", "han_watermark_clock", "is_emulated_rig"]
@@ -85,7 +87,7 @@ def han_settings(rig: RigConfig, driver_settings: Mapping[str, Any],
         update["devices"] = [d.model_copy(update={"wake_interval_s": wake})
                              for d in base.devices] + [
             EmulatedDevice(role=d.role, eui64=d.eui64, band=d.band, name=d.name,
-                           model=d.model, wake_interval_s=wake)
+                           model=d.model, wake_interval_s=wake, spare=d.spare)
             for d in rig.devices if d.eui64 not in known]
     if alert_recipient is not None:
         update["traffic"] = base.traffic.model_copy(
@@ -171,5 +173,7 @@ def ephemeral_user(eui64: Eui64, role: str, *, supplier: str | None = None) -> D
 
     key, certificate = ephemeral_identity(f"hanlab-{role}-{eui64.duis}",
                                           lifetime_s=30 * 86_400.0)
+    from hanlab.duis.client import DuisUser
+
     return DuisUser(eui64=eui64, role=role, signing_key=key, certificate=certificate,
                     supplier=supplier)

@@ -20,6 +20,7 @@ from hanlab.duis.jsonl import JsonLinesWriter
 from hanlab.errors import HanlabError
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.runtime.jobs import JobRecord
+from hanlab.scenarios.checks import catalogue_versions
 from hanlab.scenarios.runner import ScenarioRunner, StepResult, VariantResult, devices_by_role
 
 if TYPE_CHECKING:
@@ -113,7 +114,11 @@ async def run_job(runtime: RigRuntime, record: JobRecord) -> None:
             side.client, job_devices(runtime.rig, record.devices), rig=runtime.rig.name,
             lab=runtime.options.lab, stimulus=side.stimulus, bus=runtime.bus,
             observer=_JobObserver(runtime, record), include_optional=record.include_optional,
-            exchanges=runtime.correlator, local=side)
+            exchanges=runtime.correlator, ch_firmware=side.ch_firmware,
+            spares=devices_by_role(runtime.rig, spare=True), install=side.install,
+            restore=side.restore, catalogue=catalogue_versions(
+                {Eui64.parse(d.eui64): d.model or d.role.value.lower()
+                 for d in runtime.rig.devices}), local=side)
         runtime._current_runner = runner
         async with runner:
             results = await runner.run(scenario, record.variants, repeat=record.repeat)

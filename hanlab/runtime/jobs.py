@@ -97,7 +97,9 @@ def parse_spec(data: Any) -> JobSpec:
 
 
 def check_spec(spec: JobSpec, *, rigs: dict[str, Any]) -> tuple[Any, list[str]]:
-    """Check a spec against the lab: the rig, scenario, variants and devices exist.
+    """Check a spec against the lab: the rig, scenario, variants and devices exist, and
+    the rig has the spares the variants consume (:func:`hanlab.scenarios.runner.
+    check_consumption`).
 
     Args:
         rigs: rig name -> :class:`hanlab.config.models.RigConfig`.
@@ -138,7 +140,19 @@ def check_spec(spec: JobSpec, *, rigs: dict[str, Any]) -> tuple[Any, list[str]]:
         if device.role.value != base:
             raise JobRefusedError(f"devices.{role}", f"{eui} is a {device.role.value}, "
                                   f"not a {base}")
-    return scenario, list(spec.variants) or known
+        if device.spare:
+            raise JobRefusedError(f"devices.{role}", f"{eui} is a spare of rig {rig.name}: "
+                                  "only the variants that consume a spare use it",
+                                  hint="choose an installed device")
+    chosen = list(spec.variants) or known
+    from hanlab.scenarios.runner import check_consumption, devices_by_role
+
+    try:
+        check_consumption(scenario, [scenario.variant(v) for v in chosen], rig.name,
+                          devices_by_role(rig), devices_by_role(rig, spare=True))
+    except BadInputError as error:
+        raise JobRefusedError("variants", error.message, hint=error.hint) from None
+    return scenario, chosen
 
 
 def new_job_id(now_ns: int | None = None) -> str:

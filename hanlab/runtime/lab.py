@@ -30,17 +30,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanlab.config.duis import DuisConfig, DuisUserConfig
 from hanlab.config.models import Lab
-from hanlab.duis.client import DuisUser
 from hanlab.events.broker import EmbeddedBroker
 from hanlab.runtime.emulation import EmulationSettings, ephemeral_user, is_emulated_rig
-from hanlab.runtime.jobs import JobRecord, JobStore, check_spec, parse_spec
 from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.runtime.service import Json, NotFoundError, RigBusyError
-from hanlab.store import ResultsStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +56,11 @@ DEFAULT_USERS = (
 """The Users of a lab with an emulated DCC and no ``duis:`` section: an old and a new
 supplier per fuel for Change of Supplier (seed 001: "Two service user simulators"); each
 gets an ephemeral signing key (:func:`hanlab.runtime.emulation.ephemeral_user`)."""
+
+if TYPE_CHECKING:  # imported where used: start-up of `hanlab capture` (issue 15)
+    from hanlab.duis.client import DuisUser
+    from hanlab.runtime.jobs import JobStore
+    from hanlab.store import ResultsStore
 
 
 @dataclass
@@ -97,6 +99,8 @@ def open_lab_store(lab: Lab, out: Path) -> ResultsStore:
     Raises:
         BadInputError: the database is unreachable (one line; the CLI exits 2).
     """
+    from hanlab.store import open_store
+
     config = lab.config.store
     return open_store(None if config is None else config.url, out,
                       None if config is None else config.spool_folder)
@@ -127,6 +131,8 @@ class LabRuntime:
         self.db: ResultsStore | None = None
         counters = None
         if self.duis_config is not None:
+            from hanlab.runtime.jobs import JobStore
+
             self.users = self._users(self.duis_config)
             self.db = options.store or open_lab_store(lab, self.out)
             self.store = JobStore(self.out / "jobs", self.db,
@@ -315,8 +321,21 @@ class LabRuntime:
         correlator = self._runtime(rig).correlator
         return (correlator.stats if correlator is not None else TimingStats()).summary()
 
+    def ota(self, rig: str) -> list[Json]:
+        """The rig's OTA transfers (see :meth:`LabService.ota`). Raises NotFoundError."""
+        correlator = self._runtime(rig).correlator
+        return [] if correlator is None else correlator.ota.summaries()
+
+    def dutycycle(self, rig: str) -> Json:
+        """The rig's DIT.8 state and history (see :meth:`LabService.dutycycle`)."""
+        from hanlab.correlate.dit8_live import dutycycle_view
+
+        return dutycycle_view(self._runtime(rig).dit8)
+
     def submit(self, spec: Json) -> Json:
         """Queue a job; the new JOB (see :meth:`LabService.submit`)."""
+        from hanlab.runtime.jobs import JobRecord, check_spec, parse_spec
+
         parsed = parse_spec(spec)
         scenario, variants = check_spec(parsed, rigs={n: r.rig for n, r in
                                                       self.runtimes.items()})
@@ -343,7 +362,7 @@ class LabRuntime:
         return record.to_dict()
 
     def rerun(self, job_id: str) -> Json:
-        """Queue a new job with the spec of ``job_id`` (e.g. an interrupted one)."""
+        """Queue a new job with the spec of ``job_id`` (see :meth:`LabService.rerun`)."""
         record = self._store().get(job_id)
         new = self.submit(record.spec().model_dump())
         stored = self._store().get(new["id"])

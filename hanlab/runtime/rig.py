@@ -38,15 +38,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanlab.capture.sink import CaptureSink
 from hanlab.config.duis import DuisConfig
 from hanlab.config.models import BrokerConfig, RigConfig, SnifferConfig
+from hanlab.correlate.dit8_live import rig_dit8
 from hanlab.correlate.exchange import Exchange
 from hanlab.correlate.live import LiveCorrelator
 from hanlab.daemon.clockcheck import ClockCheck
-from hanlab.duis.client import DuisUser
 from hanlab.duis.counters import RequestCounterStore
 from hanlab.errors import HanlabError, SourceError
 from hanlab.events.bus import BusEvent, EventBus
@@ -60,10 +60,13 @@ from hanlab.runtime.emulation import (
     han_settings,
     is_emulated_rig,
 )
-from hanlab.runtime.jobs import JobRecord, JobStore
 from hanlab.sources import SourceEvent, SourceSpec, driver_class
 from hanlab.sources.base import now_ns
 from hanlab.zigbee.keyring import Keyring
+
+if TYPE_CHECKING:  # imported where used: start-up of `hanlab capture` (issue 15)
+    from hanlab.duis.client import DuisUser
+    from hanlab.runtime.jobs import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +153,7 @@ class RigRuntime:
         self.time_scale = 1.0
         keyring: Keyring | None
         reorder_ns: int | None = None
+        han: Any = None
         if self.emulated:
             recipient = next((u.eui64 for u in options.users if u.role == "IS"),
                              options.users[0].eui64 if options.users else None)
@@ -185,6 +189,10 @@ class RigRuntime:
                 device_roles={d.eui64: d.role.value for d in rig.devices}, **kwargs)
             self.correlator.attach(self.bus)
             self.correlator.on_exchange.append(self.recent_exchanges.append)
+        #: DIT.8 duty-cycle and frequency-agility monitor (rigs with a sub-GHz sniffer)
+        self.dit8 = rig_dit8(rig, keyring, han, self.time_scale) if options.correlate else None
+        if self.dit8 is not None:
+            self.dit8.attach(self.bus)
         self.mqtt: MqttPublisher | None = None
         if options.broker is not None:
             self.mqtt = MqttPublisher(
@@ -312,6 +320,22 @@ class RigRuntime:
             self._current_runner.cancel()
             self._save(record)
 
+    async def upgrade_ch(self, image: Any, *, mode: str = "upgrade",
+                         connect: tuple[Any, ...] = (),
+                         timeout_s: float = 600.0) -> dict[str, Any]:
+        """Upgrade this rig's CH to ``image`` (:class:`hanlab.firmware.ch_image.ChImage`)
+        now, through its DCC, and wait for its devices (the roll-out portal's call;
+        :meth:`hanlab.runtime.duis_side.RigDuis.ch_firmware`). Returns the upgrade record.
+
+        Raises:
+            HanlabError: the rig's DUIS side is not running; BadInputError: an upgrade is
+                under way there.
+        """
+        if self.duis is None:
+            raise HanlabError(f"rig {self.rig.name}: its DUIS side is not running",
+                              hint="start the rig (hanlab up) first")
+        return dict(await self.duis.ch_firmware(image, mode, list(connect), timeout_s))
+
     def publish_job(self, record: JobRecord, step: dict[str, Any] | None = None) -> None:
         """An MQTT ``job`` event: the job's summary (and the step just finished)."""
         payload = record.summary()
@@ -363,6 +387,8 @@ class RigRuntime:
                     clock = side.clock_ns
                     if clock is not None:
                         self.correlator.clock_ns = clock
+                if self.dit8 is not None and side.log is not None:
+                    side.log.sinks.append(self.dit8.duis_line)
                 self.duis_ready.set()
                 try:
                     if self.options.jobs is not None:
@@ -395,6 +421,8 @@ class RigRuntime:
         """Run until stopped; always drains and closes the sinks."""
         name = self.rig.name
         sinks = [asyncio.create_task(self.capture.run(), name=f"capture-{name}")]
+        if self.dit8 is not None:
+            sinks.append(asyncio.create_task(self.dit8.run(), name=f"dit8-{name}"))
         if self.mqtt is not None:
             sinks.append(asyncio.create_task(self.mqtt.run(), name=f"mqtt-{name}"))
         stats_task = asyncio.create_task(self.stats.run(), name=f"stats-{name}")

@@ -154,6 +154,16 @@ class LabService(Protocol):
         """The rig's timing summary since start. Raises NotFoundError."""
         ...
 
+    def ota(self, rig: str) -> list[Json]:
+        """The rig's OTA transfers seen on air since start, as the payloads of their
+        latest ``ota`` events (:mod:`hanlab.firmware.live`). Raises NotFoundError."""
+        ...
+
+    def dutycycle(self, rig: str) -> Json:
+        """The rig's DIT.8 duty-cycle and frequency-agility state and history
+        (:meth:`hanlab.correlate.dit8.Dit8Monitor.snapshot`). Raises NotFoundError."""
+        ...
+
     def submit(self, spec: Json) -> Json:
         """Queue a job (``spec``: ``{"rig", "scenario", "variants"?, "devices"?,
         "repeat"?, "include_optional"?, "label"?, "wait"?}``); the new JOB.
@@ -176,6 +186,13 @@ class LabService(Protocol):
     def cancel(self, job_id: str) -> Json:
         """Cancel a queued or running job (the running step finishes or times out);
         the JOB. Raises NotFoundError; RigBusyError if it already ended."""
+        ...
+
+    def rerun(self, job_id: str) -> Json:
+        """Queue a new job with the spec of ``job_id`` (an interrupted, failed or cancelled
+        one); the new JOB, whose ``rerun_of`` is ``job_id``. The old record is never changed
+        (issue 9: an interrupted job is kept, never rerun by itself). Raises NotFoundError;
+        RigBusyError as :meth:`submit`."""
         ...
 
     def captures(self, rig: str) -> list[Json]:

@@ -15,6 +15,7 @@ from hanlab.scenarios.loader import (
     load_scenario_file,
 )
 from hanlab.scenarios.models import (
+    ChFirmwareStep,
     ExternalStep,
     PauseStep,
     Scenario,
@@ -25,6 +26,7 @@ from hanlab.scenarios.models import (
 )
 
 __all__ = [
+    "ChFirmwareStep",
     "ExternalStep",
     "PauseStep",
     "Scenario",

@@ -12,7 +12,10 @@ scenarios"). Step kinds:
 * ``wait_alert``: wait for a Device Alert (``0x8F69``) or DCC Alert (``N24``) with a timeout;
   ``stimulus`` names the field action that causes it (an emulated lab performs it);
 * ``pause_s``: wait a while;
-* ``external``: a step outside DUIS (e.g. "Retrieve Certificate From SMKI"): recorded only.
+* ``external``: a step outside DUIS (e.g. "Retrieve Certificate From SMKI"): recorded only;
+* ``ch_firmware``: the DCC deploys a Communications Hub firmware image to the rig's CH
+  (SECMP0024: CH firmware is the DCC's own operation, not a User's SR) and the step waits
+  for every device to come back (issue 12; :class:`ChFirmwareStep`).
 
 Change of Supplier has two Users per role (seed 001, seed 000 "Two service user
 simulators"): ``supplier: old | new`` on a step or variant picks the old or new supplier of
@@ -40,6 +43,8 @@ from pydantic import (
 )
 
 from hanlab.duis.catalogue import UnknownServiceRequestError, sr
+from hanlab.firmware.ch_image import ChImage
+from hanlab.scenarios.checks import validate_expect_response
 
 ROLE_REF_PATTERN = r"^[A-Z][A-Z0-9_]*(#[1-9])?$"
 """A device role reference: a role (``ESME``), the n-th device of a role (``ESME#2``), an
@@ -88,6 +93,8 @@ class SrStep(_StepBase):
         params: body content (child name -> value); ``"{ROLE}"`` in a string is replaced
             by that role's EUI-64 in DUIS form.
         expect: final ResponseCodes that count as success (default ``I0``).
+        expect_response: what the response must report, field -> expected value (see
+            :mod:`hanlab.scenarios.checks`), e.g. ``{firmware_version: catalogue}``.
         response_timeout_s: wait for the asynchronous response; default the runner's.
     """
 
@@ -98,6 +105,7 @@ class SrStep(_StepBase):
     command_variant: int | None = Field(default=None, ge=1, le=8)
     params: dict[str, Any] = Field(default_factory=dict)
     expect: list[str] = Field(default_factory=lambda: ["I0"], min_length=1)
+    expect_response: dict[str, str] = Field(default_factory=dict)
     response_timeout_s: float | None = Field(default=None, gt=0)
 
     @field_validator("sr")
@@ -125,6 +133,7 @@ class SrStep(_StepBase):
         if self.command_variant in (2, 3) and entry.critical:
             raise ValueError(f"SR {self.sr} is Critical: its Local Command Delivery is "
                              f"CommandVariant {self.command_variant + 4}")
+        validate_expect_response(self.sr, self.expect_response)
         return self
 
 
@@ -139,7 +148,8 @@ class WaitAlertStep(_StepBase):
         fail_on: alert codes that end the wait with a failure (e.g. ``N25``, Update HAN
             Device Log - Failure).
         since: ``step`` (default): alerts that arrived since the previous SR was sent
-            count; ``variant``: any since the variant started; ``now``: only new ones.
+            (or CH firmware deployed) count; ``variant``: any since the variant started;
+            ``now``: only new ones.
         stimulus: the field action that makes the alert happen, as ``ROLE: 0xCODE`` (e.g.
             the installer powering the new CH makes the GSME join: ``GSME: 0x8183``). On a
             real rig the technician does it; an emulated lab makes the device raise it.
@@ -191,24 +201,90 @@ class ExternalStep(_StepBase):
     external: str = Field(min_length=1)
 
 
-def _step_kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        for key, kind in (("sr", "sr"), ("wait_alert", "wait"), ("pause_s", "pause"),
-                          ("external", "external")):
-            if key in value:
-                return kind
-        return None
-    kinds: dict[type, str] = {SrStep: "sr", WaitAlertStep: "wait", PauseStep: "pause",
-                              ExternalStep: "external"}
-    return kinds.get(type(value))
+class ChFirmwareStep(_StepBase):
+    """The DCC deploys CH firmware to the rig's CH; wait for its devices to come back.
+
+    Seed 000 DIT.9 ("Communications Hubs being upgraded from v1.0 to v1.1 while 1.2a
+    Devices are connected", "v1.1 Communications Hubs being installed and connected to
+    1.2a Devices"); SECMP0024 (seeds 002/004): the DCC deploys CH firmware. An emulated
+    rig's CH reboots into the image and its devices rejoin
+    (:mod:`hanlab.emulator.han.ch_upgrade`); on a real rig the DCC (simulator) operator
+    is asked to deploy it (an ``action`` event) and later steps prove the devices work.
+
+    Attributes:
+        ch_firmware: the image (version, CHTS version, ZigBee PRO stack, SE version,
+            reboot time).
+        mode: ``upgrade`` (devices stay joined and rejoin) or ``install`` (a CH installed
+            running the image: every device joins afresh).
+        connect: roles of devices connected afresh once the CH is back (DIT.9 "a new 1.2a
+            Device subsequently being connected").
+        timeout_s: host seconds to wait for every device to be back.
+    """
+
+    ch_firmware: ChImage
+    mode: Literal["upgrade", "install"] = "upgrade"
+    connect: list[RoleRef] = Field(default_factory=list)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
+_STEP_KINDS: tuple[tuple[str, str, type], ...] = (
+    ("sr", "sr", SrStep), ("wait_alert", "wait", WaitAlertStep),
+    ("pause_s", "pause", PauseStep), ("external", "external", ExternalStep),
+    ("ch_firmware", "ch_firmware", ChFirmwareStep))
+
+
+def step_kind(value: Any) -> str | None:
+    """The kind of a step (``sr``, ``wait``, ``pause``, ``external``, ``ch_firmware``),
+    given as its model or as the mapping written in a scenario file."""
+    for key, kind, cls in _STEP_KINDS:
+        if (key in value) if isinstance(value, dict) else type(value) is cls:
+            return kind
+    return None
 
 
 Step = Annotated[
     Annotated[SrStep, Tag("sr")] | Annotated[WaitAlertStep, Tag("wait")]
-    | Annotated[PauseStep, Tag("pause")] | Annotated[ExternalStep, Tag("external")],
-    Discriminator(_step_kind, custom_error_type="step_kind",
-                  custom_error_message="a step needs one of sr, wait_alert, pause_s, external"),
+    | Annotated[PauseStep, Tag("pause")] | Annotated[ExternalStep, Tag("external")]
+    | Annotated[ChFirmwareStep, Tag("ch_firmware")],
+    Discriminator(step_kind, custom_error_type="step_kind",
+                  custom_error_message="a step needs one of sr, wait_alert, pause_s, "
+                                       "external, ch_firmware"),
 ]
+
+
+class Consumed(_Model):
+    """A device a variant uses up (seed 000, Decommission Device pack: "After device
+    decommission, device must go to the factory reset process to clear logs and
+    certificates before device can be re-use"; Comms Hub Replacement: a new CH).
+
+    Attributes:
+        role: the device role (``CHF``, ``PPMID``; ``ESME#2`` for an installed one).
+        spare: a spare of the rig (a device marked ``spare: true`` in the rig file, not
+            installed): the variant installs it. Else the installed device of ``role``,
+            which the variant decommissions (SR 8.3).
+        alias: the variant's name for it in steps (``NEW_CHF``, ``OLD_PPMID``); required
+            for a spare (the n-th spare alias of a role takes the rig's n-th spare).
+
+    The runner refuses a variant whose rig lacks a spare it consumes, before any SR; after
+    the variant the consumed devices are factory reset (the rig's ``restore`` hook) so
+    the next variant, job or campaign night finds the rig as its file describes it.
+    """
+
+    role: RoleRef
+    spare: bool = False
+    alias: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> Consumed:
+        base = self.role.split("#")[0]
+        if base not in CONCRETE_ROLES or base == "DCC":
+            raise ValueError(f"{self.role} is not a device role")
+        if self.spare and (self.alias is None or "#" in self.role):
+            raise ValueError(f"a spare {self.role} needs an alias (e.g. NEW_{base}) and a "
+                             "plain role")
+        if self.alias is not None and self.alias in CONCRETE_ROLES:
+            raise ValueError(f"alias {self.alias} shadows a device role")
+        return self
 
 
 class Variant(_Model):
@@ -225,6 +301,8 @@ class Variant(_Model):
         supplier: the steps' default supplier (``old`` / ``new``, Change of Supplier).
         wan: ``absent``: the rig's SM WAN is marked absent while the variant runs ('no
             WAN' installation); every device SR then needs Local Command Delivery.
+        consumes: the devices it uses up (:class:`Consumed`): spares it installs and
+            installed devices it decommissions (every SR 8.3 ``DeviceID`` must be one).
     """
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -237,17 +315,57 @@ class Variant(_Model):
     priority: Literal["High", "Medium", "Low"] | None = None
     supplier: Supplier | None = None
     wan: Literal["present", "absent"] = "present"
+    consumes: list[Consumed] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_source(self) -> Variant:
         if (self.sequence is None) == (self.steps is None):
             raise ValueError("give either sequence or steps")
+        for consumed in self.consumes:
+            if consumed.alias is not None and consumed.alias in self.roles:
+                raise ValueError(f"alias {consumed.alias} is both in roles and consumes")
         for alias, target in self.roles.items():
             if alias in CONCRETE_ROLES:
                 raise ValueError(f"alias {alias} shadows a device role")
             if target.split("#")[0] not in CONCRETE_ROLES:
                 raise ValueError(f"alias {alias}: {target} is not a device role")
         return self
+
+
+    def role_ref(self, ref: str) -> str:
+        """The role reference behind ``ref``: an alias of :attr:`roles` or
+        :attr:`consumes` resolved (a spare's alias: its plain role), else ``ref``."""
+        if "#" in ref:
+            return ref
+        spare = self.spare_alias(ref)
+        if spare is not None:
+            return spare[0]
+        return self.installed_alias(ref) or self.roles.get(ref, ref)
+
+    def consumed_aliases(self) -> set[str]:
+        """The aliases of :attr:`consumes` (``NEW_CHF`` ...)."""
+        return {c.alias for c in self.consumes if c.alias is not None}
+
+    def spare_alias(self, ref: str) -> tuple[str, int] | None:
+        """``(role, n)`` when ``ref`` is the alias of the variant's n-th (0-based) spare of
+        that role, else ``None``."""
+        index: dict[str, int] = {}
+        for consumed in self.consumes:
+            if not consumed.spare:
+                continue
+            n = index.get(consumed.role, 0)
+            index[consumed.role] = n + 1
+            if consumed.alias == ref:
+                return consumed.role, n
+        return None
+
+    def installed_alias(self, ref: str) -> str | None:
+        """The role reference a consumed installed device's alias stands for
+        (``OLD_CHF`` -> ``CHF``), else ``None``."""
+        for consumed in self.consumes:
+            if not consumed.spare and consumed.alias == ref:
+                return consumed.role
+        return None
 
 
 class AlertInfo(_Model):
@@ -293,6 +411,7 @@ class Scenario(_Model):
             seen.add(variant.id)
             if variant.sequence is not None and variant.sequence not in self.sequences:
                 raise ValueError(f"variant {variant.id}: no sequence {variant.sequence!r}")
+            aliases = set(variant.roles) | variant.consumed_aliases()
             for step in self.steps_of(variant):
                 if (variant.wan == "absent" and isinstance(step, SrStep)
                         and not sr(step.sr).non_device and step.command_variant not in (2, 6)):
@@ -301,10 +420,24 @@ class Scenario(_Model):
                                      "or 6 for a Critical SR)")
                 for ref in step_role_refs(step):
                     base = ref.split("#")[0]
-                    if base not in CONCRETE_ROLES and base not in variant.roles:
+                    if base not in CONCRETE_ROLES and base not in aliases:
                         raise ValueError(f"variant {variant.id}: role {ref} is neither a "
                                          "device role nor an alias of the variant")
+                self._decommission_declared(variant, step)
         return self
+
+    @staticmethod
+    def _decommission_declared(variant: Variant, step: Step) -> None:
+        """An SR 8.3 (Decommission Device) must name a device the variant consumes."""
+        if not (isinstance(step, SrStep) and step.sr == "8.3"):
+            return
+        consumed = {ref for c in variant.consumes for ref in (c.alias, c.role) if ref}
+        for ref in placeholders(step.params):
+            named = variant.roles.get(ref, ref)
+            if ref not in consumed and named not in consumed:
+                raise ValueError(f"variant {variant.id}: SR 8.3 decommissions {ref} but "
+                                 "consumes: does not declare it (seed 000: a decommissioned "
+                                 "device needs a factory reset before re-use)")
 
     def steps_of(self, variant: Variant) -> list[Step]:
         """The steps of ``variant`` (its own, or its named sequence's)."""
@@ -335,6 +468,8 @@ def step_role_refs(step: Step) -> list[str]:
         if step.source is not None:
             refs.append(step.source)
         refs.extend((step.stimulus or {}).keys())
+    elif isinstance(step, ChFirmwareStep):
+        refs.extend(step.connect)
     return refs
 
 

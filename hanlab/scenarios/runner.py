@@ -58,10 +58,12 @@ from hanlab.duis.precommand import PreCommandMismatchError
 from hanlab.emulator.dcc.commands import DCC_ACCESS_CONTROL_BROKER
 from hanlab.errors import BadInputError, HanlabError
 from hanlab.events.bus import BusEvent, EventBus
+from hanlab.firmware.ch_image import ChImage
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.scenarios.bodies import body_element, build_body
+from hanlab.scenarios.checks import CatalogueVersions, check_response
 from hanlab.scenarios.models import (
-    ExternalStep,
+    ChFirmwareStep,
     PauseStep,
     Scenario,
     SrStep,
@@ -70,6 +72,7 @@ from hanlab.scenarios.models import (
     WaitAlertStep,
     alert_code_text,
     placeholders,
+    step_kind,
     substitute,
 )
 from hanlab.scenarios.store import RunStore
@@ -79,11 +82,23 @@ Status = Literal["passed", "failed", "skipped"]
 
 _LOCAL_ALERT_WAIT_S = 10.0
 """How long an SR 8.13 step waits for an alert at the HHT to return (host seconds)."""
+Restore = Callable[[Sequence[Eui64]], Awaitable[None]]
+"""``(devices) -> None``: factory reset the devices a variant consumed (spares it installed,
+devices it decommissioned) and put the rig back as its file describes it (an emulated rig's
+DCC inventory and HAN do it; on a real rig the technician is asked)."""
 
 Stimulus = Callable[[str, Eui64, int], Awaitable[bool]]
 """``(role, device EUI-64, Device Alert Code) -> done``: perform the field action that makes
 the device raise the alert (an emulated lab makes the device raise it; on a real rig the
 technician does it and the hook may prompt). Returns whether it was done."""
+
+
+ChFirmwareHook = Callable[[ChImage, str, list[Eui64], float], Awaitable[dict[str, Any]]]
+"""``(image, mode, devices to connect, timeout_s) -> upgrade record``: have the DCC deploy
+CH firmware to the rig's CH and wait up to ``timeout_s`` host seconds for its devices
+(:meth:`hanlab.runtime.duis_side.RigDuis.ch_firmware`). The record (``ChUpgradeRecord
+.to_dict()``, or ``{"requested": true}`` on a real rig) lists ``missing`` devices.
+Raises :class:`BadInputError` when the upgrade cannot be started."""
 
 
 class ExchangeSource(Protocol):
@@ -163,6 +178,8 @@ class StepResult:
         segments_ns: the exchange's timing segments in ns (``end_to_end``,
             ``downstream``, ``han_command``, ``turnaround``, ``han_response``,
             ``upstream``; :meth:`Exchange.segments_ns`), on the lab's clock.
+        ch_upgrade: a ``ch_firmware`` step's upgrade record (the image, the reboot, each
+            device's rejoin: :class:`hanlab.emulator.han.ch_upgrade.ChUpgradeRecord`).
     """
 
     index: int
@@ -193,6 +210,7 @@ class StepResult:
     band: str | None = None
     segments_ns: dict[str, int | None] | None = None
     local_delivery: str | None = None
+    ch_upgrade: dict[str, Any] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -250,16 +268,63 @@ class RunObserver(Protocol):
         """A variant run ended (``result.passed`` is set)."""
 
 
-def devices_by_role(rig: RigConfig) -> dict[str, list[Eui64]]:
-    """The rig's devices per role, in file order (``ESME`` -> [first, second, …])."""
+def devices_by_role(rig: RigConfig, *, spare: bool = False) -> dict[str, list[Eui64]]:
+    """The rig's installed devices per role, in file order (``ESME`` -> [first, second,
+    …]); with ``spare``, its spares (``spare: true``) instead."""
     roles: dict[str, list[Eui64]] = {}
     for device in rig.devices:
-        roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
+        if device.spare == spare:
+            roles.setdefault(device.role.value, []).append(Eui64.parse(device.eui64))
     return roles
 
 
 class UnresolvedRoleError(BadInputError):
     """A step names a device role the rig does not have."""
+
+
+class MissingDevicesError(BadInputError):
+    """A variant consumes devices (spares) the rig does not have: refused before any SR."""
+
+
+def missing_devices(variant: Variant, installed: Mapping[str, Sequence[Eui64]],
+                    spares: Mapping[str, Sequence[Eui64]]) -> list[str]:
+    """What ``variant`` consumes (:attr:`Variant.consumes`) that the rig lacks (empty: it
+    can run), e.g. ``["spare CHF for NEW_CHF (the rig has 0)"]``."""
+    wanted: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for consumed in variant.consumes:
+        if consumed.spare:
+            wanted.setdefault(consumed.role, []).append(consumed.alias or consumed.role)
+            continue
+        role, _, number = consumed.role.partition("#")
+        have = len(installed.get(role, []))
+        if int(number or "1") > have:
+            problems.append(f"installed {consumed.role} to decommission (the rig has {have})")
+    for role, aliases in wanted.items():
+        have = len(spares.get(role, []))
+        if have < len(aliases):
+            problems.append(f"{len(aliases)} spare {role} for {', '.join(aliases)} "
+                            f"(the rig has {have})")
+    return problems
+
+
+def check_consumption(scenario: Scenario, variants: Iterable[Variant], rig: str,
+                      installed: Mapping[str, Sequence[Eui64]],
+                      spares: Mapping[str, Sequence[Eui64]]) -> None:
+    """Refuse variants the rig lacks devices for (see :func:`missing_devices`).
+
+    Raises:
+        MissingDevicesError: naming each variant and the devices it lacks.
+    """
+    problems = []
+    for variant in variants:
+        lacking = missing_devices(variant, installed, spares)
+        if lacking:
+            problems.append(f"{scenario.name}/{variant.id} needs {', '.join(lacking)}")
+    if problems:
+        raise MissingDevicesError(
+            f"rig {rig or '?'} lacks devices the variants consume: " + "; ".join(problems),
+            hint="mark spares `spare: true` in the rig file's devices:, or run other variants")
 
 
 class ScenarioRunner:
@@ -284,6 +349,16 @@ class ScenarioRunner:
             command returned for local delivery fails its step.
         exchange_timeout_s: at the end of a variant, how long to wait for its SRs'
             exchanges (host seconds; the live correlator's reorder window delays them).
+        ch_firmware: performs ``ch_firmware`` steps (see :data:`ChFirmwareHook`), or
+            ``None``: they fail ("no DCC to deploy CH firmware").
+        spares: role -> EUI-64s of the rig's spares (``devices_by_role(rig, spare=True)``),
+            for the variants' consumed spare aliases.
+        install: takes the devices a variant consumes before its steps (fits its spares;
+            same signature as :data:`Restore`), or ``None``.
+        restore: factory resets what a variant consumed once it ends (see
+            :data:`Restore`), or ``None``.
+        catalogue: the catalogue file version of each device, for ``expect_response``
+            ``catalogue`` values (:func:`~hanlab.scenarios.checks.catalogue_versions`).
 
     Use as ``async with ScenarioRunner(...) as runner:``; the alert-draining task is
     cancelled and awaited on exit.
@@ -308,12 +383,20 @@ class ScenarioRunner:
         exchanges: ExchangeSource | None = None,
         exchange_timeout_s: float = 10.0,
         local: LocalDelivery | None = None,
+        ch_firmware: ChFirmwareHook | None = None,
+        spares: Mapping[str, Sequence[Eui64]] | None = None,
+        install: Restore | None = None,
+        restore: Restore | None = None,
+        catalogue: CatalogueVersions | None = None,
     ) -> None:
         self.client = client
         if body_completer is None and client.schema is not None:
             body_completer = completer_for(client.schema.path)
         self.body_completer = body_completer
         self.devices = {role: list(euis) for role, euis in devices.items()}
+        self.spares = {role: list(euis) for role, euis in (spares or {}).items()}
+        self.install = install
+        self.restore = restore
         self.rig = rig
         self.lab = lab
         if users is None:
@@ -336,6 +419,8 @@ class ScenarioRunner:
         self.observer = observer
         self.exchanges = exchanges
         self.exchange_timeout_s = exchange_timeout_s
+        self.ch_firmware = ch_firmware
+        self.catalogue = catalogue
         self.alerts: list[SeenAlert] = []
         self.cancelled = False
         self._alert_arrived = asyncio.Event()
@@ -371,8 +456,9 @@ class ScenarioRunner:
 
     @staticmethod
     def concrete_role(ref: str, variant: Variant) -> str:
-        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``."""
-        return ref if "#" in ref else variant.roles.get(ref, ref)
+        """``ref`` with the variant's alias resolved: ``METER`` -> ``GSME``, ``ESME#2``,
+        a consumed spare's alias (``NEW_CHF``) -> its role (``CHF``)."""
+        return variant.role_ref(ref)
 
     def resolve(self, ref: str, variant: Variant) -> Eui64:
         """The EUI-64 of role reference ``ref`` (alias, ``ROLE`` or ``ROLE#n``, ``DCC``).
@@ -380,6 +466,15 @@ class ScenarioRunner:
         Raises:
             UnresolvedRoleError: the rig has no such device.
         """
+        spare = variant.spare_alias(ref)
+        if spare is not None:
+            role, index = spare
+            euis = self.spares.get(role, [])
+            if index >= len(euis):
+                raise UnresolvedRoleError(f"rig {self.rig or '?'} has no spare {role} for "
+                                          f"{ref} ({len(euis)} spare {role})",
+                                          hint="mark a device `spare: true` in the rig file")
+            return euis[index]
         ref = self.concrete_role(ref, variant)
         if ref == "DCC":
             return self.dcc_eui64
@@ -427,6 +522,7 @@ class ScenarioRunner:
             KeyError: an unknown variant id.
         """
         chosen = [scenario.variant(v) for v in variants] or list(scenario.variants)
+        check_consumption(scenario, chosen, self.rig, self.devices, self.spares)
         run_id = uuid.uuid4().hex[:12]
         results: list[VariantResult] = []
         for repetition in range(1, repeat + 1):
@@ -439,12 +535,20 @@ class ScenarioRunner:
 
     async def run_variant(self, scenario: Scenario, variant: Variant, *, run_id: str = "",
                           repetition: int = 1) -> VariantResult:
-        """Run one variant step by step (seed 000 business scenario variant)."""
+        """Run one variant step by step (seed 000 business scenario variant); then factory
+        reset what it consumed (:attr:`restore`).
+
+        Raises:
+            MissingDevicesError: the rig lacks a device the variant consumes (before any
+                SR is sent).
+        """
+        check_consumption(scenario, [variant], self.rig, self.devices, self.spares)
         steps = scenario.steps_of(variant)
         result = VariantResult(run_id or uuid.uuid4().hex[:12], scenario.name, variant.id,
                                variant.title, self.rig, repetition, time.time_ns())
         if self.observer is not None:
             self.observer.variant_started(result, len(steps))
+        await self._consume(variant, self.install)
         wan_switched = variant.wan == "absent" and self.local is not None and \
             self.local.set_wan(False)
         try:
@@ -452,6 +556,7 @@ class ScenarioRunner:
         finally:
             if wan_switched and self.local is not None:
                 self.local.set_wan(True)
+        await self._consume(variant, self.restore)
         result.ended_ns = time.time_ns()
         result.passed = not self.cancelled and all(
             s.status == "passed" for s in result.steps if not s.optional)
@@ -482,6 +587,9 @@ class ScenarioRunner:
             elif isinstance(step, PauseStep):
                 await asyncio.sleep(step.pause_s)
                 outcome = StepResult(index, "pause", "passed", step.optional, step.comment)
+            elif isinstance(step, ChFirmwareStep):  # a wait after it counts from it
+                last_sent_ns = started_ns
+                outcome = await self._ch_firmware_step(index, step, variant)
             else:
                 outcome = StepResult(index, "external", "passed", step.optional, step.comment,
                                      detail=f"outside DUIS, not executed: {step.external}")
@@ -547,10 +655,15 @@ class ScenarioRunner:
         if exchange.local_command is not None and not await self._deliver_locally(
                 out, target, exchange):
             return out
-        if out.outcome in step.expect:
-            out.status = "passed"
-        else:
+        if out.outcome not in step.expect:
             out.detail = f"expected {'/'.join(step.expect)}, got {out.outcome}"
+        elif step.expect_response:
+            payload = None if exchange.response is None else exchange.response.gbcs_payload
+            problem = check_response(step.expect_response, payload, target,
+                                     catalogue=self.catalogue)
+            out.status, out.detail = ("failed", problem) if problem else ("passed", "")
+        else:
+            out.status = "passed"
         return out
 
     async def _deliver_locally(self, out: StepResult, target: Eui64,
@@ -649,6 +762,49 @@ class ScenarioRunner:
             out.detail = f"alert {found.code} means failure"
         return out
 
+    async def _ch_firmware_step(self, index: int, step: ChFirmwareStep,
+                                variant: Variant) -> StepResult:
+        out = StepResult(index, "ch_firmware", "failed", step.optional, step.comment,
+                         target_role="CHF")
+        with contextlib.suppress(BadInputError):  # a rig file without a CHF record
+            out.target_eui64 = self.resolve("CHF", variant).duis
+        if self.ch_firmware is None:
+            out.outcome, out.detail = "error", "no DCC to deploy CH firmware on this rig"
+            return out
+        try:
+            connect = [self.resolve(ref, variant) for ref in step.connect]
+            record = await self.ch_firmware(step.ch_firmware, step.mode, connect,
+                                            step.timeout_s)
+        except BadInputError as error:
+            out.status = "skipped" if step.optional else "failed"
+            out.outcome, out.detail = "error", error.message
+            return out
+        out.ch_upgrade = record
+        missing = record.get("missing") or []
+        if record.get("requested"):
+            out.status, out.outcome = "passed", "requested"
+            out.detail = f"the DCC was asked to deploy {step.ch_firmware.describe()}"
+        elif missing:
+            out.outcome = "timeout"
+            out.detail = (f"not back within {step.timeout_s:g} s after "
+                          f"{step.ch_firmware.version}: {', '.join(missing)}")
+        else:
+            out.status, out.outcome = "passed", "rejoined"
+            out.detail = (f"{len(record.get('devices', []))} devices back on "
+                          f"{step.ch_firmware.describe()}")
+        return out
+
+    async def _consume(self, variant: Variant, hook: Restore | None) -> None:
+        """Hand the devices ``variant`` consumes to ``hook``: :attr:`install` before the
+        steps, :attr:`restore` (the factory reset before re-use, seed 000) after them."""
+        if hook is None or not variant.consumes:
+            return
+        devices = []
+        for item in variant.consumes:
+            with contextlib.suppress(BadInputError):
+                devices.append(self.resolve(item.alias or item.role, variant))
+        await hook(devices)
+
     def _find_alert(self, codes: set[str], source: Eui64 | None, since_ns: int,
                     recipient: Eui64 | None = None) -> SeenAlert | None:
         for alert in self.alerts:
@@ -718,8 +874,7 @@ class ScenarioRunner:
 
 
 def _kind(step: Step) -> str:
-    return {SrStep: "sr", WaitAlertStep: "wait", PauseStep: "pause",
-            ExternalStep: "external"}[type(step)]
+    return step_kind(step) or "external"
 
 
 def _refs(params: Mapping[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ from hanlab.sources.base import (
 DRIVERS: dict[str, str] = {
     "pcap": "hanlab.sources.pcap_replay:PcapReplaySource",
     "nrf802154": "hanlab.sources.nrf802154:Nrf802154Source",
+    "ti-smartrf-sniffer2": "hanlab.sources.ti_sniffer:TiSnifferSource",
     "zigpy": "hanlab.sources.zigpy_radio:ZigpyRadioSource",
     "emulated": "hanlab.sources.emulated:EmulatedSnifferSource",
 }

@@ -1,6 +1,6 @@
 """Sniffer clock alignment: from a sniffer's own clock to host UTC (issue 6, item 3).
 
-A sniffer with its own clock (the nRF 802.15.4 dongle's µs timer) stamps each frame
+A sniffer with its own clock (the µs timer of an nRF 802.15.4 or TI sniffer) stamps each frame
 precisely but in its own time base: counted from its boot, running a few tens of ppm
 fast or slow against the host, and (older firmware) wrapping every 2^32 µs. The host
 sees each frame later, by a delivery delay (firmware print, USB CDC ACM, kernel, event
@@ -23,8 +23,9 @@ To keep the cost flat at full 2.4 GHz frame rates, pairs are first reduced to on
 ``bucket_ns`` of sniffer time (the one lowest against the current line) and the hull is
 refitted when a bucket closes, over the buckets of the last ``window_ns``.
 
-Also here: :class:`TimerUnwrapper` for 32-bit µs counters, and :class:`CrossSnifferCheck`,
-which reports the difference of aligned times where two sniffers heard the same frame.
+Also here: :class:`TimerUnwrapper` for wrapping (32- or 48-bit) µs counters, and
+:class:`CrossSnifferCheck`, which reports the difference of aligned times where two
+sniffers heard the same frame.
 """
 
 from __future__ import annotations
@@ -261,20 +262,22 @@ class ClockAligner:
 
 
 class TimerUnwrapper:
-    """Extends a sniffer's µs timer readings to a monotonic count (nRF sniffer protocol).
+    """Extends a sniffer's wrapping µs timer readings to a monotonic count.
 
     Older nRF 802.15.4 sniffer firmware prints a 32-bit µs timer, which wraps every
-    2^32 µs (71 min 35 s); newer firmware prints a 64-bit count. In ``auto`` mode
+    2^32 µs (71 min 35 s); newer firmware prints a 64-bit count; TI's SmartRF Packet
+    Sniffer 2 firmware sends a 48-bit one (wraps every 2^48 µs). In ``auto`` mode
     (``bits=None``) a reading at or above 2^32 switches to 64-bit for good; below it
-    a 64-bit count behaves exactly like a 32-bit one that has not wrapped yet.
+    a 64-bit count behaves exactly like a 32-bit one that has not wrapped yet. 64 bits
+    are taken as never wrapping.
 
-    A 32-bit reading is placed in the wrap period closest to where the host clock says
+    A wrapping reading is placed in the wrap period closest to where the host clock says
     it should be (last unwrapped value plus host time elapsed), so quiet channels of
     any length are unwrapped correctly. A reading more than ``restart_ns`` behind the
     previous one means the sniffer's clock restarted (reboot): :attr:`restarted` is set.
 
     Args:
-        bits: 32, 64, or ``None`` for auto.
+        bits: the timer's width (e.g. 32, 48, 64), or ``None`` for auto 32/64.
         restart_ns: backwards jump taken as a clock restart (default 1 s).
     """
 
@@ -299,14 +302,16 @@ class TimerUnwrapper:
         if self.bits == 64:
             full = raw_us
         else:
-            raw_us &= 0xFFFF_FFFF
+            width = self.bits or 32
+            period = 1 << width
+            raw_us &= period - 1
             if self._last_us is None:
                 full = raw_us
             else:
                 predicted = self._last_us + (host_rx_ns - self._last_host_ns) // 1000
-                periods = round((predicted - raw_us) / (1 << 32))
-                full = raw_us + periods * (1 << 32)
-                if full >> 32 > self._last_us >> 32:
+                periods = round((predicted - raw_us) / period)
+                full = raw_us + periods * period
+                if full >> width > self._last_us >> width:
                     self.wraps += 1
         if self._last_us is not None and (self._last_us - full) * 1000 > self.restart_ns:
             self.restarted = True

@@ -19,44 +19,23 @@ the raw, unwrapped end-of-frame reading). ``ts_ns`` is the start of the frame: t
 end-of-frame time minus the frame's airtime, (SHR 5 + PHR 1 + PSDU) octets × 32 µs
 (IEEE 802.15.4-2015 §12.2, O-QPSK 250 kb/s).
 
-Latency (issue 6, ``benchmarks/serial_ingest.py``): each wake-up of the event loop for a
-port costs one ``os.read`` of everything pending (:class:`_SerialLink`), the lines are
-parsed at once, and the waiting ``batches()`` is resumed through one future: a line is on
-the rig's bus one event-loop hop after its bytes were read. Timestamps do not depend on
-this latency: they come from the dongle's clock.
-
-Faults (issue 6, item 4): when the port fails (EOF, read error, ENODEV: the dongle was
-pulled), the source waits for its device path to come back, reopens it, and reports one
-``gap`` event with its start, end and reason; the frames before and after go to the same
+Latency (issue 6, ``benchmarks/serial_ingest.py``), faults and reopening (issue 6, item
+4) are those of every serial sniffer (:mod:`hanlab.sources.serial_sniffer`): one
+``os.read`` per wake-up, the lines of a read parsed at once, one event-loop hop to the
+rig's bus; an unplug is one ``gap`` event and the frames before and after go to the same
 output. Lines that are not frames are counted (``bad_lines``, ``bad_frames``), never
 fatal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import binascii
-import contextlib
-import os
-import zlib
-from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
-import serial
-from pydantic import Field
-
-from hanlab.errors import BadInputError, SourceError
+from hanlab.errors import BadInputError
 from hanlab.fcs import check_fcs16
-from hanlab.frames import MAX_PSDU_OCTETS, Frame, FrameBatch, TsSource
-from hanlab.hardware.reopen import gap_detail, reopen_when_present
-from hanlab.sources.base import (
-    DriverSettings,
-    EventReporter,
-    FrameSource,
-    SourceSpec,
-    now_ns,
-)
-from hanlab.sources.clock import ClockAligner, TimerUnwrapper
+from hanlab.frames import MAX_PSDU_OCTETS, Frame, TsSource
+from hanlab.sources.serial_sniffer import SerialSnifferSettings, SerialSnifferSource
 
 #: USB identity of the nRF Sniffer for 802.15.4 (Nordic VID, sniffer PID; 0x154A older).
 NORDIC_VID = 0x1915
@@ -70,47 +49,24 @@ _SHR_PHR_OCTETS = 6
 _SHELL_PREFIXES = (b"sleep", b"channel", b"receive", b"shell", b"uart:~$", b"\x1b[")
 
 
-class Nrf802154Settings(DriverSettings):
-    """``settings:`` of an ``nrf802154`` sniffer in a rig file.
+class Nrf802154Settings(SerialSnifferSettings):
+    """``settings:`` of an ``nrf802154`` sniffer in a rig file: those of every serial
+    sniffer (:class:`~hanlab.sources.serial_sniffer.SerialSnifferSettings`: ``port``,
+    ``min_delay_us``, reopening, USB identity, defaulting to the nRF sniffer's) and:
 
     Attributes:
-        port: device path, ideally the stable udev name ``/dev/hanlab/<rig>-<sniffer>``.
-        baudrate: serial speed (ignored by USB CDC ACM; kept for UART-wired dongles).
         timer_bits: 32 or 64 for the firmware's ``time:`` counter, or ``None`` to detect.
-        min_delay_us: calibrated minimum delay from end of frame to the line reaching the
-            host, subtracted from aligned times (see docs/clock-alignment.md).
         timestamp_reference: what ``time:`` marks: ``end_of_frame`` (Nordic firmware)
             or ``start_of_frame``.
         fcs_check: ``hardware`` trusts the radio's CRC check; ``recompute`` checks the
             printed FCS again.
-        clock_window_s: span of the clock estimator's window.
-        reopen: reopen the port after a fault (else raise SourceError to the daemon).
-        path_poll_s: how often a vanished device path is looked for.
-        reopen_backoff_s, reopen_backoff_max_s: backoff between failed opens of a path
-            that exists (first wait, and cap).
-        silence_timeout_s: reopen when nothing at all arrived for this long (``None``: off;
-            a quiet channel is silent, so set it only where traffic is certain).
-        usb_vid, usb_pid, usb_serial: the dongle's USB identity, for udev rules and
-            ``hanlab devices`` (the serial number is printed on ``hanlab devices``).
     """
 
-    live: ClassVar[bool] = True
-
-    port: str
-    baudrate: int = 115200
     timer_bits: Literal[32, 64] | None = None
-    min_delay_us: float = Field(default=0.0, ge=0)
     timestamp_reference: Literal["end_of_frame", "start_of_frame"] = "end_of_frame"
     fcs_check: Literal["hardware", "recompute"] = "hardware"
-    clock_window_s: float = Field(default=60.0, gt=0)
-    reopen: bool = True
-    path_poll_s: float = Field(default=0.1, gt=0)
-    reopen_backoff_s: float = Field(default=0.1, gt=0)
-    reopen_backoff_max_s: float = Field(default=1.0, gt=0)
-    silence_timeout_s: float | None = Field(default=None, gt=0)
     usb_vid: int | None = NORDIC_VID
     usb_pid: int | None = SNIFFER_PID
-    usb_serial: str | None = None
 
 
 class ParsedLine:
@@ -161,145 +117,16 @@ def parse_line(line: bytes) -> ParsedLine | None:
     return ParsedLine(psdu_fcs, power_dbm, lqi, time_us)
 
 
-class _LineProtocol(asyncio.Protocol):
-    """Receives bytes from the serial transport, hands complete lines on with their
-    host receive time in ns (one time per read: lines coalesced in a read share it).
-
-    ``on_lost`` is called once when the port closes or fails, after ``lost`` is set.
-    """
-
-    def __init__(
-        self,
-        on_lines: Callable[[list[bytes], int], None],
-        clock: Callable[[], int],
-        on_lost: Callable[[], None],
-    ) -> None:
-        self._on_lines = on_lines
-        self._clock = clock
-        self._on_lost = on_lost
-        self._carry = b""
-        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        host_rx_ns = self._clock()
-        if self._carry:
-            data = self._carry + data
-        lines = data.replace(b"\r", b"\n").split(b"\n")
-        self._carry = lines.pop()
-        if len(self._carry) > 4096:  # no line end for too long: garbage, drop it
-            lines.append(self._carry)
-            self._carry = b""
-        if lines:
-            self._on_lines(lines, host_rx_ns)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(exc)
-            self._on_lost()
+#: a line longer than this without a line end is garbage: dropped
+_MAX_LINE_OCTETS = 4096
 
 
-class _SerialLink:
-    """A serial port read straight from the event loop: one ``os.read`` per readiness.
-
-    pyserial configures the port (raw mode, speed, exclusive lock); reading and writing
-    bypass its ``read()``, which costs two ``select`` calls and a timeout object per read
-    (pyserial-asyncio-fast calls it with a 1024-octet limit on each wake-up). Here each
-    wake-up drains up to 64 KiB in one system call, so a burst of lines costs one read.
-
-    A failed read (EIO or ENXIO: the dongle was pulled; the pty master closed) or end of
-    file closes the link and calls ``protocol.connection_lost`` with the error (``None``
-    for end of file), once.
-    """
-
-    _READ_OCTETS = 65536
-
-    def __init__(self, port: serial.Serial, protocol: _LineProtocol) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._port = port
-        self._fd: int = port.fileno()
-        self._protocol = protocol
-        self._out = b""
-        self._closing = False
-        self._loop.add_reader(self._fd, self._read_ready)
-
-    def is_closing(self) -> bool:
-        """Whether :meth:`close` was called or the port failed."""
-        return self._closing
-
-    def _read_ready(self) -> None:
-        try:
-            data = os.read(self._fd, self._READ_OCTETS)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lose(exc)
-            return
-        if data:
-            self._protocol.data_received(data)
-        else:
-            self._lose(None)
-
-    def write(self, data: bytes) -> None:
-        """Write ``data`` without blocking; what the port does not take now is sent when
-        it becomes writable. Ignored once closing."""
-        if self._closing:
-            return
-        if self._out:
-            self._out += data
-            return
-        self._out = data
-        self._write_ready()
-
-    def _write_ready(self) -> None:
-        try:
-            n = os.write(self._fd, self._out)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError as exc:
-            self._lose(exc)
-            return
-        self._out = self._out[n:]
-        if self._out:
-            self._loop.add_writer(self._fd, self._write_ready)
-        else:
-            self._loop.remove_writer(self._fd)
-
-    def close(self) -> None:
-        """Send what is buffered if the port takes it now, close the port, and report
-        ``connection_lost(None)``; safe to call twice."""
-        if not self._closing and self._out:
-            with contextlib.suppress(OSError):
-                os.write(self._fd, self._out)
-        self._lose(None)
-
-    def _lose(self, exc: Exception | None) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._out = b""
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
-        with contextlib.suppress(OSError, serial.SerialException):
-            self._port.close()
-        self._loop.call_soon(self._protocol.connection_lost, exc)
-
-
-def _open_port(port: str, baudrate: int) -> serial.Serial:
-    """Open ``port`` for non-blocking use (runs in a worker thread: a USB open can stall)."""
-    return serial.Serial(port, baudrate, exclusive=True, timeout=0, write_timeout=0)
-
-
-def _close_opened(opening: asyncio.Future[serial.Serial]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
-
-
-class Nrf802154Source(FrameSource[Nrf802154Settings]):
+class Nrf802154Source(SerialSnifferSource[Nrf802154Settings]):
     """Frames from one nRF 802.15.4 sniffer dongle (issue 6, items 2-4).
 
     Args:
         spec: the sniffer; ``page`` must be 0 (the nRF52840 sniffs 2.4 GHz only).
-        report: receives ``gap``, ``clock`` and ``info`` events.
+        report: receives ``gap`` and ``info`` events.
         host_clock_ns: host UTC clock in ns (injected by tests for virtual time).
 
     Raises (from ``start``):
@@ -308,105 +135,37 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
     """
 
     Settings = Nrf802154Settings
+    DRIVER_COUNTERS = ("lines", "bad_lines", "bad_frames", "shell_lines")
+    #: a partial line carried to the next read
+    _carry = b""
 
-    def __init__(
-        self,
-        spec: SourceSpec,
-        report: EventReporter | None = None,
-        *,
-        host_clock_ns: Callable[[], int] = now_ns,
-    ) -> None:
-        super().__init__(spec, report)
-        self._clock = host_clock_ns
-        self.channel = spec.channel
-        self.aligner = ClockAligner(
-            window_ns=int(self.settings.clock_window_s * 1e9),
-            min_delay_ns=int(self.settings.min_delay_us * 1000),
-            # spread the refits of sniffers opened together over the bucket span
-            bucket_phase_ns=zlib.crc32(spec.sniffer_id.encode()),
-        )
-        self._timer = TimerUnwrapper(self.settings.timer_bits)
-        self._transport: _SerialLink | None = None
-        self._protocol: _LineProtocol | None = None
-        self._pending: FrameBatch = []
-        #: the future ``batches()`` sleeps on while nothing is pending; whoever has news
-        #: (lines parsed, port lost, stop) completes it: one event-loop hop per batch
-        self._waiter: asyncio.Future[None] | None = None
-        self._last_ts_ns = 0
-        self._last_rx_ns = 0
-        self._stopped = False
-        self.counters = {
-            "lines": 0,
-            "frames": 0,
-            "bad_lines": 0,
-            "bad_frames": 0,
-            "shell_lines": 0,
-            "fcs_errors": 0,
-            "ts_clamped": 0,
-            "clock_restarts": 0,
-            "gaps": 0,
-            "reopens": 0,
-        }
-        self.gaps: list[dict[str, Any]] = []
+    def timer_bits(self) -> int | None:
+        """The configured ``timer_bits`` (``None``: detect 32 or 64)."""
+        return self.settings.timer_bits
 
-    # -- opening and closing ----------------------------------------------------------
-
-    async def start(self) -> None:
-        """Open the port and start receiving on the configured channel."""
-        if self.spec.page != 0 or not 11 <= self.spec.channel <= 26:
+    def check_spec(self, page: int, channel: int) -> None:
+        """Refuse anything but page 0, channels 11-26 (BadInputError)."""
+        if page != 0 or not 11 <= channel <= 26:
             raise BadInputError(
                 f"sniffer {self.sniffer_id}: the nRF 802.15.4 sniffer receives 2.4 GHz only "
-                f"(page 0, channels 11-26), not page {self.spec.page} channel {self.spec.channel}"
+                f"(page 0, channels 11-26), not page {page} channel {channel}"
             )
-        self._stopped = False
-        try:
-            await self._open()
-        except (OSError, serial.SerialException) as exc:
-            raise SourceError(
-                f"sniffer {self.sniffer_id}: cannot open {self.settings.port}: {exc}",
-                hint="check `hanlab devices` and the udev rules",
-            ) from exc
 
-    async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-        protocol = _LineProtocol(self._on_lines, self._clock, self._wake)
-        opening = loop.run_in_executor(None, _open_port, self.settings.port, self.settings.baudrate)
-        try:
-            port = await asyncio.shield(opening)
-        except asyncio.CancelledError:  # the open still completes: close what it opens
-            opening.add_done_callback(_close_opened)
-            raise
-        self._transport, self._protocol = _SerialLink(port, protocol), protocol
-        # a fresh USB connection means a fresh dongle clock: realign from scratch
-        self._timer.reset()
-        self.aligner.restart()
-        self._write(b"", b"sleep", b"shell echo off", b"channel %d" % self.channel, b"receive")
+    def reset_parser(self) -> None:
+        """Drop a partial line left from the previous connection."""
+        self._carry = b""
 
-    def _write(self, *commands: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(c + b"\r\n" for c in commands))
+    async def configure(self) -> None:
+        """``sleep``, ``shell echo off``, ``channel N``, ``receive`` (no replies awaited)."""
+        self._commands(b"", b"sleep", b"shell echo off", b"channel %d" % self.channel,
+                       b"receive")
 
-    async def _close(self, *, say_sleep: bool) -> None:
-        transport, protocol = self._transport, self._protocol
-        self._transport = self._protocol = None
-        if transport is None or protocol is None:
-            return
-        if say_sleep:
-            self._write_to(transport, b"sleep\r\n")
-        transport.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(protocol.lost), 2.0)
+    def stop_bytes(self) -> bytes:
+        """``sleep``."""
+        return b"sleep\r\n"
 
-    @staticmethod
-    def _write_to(transport: _SerialLink, data: bytes) -> None:
-        if not transport.is_closing():
-            transport.write(data)
-
-    async def stop(self) -> None:
-        """Put the dongle to sleep and close the port; safe to call twice."""
-        self._stopped = True
-        self._wake()
-        await self._close(say_sleep=True)
+    def _commands(self, *commands: bytes) -> None:
+        self.write(b"".join(c + b"\r\n" for c in commands))
 
     async def set_channel(self, channel: int) -> None:
         """Change channel while running (``sleep``, ``channel N``, ``receive``).
@@ -420,19 +179,26 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
         if not 11 <= channel <= 26:
             raise BadInputError(f"channel {channel} is not a 2.4 GHz channel (11-26)")
         self.channel = channel
-        self._write(b"sleep", b"channel %d" % channel, b"receive")
+        self._commands(b"sleep", b"channel %d" % channel, b"receive")
         self.emit("info", channel=channel, what="channel_changed")
 
     # -- receiving ----------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def on_data(self, data: bytes, host_rx_ns: int) -> None:
+        """Split ``data`` into lines (carrying a partial one) and parse them."""
+        if self._carry:
+            data = self._carry + data
+        lines = data.replace(b"\r", b"\n").split(b"\n")
+        self._carry = lines.pop()
+        if len(self._carry) > _MAX_LINE_OCTETS:  # no line end for too long: garbage
+            lines.append(self._carry)
+            self._carry = b""
+        if lines:
+            self._on_lines(lines, host_rx_ns)
 
     def _on_lines(self, lines: list[bytes], host_rx_ns: int) -> None:
-        self._last_rx_ns = host_rx_ns
-        out = self._pending
+        self.note_rx(host_rx_ns)
+        out = self.pending
         counters = self.counters
         recompute = self.settings.fcs_check == "recompute"
         end_ref = self.settings.timestamp_reference == "end_of_frame"
@@ -449,7 +215,7 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
                 out.append(frame)
                 counters["frames"] += 1
         if out:
-            self._wake()
+            self.wake()
 
     def _frame_of(self, line: bytes, host_rx_ns: int, recompute: bool,
                   end_ref: bool) -> Frame | None:
@@ -465,96 +231,14 @@ class Nrf802154Source(FrameSource[Nrf802154Settings]):
             else:
                 counters["bad_lines"] += 1
             return None
-        full_us = self._timer.unwrap_us(parsed.time_us, host_rx_ns)
-        if self._timer.restarted:
-            counters["clock_restarts"] += 1
-            self.aligner.restart()
-        sniffer_ns = full_us * 1000
-        self.aligner.observe(sniffer_ns, host_rx_ns)
-        ts_ns = self.aligner.to_host_ns(sniffer_ns)
         psdu_fcs = parsed.psdu_fcs
-        if end_ref:
-            ts_ns -= (len(psdu_fcs) + _SHR_PHR_OCTETS) * _OCTET_NS
-        if ts_ns <= self._last_ts_ns:
-            ts_ns = self._last_ts_ns + 1
-            counters["ts_clamped"] += 1
-        self._last_ts_ns = ts_ns
+        airtime_ns = (len(psdu_fcs) + _SHR_PHR_OCTETS) * _OCTET_NS
+        ts_ns, sniffer_ns = self.aligned_ns(
+            parsed.time_us, host_rx_ns, to_start_ns=airtime_ns if end_ref else 0,
+            to_end_ns=0 if end_ref else airtime_ns)
         fcs_ok = True
         if recompute and not check_fcs16(psdu_fcs):
             fcs_ok = False
             counters["fcs_errors"] += 1
         return Frame(ts_ns, spec.sniffer_id, spec.band, 0, self.channel, psdu_fcs[:-2], fcs_ok,
                      float(parsed.power_dbm), parsed.lqi, TsSource.SNIFFER, sniffer_ns)
-
-
-    async def batches(self) -> AsyncIterator[FrameBatch]:
-        """Yield frame batches until stopped; survive unplugs (see module docstring).
-
-        Raises:
-            SourceError: the port failed and ``reopen`` is off.
-        """
-        loop = asyncio.get_running_loop()
-        while not self._stopped:
-            protocol = self._protocol
-            if protocol is None:
-                await self._recover("not open")
-                continue
-            if not self._pending and not protocol.lost.done():
-                self._waiter = waiter = loop.create_future()
-                timeout_s = self.settings.silence_timeout_s
-                try:
-                    if timeout_s is None:
-                        await waiter
-                    else:
-                        async with asyncio.timeout(timeout_s):
-                            await waiter
-                except TimeoutError:
-                    await self._fault(f"silent for {timeout_s} s")
-                    continue
-                finally:
-                    self._waiter = None
-            if self._pending:
-                batch, self._pending = self._pending, []
-                batch = self.checked(batch)
-                if batch:
-                    yield batch
-            if protocol.lost.done() and not self._stopped and protocol is self._protocol:
-                exc = protocol.lost.result()
-                await self._fault(f"port lost: {exc}" if exc else "port closed (EOF)")
-
-    async def _fault(self, reason: str) -> None:
-        gap_start_ns = self._clock()
-        self.emit("info", what="device_lost", reason=reason, gap_start_ns=gap_start_ns)
-        await self._close(say_sleep=False)
-        if not self.settings.reopen:
-            raise SourceError(f"sniffer {self.sniffer_id}: {reason}")
-        await self._recover(reason, gap_start_ns)
-
-    async def _recover(self, reason: str, gap_start_ns: int | None = None) -> None:
-        """Wait for the device path, reopen it, report the gap once with start and end."""
-        if gap_start_ns is None:
-            gap_start_ns = self._clock()
-        s = self.settings
-        attempts = await reopen_when_present(
-            s.port,
-            self._open,
-            stopped=lambda: self._stopped,
-            path_poll_s=s.path_poll_s,
-            backoff_s=s.reopen_backoff_s,
-            backoff_max_s=s.reopen_backoff_max_s,
-            errors=(OSError, serial.SerialException),
-        )
-        if attempts is None:
-            return
-        gap = gap_detail(
-            reason,
-            gap_start_ns,
-            self._clock(),
-            last_rx_ns=self._last_rx_ns,
-            open_attempts=attempts,
-            port=s.port,
-        )
-        self.gaps.append(gap)
-        self.counters["gaps"] += 1
-        self.counters["reopens"] += 1
-        self.emit("gap", **gap)

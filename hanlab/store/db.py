@@ -59,12 +59,13 @@ _JOB_SCALARS: Final = ("id", "rig", "lab", "scenario", "variants", "devices", "r
                        "started_ns", "ended_ns", "progress", "duis_log", "rerun_of")
 
 
-#: write kind -> the campaign table and its primary key
-_CAMPAIGN_TABLES: Final[dict[str, tuple[Table, tuple[str, ...]]]] = {
+#: write kind -> the table whose rows it writes whole (campaigns, SIP#7 tracking), its key
+_ROW_TABLES: Final[dict[str, tuple[Table, tuple[str, ...]]]] = {
     "campaign": (t.campaigns, ("id",)),
     "campaign_lines": (t.campaign_lines, ("campaign_id", "line_index")),
     "campaign_job": (t.campaign_jobs, ("campaign_id", "seq")),
     "campaign_device": (t.campaign_devices, ("campaign_id", "rig", "eui64")),
+    "firmware_tracking": (t.firmware_tracking, ("request_id", "device_id")),
 }
 
 
@@ -217,6 +218,15 @@ class ResultsStore:
         """Write a ``campaign_devices`` row (every column)."""
         self._write("campaign_device", row)
 
+    def put_tracking(self, rows: Sequence[Row]) -> None:
+        """Write ``firmware_tracking`` rows (every column; SIP#7 tracking records)."""
+        self._write("firmware_tracking", list(rows))
+
+    def delete_tracking(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete the ``firmware_tracking`` rows of these (request_id, device_id) keys
+        (records purged beyond the retention window)."""
+        self._write("firmware_tracking_delete", [list(k) for k in keys])
+
     def _write(self, kind: str, payload: Any) -> None:
         if self._spooled and not self._try_flush():
             self._spool(kind, payload)
@@ -238,7 +248,13 @@ class ResultsStore:
                fresh: bool = False) -> Any:
         if kind == "job":
             return self._apply_job(conn, payload, fresh=fresh)
-        table, keys = _CAMPAIGN_TABLES[kind]
+        if kind == "firmware_tracking_delete":
+            tracking = t.firmware_tracking
+            for request_id, device_id in payload:
+                conn.execute(delete(tracking).where(tracking.c.request_id == request_id,
+                                                    tracking.c.device_id == device_id))
+            return None
+        table, keys = _ROW_TABLES[kind]
         for row in payload if isinstance(payload, list) else [payload]:
             _upsert(conn, table, row, keys)
         return None
@@ -391,8 +407,8 @@ class ResultsStore:
 
     def rows(self, table: Table, **where: Any) -> list[Row]:
         """Rows of a campaign table (``campaigns``, ``campaign_lines``,
-        ``campaign_jobs``, ``campaign_devices``) whose columns equal ``where``, in
-        primary-key order."""
+        ``campaign_jobs``, ``campaign_devices``) or of ``firmware_tracking`` whose
+        columns equal ``where``, in primary-key order."""
         def query(conn: Connection) -> list[Row]:
             q = select(table)
             for name, value in where.items():

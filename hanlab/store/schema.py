@@ -19,6 +19,12 @@ Campaigns (:mod:`hanlab.campaign`):
 * ``campaign_jobs``: the planned jobs, their state and the ids of their attempts;
 * ``campaign_devices``: each device record of the campaign's rigs with its suspension
   state (seed 000 "Suspension Criteria").
+
+Firmware (:mod:`hanlab.firmware.tracking`, migration 0002):
+
+* ``firmware_tracking``: SIP#7 Firmware Distribution Tracking, one row per SR 11.1
+  request and target device (seed 003), its current Processing and Completion Status as
+  columns and every status change in ``history`` (JSON).
 """
 
 from __future__ import annotations
@@ -211,3 +217,16 @@ campaign_devices = Table(
 )
 
 Index("ix_campaign_jobs_state", campaign_jobs.c.campaign_id, campaign_jobs.c.state)
+
+firmware_tracking = Table(
+    "firmware_tracking", metadata,
+    Column("request_id", String(100), primary_key=True),
+    Column("device_id", String(32), primary_key=True),
+    Column("device_type", String(16)),
+    Column("firmware_version", String(64)),
+    Column("current_status", String(64), nullable=False),
+    Column("completion_status", String(16), nullable=False, index=True),
+    Column("updated_ns", BigInteger, nullable=False, index=True),
+    Column("history", JSON, nullable=False),
+)
+Index("ix_firmware_tracking_device_id", firmware_tracking.c.device_id)

@@ -240,11 +240,13 @@ class DecodedFrame:
         dst64 = nwk.dst64
         if dst64 is None and nwk.dst is not None:
             dst64 = decoder.address_map.get(nwk.dst)
+        keyring = decoder.keyring
         if aux.key_id == KEY_ID_NETWORK:
-            candidates = decoder.keyring.network_candidates()
-        else:
-            candidates = decoder.keyring.link_candidates(aux.key_id, aux.src64 or src64, dst64)
-        decrypt_aps(buf, aps, candidates, src64, decoder.security_level)
+            decrypt_aps(buf, aps, keyring.network_candidates(), src64, decoder.security_level)
+            return
+        candidates = keyring.link_candidates(aux.key_id, aux.src64 or src64, dst64)
+        if decrypt_aps(buf, aps, candidates, src64, decoder.security_level):
+            keyring.link_key_worked(candidates, aps.key_label)
 
     @property
     def aps_decrypted(self) -> bool | None:

@@ -49,6 +49,8 @@ from hanlab.zigbee.security import (
 #: The ZigBee well-known trust-centre link key (BDB 13-0402 §6.3.2).
 WELL_KNOWN_TC_LINK_KEY = b"ZigBeeAlliance09"
 
+#: device pairs whose link key trial order is kept (:meth:`Keyring.link_candidates`).
+MAX_LINK_ORDERS = 4096
 KEYRING_SECTIONS = ("network_keys", "link_keys", "install_codes", "well_known_tc_link_key")
 """The top-level fields of a keys file the keyring reads."""
 OTHER_SECRETS_SECTIONS = frozenset({"mqtt"})
@@ -134,6 +136,9 @@ class Keyring:
                          origin="well-known")
             )
         self._nwk_order: list[tuple[str, CcmKey]] = []
+        #: (key_id, sorted devices) -> link key candidates in trial order (the one that
+        #: worked last first); emptied whenever a link key is added or learned again.
+        self._link_orders: dict[tuple[int, tuple[int, ...]], list[tuple[str, CcmKey]]] = {}
 
     def _find(self, entries: list[KeyEntry], key: bytes) -> KeyEntry | None:
         for entry in entries:
@@ -202,7 +207,9 @@ class Keyring:
         if found is not None:
             if found.origin == ORIGIN_LEARNED and origin == ORIGIN_LEARNED:
                 self._relearned(self.link_keys, found)
+                self._link_orders.clear()
             return found
+        self._link_orders.clear()
         entry = KeyEntry(KIND_LINK, key, label or f"link{len(self.link_keys)}",
                          devices=tuple(devices), learned_from=learned_from, origin=origin)
         if origin == ORIGIN_LEARNED:
@@ -235,13 +242,36 @@ class Keyring:
     def link_candidates(self, key_id: int, *devices: int | None) -> list[tuple[str, CcmKey]]:
         """Link keys to try for an APS frame between ``devices`` with ``key_id`` (§4.4.1.2).
 
-        Keys bound to one of the devices come first, then unbound keys, then the rest.
+        Keys bound to both devices come first (a link key is a pair's, §4.4.1), then keys
+        bound to one of them, then unbound keys, then the rest; a
+        key that decrypted a frame of this pair (:meth:`link_key_worked`) is tried first
+        next time. The list returned is the pair's own (cached until a link key is added).
         """
-        wanted = {d for d in devices if d is not None}
-        bound = [e for e in self.link_keys if wanted.intersection(e.devices)]
-        unbound = [e for e in self.link_keys if not e.devices]
-        rest = [e for e in self.link_keys if e.devices and not wanted.intersection(e.devices)]
-        return [(e.label, e.for_key_id(key_id)) for e in bound + unbound + rest]
+        wanted = tuple(sorted({d for d in devices if d is not None}))
+        order = self._link_orders.get((key_id, wanted))
+        if order is None:
+            if len(self._link_orders) >= MAX_LINK_ORDERS:  # a capture of random addresses
+                self._link_orders.clear()
+            pair = set(wanted)
+            both = [e for e in self.link_keys if len(pair) == 2 and pair <= set(e.devices)]
+            bound = [e for e in self.link_keys
+                     if pair.intersection(e.devices) and e not in both]
+            unbound = [e for e in self.link_keys if not e.devices]
+            rest = [e for e in self.link_keys if e.devices and not pair.intersection(e.devices)]
+            order = self._link_orders[(key_id, wanted)] = [
+                (e.label, e.for_key_id(key_id)) for e in both + bound + unbound + rest]
+        return order
+
+    @staticmethod
+    def link_key_worked(candidates: list[tuple[str, CcmKey]], label: str | None) -> None:
+        """Move the candidate labelled ``label`` to the front of ``candidates`` (a list from
+        :meth:`link_candidates`): the pair's next frame tries it first (issue 15)."""
+        if label is None or (candidates and candidates[0][0] == label):
+            return
+        for index, (name, _) in enumerate(candidates):
+            if name == label:
+                candidates.insert(0, candidates.pop(index))
+                return
 
     # -- files ---------------------------------------------------------------------------
 

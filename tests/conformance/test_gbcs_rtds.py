@@ -22,7 +22,7 @@ from hanlab.gbcs import (
     parse_gbcs_message,
     parse_tunnel_payload,
 )
-from hanlab.gbcs.codes import use_cases
+from hanlab.gbcs.codes import use_case_in_name
 
 CRA_BY_KIND = {"COMMAND": 1, "PRECOMMAND": 1, "RESPONSE": 2, "ALERT": 3}
 
@@ -42,9 +42,9 @@ def rtds_files(corpus_dir: Path) -> list[Path]:
 def folder_use_case(folder: str) -> str:
     """``4.1.1_ECS17b`` -> ``ECS17b``; ``6.15.1_CS02bNOByNO`` -> ``CS02b`` (longest known id)."""
     name = folder.split("_", 1)[1]
-    known = [uc for uc in use_cases() if name.lower().startswith(uc.lower())]
-    assert known, f"folder {folder}: no known use case id is a prefix of {name}"
-    return max(known, key=len)
+    use_case = use_case_in_name(name)
+    assert use_case, f"folder {folder}: no known use case id is a prefix of {name}"
+    return use_case
 
 
 def file_kind(name: str) -> str:

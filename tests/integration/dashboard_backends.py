@@ -352,6 +352,35 @@ class FakeLab:
                  "open": True}
                 for k, (_sid, band, _p, _c) in enumerate(self._spec(rig)["sniffers"])]
 
+    def ota(self, rig: str) -> list[Json]:
+        """The rig's OTA transfers (:mod:`hanlab.firmware.live` payloads): on the
+        dual-band rig a sub-GHz GSME image in flight (1 % a second, WAIT_FOR_DATA answers
+        from the duty-cycle budget) and an ESME image refused INVALID_IMAGE."""
+        self._spec(rig)
+        if rig != "emulated-dual-band":
+            return []
+        now = time.time_ns()
+        size = 98_304
+        offset = min(size, int(size * (0.4 + (now - self._started_ns) / 100e9)))
+        start = self._started_ns - 160_000 * _MS
+
+        def transfer(device: tuple[str, str, str, str], short: str, **fields: Any) -> Json:
+            return {"device_short": short, "device_eui64": device[1], "band": device[2],
+                    "manufacturer_code": "0x1DB1", "image_type": "0x0101",
+                    "file_version": "0x01020000", "start_ns": start, **fields}
+
+        esme, gsme = RIGS[rig]["devices"][1], RIGS[rig]["devices"][4]
+        return [
+            transfer(gsme, "0x6b21", event="ended" if offset == size else "progress",
+                     image_size_octets=size, offset_octets=offset,
+                     progress=round(offset / size, 4), blocks=offset // 48, retries=2,
+                     waits=offset // 4096, upgrade_end_status=None, ts_ns=now,
+                     duration_s=(now - start) / 1e9),
+            transfer(esme, "0x259d", event="ended", image_size_octets=3072,
+                     offset_octets=3072, progress=1.0, blocks=48, retries=0, waits=0,
+                     upgrade_end_status=0x96, ts_ns=start + 9_000 * _MS, duration_s=9.0),
+        ]
+
     def scenarios(self) -> list[Json]:
         """The scenario library."""
         return [{"name": s.name, "seed": s.seed, "title": s.title,
@@ -421,6 +450,7 @@ def fake_api_app(lab: FakeLab, tokens: set[str]) -> web.Application:
         lambda r: lab.exchanges(r.match_info["rig"], limit(r)))
     get("/api/v1/rigs/{rig}/timings", lambda r: lab.timings(r.match_info["rig"]))
     get("/api/v1/rigs/{rig}/captures", lambda r: lab.captures(r.match_info["rig"]))
+    get("/api/v1/rigs/{rig}/ota", lambda r: lab.ota(r.match_info["rig"]))
     get("/api/v1/jobs", lambda r: lab.jobs(r.query.get("rig"), r.query.get("state"),
                                            limit(r)))
     get("/api/v1/jobs/{id}", lambda r: lab.job(r.match_info["id"]))

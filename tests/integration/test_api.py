@@ -90,6 +90,21 @@ def _exchange(request_id: str, target: str, role: str) -> Json:
     }
 
 
+def _dutycycle() -> Json:
+    """A DIT.8 view with one CH state change and one channel move (the monitor's shapes)."""
+    from hanlab.correlate.dit8 import Dit8Monitor
+    from hanlab.correlate.dutycycle import DutyCycleThresholds
+    from hanlab.frames import Band, Frame
+
+    monitor = Dit8Monitor(DutyCycleThresholds(1.0, 1.0, 2.0, 50.0))
+    data_from_ch = bytes.fromhex("4188") + b"\x01" + bytes.fromhex("621affff0000") + b"\0" * 90
+    for n in range(6):
+        page, channel = (28, 12) if n < 4 else (28, 20)
+        monitor.feed(Frame(T0 + n * 100_000_000, "sub", Band.SUB_GHZ, page, channel,
+                           data_from_ch[:3] + bytes([n]) + data_from_ch[4:], True))
+    return monitor.snapshot(samples=10)
+
+
 def _timings(count: int) -> Json:
     rows = [{"band": "2.4GHz", "sr_variant": "4.1.1", "device_role": "ESME",
              "segment": segment, "count": count, "min_us": 1000.5, "p50_us": 2000.0,
@@ -197,6 +212,19 @@ class FakeLab:
         self._need_rig(rig)
         return _timings(3)
 
+    def ota(self, rig: str) -> list[Json]:
+        self._need_rig(rig)
+        return [{"event": "ended", "device_short": "0x1a2b", "device_eui64": ESME,
+                 "band": "2.4GHz", "manufacturer_code": "0x1234", "image_type": "0x0001",
+                 "file_version": "0x00000002", "image_size_octets": 4096,
+                 "offset_octets": 4096, "progress": 1.0, "blocks": 64, "retries": 0,
+                 "waits": 0, "upgrade_end_status": 0, "start_ns": T0, "ts_ns": T0 + 10**9,
+                 "duration_s": 1.0}]
+
+    def dutycycle(self, rig: str) -> Json:
+        self._need_rig(rig)
+        return _dutycycle()
+
     def submit(self, spec: Json) -> Json:
         self._check()
         rig = spec["rig"]
@@ -256,6 +284,12 @@ class FakeLab:
         self.jobs_by_id[job_id].update(state="cancelled", detail="cancelled by operator",
                                        ended_ns=time.time_ns())
         return self.job(job_id)
+
+    def rerun(self, job_id: str) -> Json:
+        old = self.job(job_id)
+        new = self.submit({k: old[k] for k in ("rig", "scenario", "variants", "repeat")})
+        self.jobs_by_id[new["id"]]["rerun_of"] = job_id
+        return self.job(new["id"])
 
     def captures(self, rig: str) -> list[Json]:
         self._need_rig(rig)
@@ -448,7 +482,7 @@ async def test_every_documented_path_answers_as_documented(api: Api,
             contract.check(path, method, status, headers["Content-Type"].split(";")[0],
                            payload)
             seen += 1
-    assert seen == 19
+    assert seen == 22
 
 
 async def test_rig_and_job_answers_are_the_service_results(api: Api) -> None:
@@ -462,6 +496,7 @@ async def test_rig_and_job_answers_are_the_service_results(api: Api) -> None:
         (f"/api/v1/rigs/{rig}/events?limit=2", lab.events(rig, 2)),
         (f"/api/v1/rigs/{rig}/exchanges?limit=1", lab.exchanges(rig, 1)),
         (f"/api/v1/rigs/{rig}/timings", lab.timings(rig)),
+        (f"/api/v1/rigs/{rig}/dutycycle", lab.dutycycle(rig)),
         (f"/api/v1/rigs/{rig}/captures", lab.captures(rig)),
         (f"/api/v1/jobs?rig={rig}&state=passed&limit=5", lab.jobs(rig, "passed", 5)),
         ("/api/v1/jobs?state=running", []),
@@ -515,7 +550,7 @@ def _protected(document: Json) -> list[tuple[str, str]]:
 
 async def test_no_token_is_401_everywhere(api: Api, contract: Contract) -> None:
     protected = _protected(contract.document)
-    assert len(protected) == 17
+    assert len(protected) == 20
     for method, path in protected:
         status, payload, headers = await api.call(method, path, None, body={})
         assert status == 401, (method, path)
@@ -558,6 +593,7 @@ async def test_unknown_rig_job_capture_and_path_are_404(api: Api) -> None:
         "/api/v1/rigs/no-such-rig", "/api/v1/rigs/no-such-rig/sniffers",
         "/api/v1/rigs/no-such-rig/events", "/api/v1/rigs/no-such-rig/exchanges",
         "/api/v1/rigs/no-such-rig/timings", "/api/v1/rigs/no-such-rig/captures",
+        "/api/v1/rigs/no-such-rig/dutycycle",
         "/api/v1/rigs/-bad/captures", "/api/v1/rigs/" + "r" * 64,
         f"/api/v1/rigs/{rig}/captures/no-such.pcapng",
         f"/api/v1/rigs/{rig}/captures/secret.txt",
@@ -748,6 +784,7 @@ async def test_client_mirrors_the_service(api: Api, tmp_path: Path) -> None:
         assert await client.events(rig, limit=3) == lab.events(rig, 3)
         assert await client.exchanges(rig, limit=2) == lab.exchanges(rig, 2)
         assert await client.timings(rig) == lab.timings(rig)
+        assert await client.dutycycle(rig) == lab.dutycycle(rig)
         assert await client.captures(rig) == lab.captures(rig)
         assert await client.scenarios() == lab.scenarios()
         job = await client.submit({"rig": rig, "scenario": "meter-reading", "repeat": 2})
@@ -1024,6 +1061,11 @@ async def test_api_on_a_real_lab_runtime(tmp_path: Path, contract: Contract,
             assert job["steps"] and job["exchanges"]
             captures = await client.captures(rig)
             assert captures
+            # the live DIT.8 monitor on the rig bus: the CH's sub-GHz frames counted
+            duty = await client.dutycycle(rig)
+            assert duty["transmitters"]["CH"]["frames"] > 0, duty["counts"]
+            assert duty["channel"] is not None
+            assert (await client.dutycycle("emulated-single-band"))["transmitters"] == {}
             name = captures[0]["name"]
             await _contract_check(session, daemon.url, operator, contract,
                                   f"/api/v1/rigs/{rig}/captures/{name}",

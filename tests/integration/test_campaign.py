@@ -93,15 +93,16 @@ def test_ci_subset_on_sqlite_and_postgresql_gives_the_same_report(
         assert {"2.4GHz", "subGHz"} <= on_air
         assert data["lines"][0]["job_ids"] and data["lines"][0]["file_line"] > 1
         summaries.append(campaign_summary(data))
-        _check_report(tmp_path / name, lab, _campaign_id(proc.stdout))
+        _check_report(tmp_path / name, lab, _campaign_id(proc.stdout), browser=url is None)
         if url is not None:
             assert not (tmp_path / name / "hanlab.db").exists()
     assert summaries[0] == summaries[1]
 
 
-def _check_report(out: Path, lab: Path, campaign_id: str) -> None:
+def _check_report(out: Path, lab: Path, campaign_id: str, *, browser: bool = False) -> None:
     """``hanlab campaign report`` from the store: HTML with rows of both bands for the
-    GSME and the PPMID, the heatmap, the EX.5 (dual band) verdicts; JUnit and Parquet written."""
+    GSME and the PPMID, the heatmap, the EX.5 (dual band) verdicts; JUnit and Parquet
+    written; with ``browser`` the file rendered in headless Chromium."""
     from lxml import html as lxml_html
 
     report = out / "report.html"
@@ -119,6 +120,11 @@ def _check_report(out: Path, lab: Path, campaign_id: str) -> None:
         "//table[@class='verdicts']//tr[@data-criterion]")}
     assert "DIT.EX.5" in criteria  # the CI lines run on the dual-band rig (EX.5)
     assert (out / "junit.xml").stat().st_size > 0 and list((out / "tables").glob("*.parquet"))
+    if browser:  # the file hanlab campaign report wrote, as a lab engineer opens it
+        from tests.integration.report_browser import report_in_chromium, save_full_page
+
+        with report_in_chromium(report, out / "chromium-profile") as driver:
+            save_full_page(driver, "campaign-report-from-store.png", out)
 
 
 def test_kill_9_of_campaign_and_daemon_at_random_points(tmp_path: Path) -> None:

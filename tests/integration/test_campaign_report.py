@@ -366,50 +366,36 @@ def test_report_jobs_command_links_bundles(campaign: dict[str, Any], tmp_path: P
 
 def test_report_in_headless_chromium(campaign: dict[str, Any], tmp_path: Path) -> None:
     """The report file opened in a real headless Chromium (no server: file://): the heatmap
-    and a timing plot are rendered; a full-page screenshot is saved as a test artifact."""
-    import shutil
+    of both CH variants and a timing plot are rendered, failed cells coloured; a full-page
+    screenshot is saved as a test artifact."""
+    from selenium.webdriver.common.by import By
 
     from hanlab.reports.html import render_campaign_report
-    from tests.conftest import need
-
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    need(os.access(chromium, os.X_OK) and os.access(chromedriver, os.X_OK),
-         "chromium and chromedriver (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
+    from tests.integration.report_browser import report_in_chromium, save_full_page
 
     report = tmp_path / "report.html"
     report.write_text(render_campaign_report(campaign["data"]), encoding="utf-8")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1300,1000",
-                 "--force-device-scale-factor=1"):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
-        driver.set_page_load_timeout(30)
-        driver.get(report.as_uri())
-        heatmaps = driver.find_elements(By.CSS_SELECTOR, "#heatmap table.heatmap")
-        assert len(heatmaps) == 2 and all(h.is_displayed() for h in heatmaps)
+    with report_in_chromium(report, tmp_path / "chromium-profile") as driver:
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#heatmap table.heatmap")) == 2
         cells = driver.find_elements(By.CSS_SELECTOR, "table.heatmap td.cell.failed")
         assert cells and "246, 201, 197" in cells[0].value_of_css_property(
             "background-color")
-        plots = driver.find_elements(By.CSS_SELECTOR, "figure.timing-plot svg")
-        assert plots
-        size = plots[0].size
-        assert size["width"] > 600 and size["height"] > 150, size
-        assert driver.find_elements(By.CSS_SELECTOR, "figure.timing-plot svg path")
-        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-        driver.set_window_size(1300, min(height + 100, 16000))
-        folder = Path(os.environ.get("HANLAB_TEST_ARTIFACTS") or tmp_path)
-        folder.mkdir(parents=True, exist_ok=True)
-        shot = folder / "campaign-report.png"
-        assert driver.save_screenshot(str(shot))
-        print(f"\nscreenshot: {shot}")
-    finally:
-        driver.quit()
+        save_full_page(driver, "campaign-report.png", tmp_path)
+
+
+def test_report_has_the_dit8_section_from_the_sub_ghz_captures(
+        campaign: dict[str, Any]) -> None:
+    """DIT.8 (issue 13 item 4): the dual-band rig's sub-GHz captures of its jobs give each
+    transmitter's duty cycle plot and table; the single-band rig has none."""
+    from lxml import html as lxml_html
+
+    from hanlab.reports.html import render_campaign_report
+
+    page = lxml_html.fromstring(render_campaign_report(campaign["data"]))
+    (section,) = page.xpath("//section[@id='dit8']")
+    rigs = [h.get("id") for h in section.xpath(".//h3")]
+    dual = [r["name"] for r in campaign["data"]["rigs"] if r["ch_variant"] == "dual_band"]
+    assert rigs == [f"dit8-{name}" for name in dual]
+    assert section.xpath(".//figure[@class='plot']/*[local-name()='svg']")
+    rows = {r.xpath("./td")[0].text_content(): r for r in section.xpath(".//table[1]//tr[td]")}
+    assert int(rows["CH"].xpath("./td")[4].text_content()) > 0

@@ -4,9 +4,12 @@
 control API on a free port), signs in on the page (login box: a wrong token is refused
 with 401; then ``#token=``), submits jobs through the API and waits until the page shows
 both rigs with frames/s per sniffer, the job's steps advancing to a finished state,
-per-band timing plots with points and exchanges with segment bars.
+per-band timing plots with points and exchanges with segment bars; then a firmware
+update (``firmware-management`` ``update-electricity``: SR 11.1 and the OTA transfer to
+the ESME) whose transfer the OTA panel shows reaching 100 % with Upgrade End SUCCESS.
 :func:`test_dashboard_on_a_fake_lab` shows what the emulated lab rarely produces (a
-failed step, capture gaps, damaged-frame events) from a fake LabService.
+failed step, capture gaps, damaged-frame events, an OTA transfer in flight and one
+refused INVALID_IMAGE) from a fake LabService.
 
 Each saves a screenshot to ``$HANLAB_TEST_ARTIFACTS`` (else ``tmp_path``) and prints its
 path.
@@ -206,6 +209,24 @@ class Page:
         _wait("exchange rows with segment bars", lambda: len(exchanges.find_elements(
             self.by.CSS_SELECTOR, "tbody .segbar .seg")) >= at_least)
 
+    def ota_rows(self) -> dict[str, tuple[float | None, str, str]]:
+        """The OTA panel's rows: device short address -> (progress %, status, text)."""
+        rows = {}
+        for row in self.testid("ota").find_elements(self.by.CSS_SELECTOR,
+                                                    'tbody tr[data-testid^="ota-"]'):
+            progress = row.get_attribute("data-progress")
+            rows[str(row.get_attribute("data-testid"))[4:]] = (
+                float(progress) if progress else None, str(row.get_attribute("data-status")),
+                str(row.text))
+        return rows
+
+    def wait_ota(self, what: str, check: Callable[[tuple[float | None, str, str]], bool],
+                 timeout_s: float = 20.0) -> tuple[float | None, str, str]:
+        """Wait until an OTA panel row passes ``check``; that row."""
+        found = _wait(f"an OTA row {what}", lambda: next(
+            (row for row in self.ota_rows().values() if check(row)), None), timeout_s)
+        return tuple(found)  # type: ignore[return-value]
+
     def screenshot(self, folder: Path, name: str) -> Path:
         browser = self.browser
         browser.execute_script("window.scrollTo(0, 0)")
@@ -252,6 +273,18 @@ def test_dashboard_on_the_lab_daemon(browser: Any, tmp_path: Path) -> None:
         assert "2.4 GHz" in exchanges and "sub-GHz" in exchanges
         assert "emu-subghz" in page.testid("events").text
         assert "end-to-end" in page.testid("timing-table").text.lower()
+
+        # A firmware update: the OTA panel follows the ESME's transfer to 100 % SUCCESS.
+        assert page.ota_rows() == {}
+        status, job = _http(f"{url}/api/v1/jobs", token=token, body={
+            "rig": "emulated-dual-band", "scenario": "firmware-management",
+            "variants": ["update-electricity"]})
+        assert status in (200, 201, 202), job
+        page.wait_job_finished(job["id"], timeout_s=40)
+        _progress, _status, text = page.wait_ota("at 100 % SUCCESS", lambda row: row[:2] == (
+            100.0, "SUCCESS"))
+        assert "ESME" in text and "00-DB-12-00-00-00-D1-01" in text and "2.4 GHz" in text
+        assert "0x1DB1" in text and "✓ SUCCESS" in text
         page.screenshot(_artifact_folder(tmp_path), "dashboard-lab-daemon.png")
         assert page.testid("lab-name").text == "default", daemon.log()
         page.assert_no_console_errors()
@@ -280,5 +313,11 @@ def test_dashboard_on_a_fake_lab(browser: Any, tmp_path: Path) -> None:
         page.wait_segment_bars(at_least=6)
         assert "damaged" in page.testid("events").text
         assert "USB reset" in page.testid("gaps").text
+        in_flight = page.wait_ota("in flight", lambda row: row[1] == "in-flight")
+        assert in_flight[0] is not None and 0 < in_flight[0] < 100
+        assert "sub-GHz" in in_flight[2] and "GSME" in in_flight[2]
+        refused = page.wait_ota("refused", lambda row: row[1] == "INVALID_IMAGE")
+        assert "✗ INVALID_IMAGE" in refused[2]
+        assert page.testid("ota").find_elements(page.by.CSS_SELECTOR, "tr.row-failed")
         page.screenshot(_artifact_folder(tmp_path), "dashboard-fake-lab.png")
         page.assert_no_console_errors()

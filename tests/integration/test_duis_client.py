@@ -19,7 +19,13 @@ from hanlab.duis import DuisSchema, load_duis_schema, parse_request, sr_element
 from hanlab.duis.client import DuisClient, DuisTimeoutError, DuisUser
 from hanlab.duis.counters import RequestCounterStore
 from hanlab.duis.log import KINDS, DuisLog, read_duis_log
-from hanlab.emulator.dcc import DccUser, EmulatedDcc, EmulatedDccSettings, FakeHan
+from hanlab.emulator.dcc import (
+    DccAlertCodes,
+    DccUser,
+    EmulatedDcc,
+    EmulatedDccSettings,
+    FakeHan,
+)
 from hanlab.emulator.truth import GroundTruthLog, read_ground_truth
 from hanlab.gbcs import Eui64, GbcsMessage, parse_gbcs_message
 from tests.integration.test_emulated_dcc import ESME, GSME, RTDS_INVENTORY, SUPPLIER, SUPPLIER_2
@@ -154,8 +160,8 @@ async def test_timeout_removes_the_future(lab: Lab) -> None:
         await lab.client.send(SUPPLIER, ESME, "4.1.1", READ, response_timeout_s=0.05)
     assert lab.client.pending_count == 0
     assert lab.client.stats.timeouts == 1
-    alert = await asyncio.wait_for(lab.client.alerts.get(), 5.0)  # the DCC's N3, later
-    assert alert.document.dcc_alert_code == "N3"
+    alert = await asyncio.wait_for(lab.client.alerts.get(), 5.0)  # the DCC's, later
+    assert alert.document.dcc_alert_code == DccAlertCodes().command_failure
 
 
 async def test_device_alert_is_queued_and_logged(lab: Lab) -> None:

@@ -1,8 +1,8 @@
 """The emulated DCC over real HTTP on 127.0.0.1, with the fake HAN behind it.
 
-Every corpus template is sent to it and must be acknowledged (or refused with the right
-code); every document it writes and every document the receiver gets must validate against
-the DUIS 5.4 XSD; hostile documents get an error acknowledgement and the server keeps
+Every corpus template, signed by its User, is answered: see test_dcc_every_template.py.
+Here: every document the DCC writes and every document the receiver gets must validate
+against the DUIS 5.4 XSD; hostile documents get an error acknowledgement and the server keeps
 serving.
 """
 
@@ -20,7 +20,6 @@ from hanlab.duis import (
     DuisResponse,
     DuisSchema,
     load_duis_schema,
-    parse_request,
     parse_response,
     parse_xml,
 )
@@ -134,49 +133,6 @@ def request_documents(corpus_dir: Path) -> Iterator[Path]:
     yield from sorted((corpus_dir / "duis" / "samples").glob("*REQUEST_DUIS.XML"))
 
 
-@pytest.mark.parametrize("rig", [{"check_counters": False}], indirect=True)
-async def test_every_template_is_answered(rig: Rig, corpus_dir: Path) -> None:
-    """212 templates + samples: CV1 -> I99 + response, CV4 -> PreCommand, CV8 -> I0."""
-    expected_responses = 0
-    problems: list[str] = []
-    files = list(request_documents(corpus_dir))
-    for path in files:
-        data = path.read_bytes()
-        request = parse_request(data)
-        status, body = await rig.post(SERVICE_OF_CV[request.command_variant], data)
-        ack = parse_response(body)
-        want = {1: "I99", 4: "I0", 8: "I0"}[request.command_variant]
-        if status != 200 or ack.response_code != want:
-            problems.append(f"{path.name}: HTTP {status} {ack.response_code}, wanted {want}")
-            continue
-        if ack.request_id != request.request_id:
-            problems.append(f"{path.name}: ack for {ack.request_id}")
-        if request.command_variant == 4:
-            pre = parse_gbcs_message(ack.pre_command or b"")
-            if not isinstance(pre, GbcsMessage) or pre.cra_flag != 1 or pre.signature is not None:
-                problems.append(f"{path.name}: PreCommand is not an unsigned GBCS command")
-        if request.command_variant == 1:
-            expected_responses += 1
-    assert not problems, "\n".join(problems)
-    assert len(files) >= 212
-    await asyncio.sleep(0)
-    responses = [d for d in rig.inbox.documents if d.body_name == "ResponseMessage"]
-    async with asyncio.timeout(20):
-        while len(responses) < expected_responses:
-            await asyncio.sleep(0.05)
-            responses = [d for d in rig.inbox.documents if d.body_name == "ResponseMessage"]
-    assert len(responses) == expected_responses
-    for response in responses:
-        message = parse_gbcs_message(response.gbcs_payload or b"")
-        assert isinstance(message, GbcsMessage) and message.cra_flag == 2
-        assert response.request_id is not None
-        sent = [m for (_, m, d) in rig.han.commands
-                if str(d.request_id) == str(response.request_id)
-                and m.originator_counter == message.originator_counter]
-        assert sent, f"response {response.request_id} matches no command"
-    assert rig.dcc.stats.refused == {}
-
-
 async def test_gbcs_command_fields(rig: Rig) -> None:
     """CRA 1, Originator Counter = RequestID counter, system titles, Message Code."""
     from hanlab.duis import RequestId, build_request, sr_element
@@ -258,7 +214,7 @@ HOSTILE = [
 async def test_hostile_documents_are_refused_and_server_keeps_serving(
     rig: Rig, schema: DuisSchema
 ) -> None:
-    from hanlab.duis import RequestId, build_request, parse_response, sr_element
+    from hanlab.duis import RequestId, build_request, sr_element
 
     for document in HOSTILE:
         for service in ("S", "T", "D"):
@@ -291,7 +247,7 @@ async def test_hostile_documents_are_refused_and_server_keeps_serving(
 )
 async def test_refusals(rig: Rig, user: Eui64 | str, target: Eui64, variant: str, cv: int,
                         service: str, signed: bool, code: str) -> None:
-    from hanlab.duis import RequestId, build_request, parse_response, sr_element
+    from hanlab.duis import RequestId, build_request, sr_element
 
     originator = user if isinstance(user, Eui64) else Eui64.parse(user)
     body = sr_element("ReadInstantaneousImportRegisters") if variant == "4.1.1" else \
@@ -305,7 +261,7 @@ async def test_refusals(rig: Rig, user: Eui64 | str, target: Eui64, variant: str
 
 
 async def test_counter_replay_is_refused(rig: Rig) -> None:
-    from hanlab.duis import RequestId, build_request, parse_response, sr_element
+    from hanlab.duis import RequestId, build_request, sr_element
 
     def document(counter: int) -> bytes:
         return build_request(request_id=RequestId(SUPPLIER, ESME, counter), command_variant=1,
@@ -329,7 +285,8 @@ async def test_silent_device_gives_command_failure_alert(rig: Rig) -> None:
                                       body=sr_element("ReadInstantaneousImportRegisters")))
     await rig.inbox.wait_for(1)
     alert = rig.inbox.documents[0]
-    assert alert.body_name == "DCCAlertMessage" and alert.dcc_alert_code == "N3"
+    assert alert.body_name == "DCCAlertMessage"
+    assert alert.dcc_alert_code == rig.dcc.settings.alert_codes.command_failure
     assert alert.request_id == rid
     assert rig.dcc.stats.timeouts == 1
     assert rig.dcc._outstanding == {}
@@ -481,3 +438,41 @@ async def test_dcc_alerts_of_duis_3_6(schema: DuisSchema, corpus_dir: Path,
     assert twice == ["N17", "N6"] and len(posted) == len(expected) + 2  # two schedules each
     content = {a.dcc_alert_code: a for a in inbox.of_kind("DCCAlertMessage")}
     assert set(content) == {code for code, _ in expected}
+
+
+async def test_sr_to_a_decommissioned_device_is_refused_with_e5(rig: Rig) -> None:
+    """Over HTTP: SR 8.3 decommissions the ESME (I0); a later SR to it is refused with
+    DUIS Response Code E5 (Invalid Device Status) and never reaches the HAN; SR 8.2 reads
+    the Smart Metering Inventory's real state (schema-valid DSPInventory)."""
+    from hanlab.duis import RequestId, build_request, parse_response, sr_element
+    from hanlab.emulator.dcc import DCC_ACCESS_CONTROL_BROKER as DCC
+
+    def read(counter: int) -> bytes:
+        return build_request(request_id=RequestId(SUPPLIER, ESME, counter), command_variant=1,
+                             service_reference_variant="4.1.1",
+                             body=sr_element("ReadInstantaneousImportRegisters"))
+
+    assert (await rig.post("S", read(20)))[0] == 200
+    status, body = await rig.post("D", build_request(
+        request_id=RequestId(SUPPLIER, DCC, 21), command_variant=8,
+        service_reference_variant="8.3",
+        body=sr_element("DecommissionDevice", {"DeviceID": ESME.duis})))
+    assert status == 200 and parse_response(body).response_code == "I0"
+    status, body = await rig.post("S", read(22))
+    refused = parse_response(body)
+    assert status == 400 and refused.response_code == "E5"
+    assert refused.request_id == RequestId(SUPPLIER, ESME, 22)
+    assert rig.dcc.stats.refused == {"E5": 1}
+    status, body = await rig.post("D", build_request(
+        request_id=RequestId(SUPPLIER, DCC, 23), command_variant=8,
+        service_reference_variant="8.2",
+        body=sr_element("ReadInventory", {"DeviceID": ESME.duis})))
+    assert status == 200
+    root = parse_xml(body)
+    ns = {"sr": "http://www.dccinterface.co.uk/ServiceUserGateway"}
+    assert root.xpath("//sr:DSPInventory/sr:Device/sr:DeviceStatus/text()",
+                      namespaces=ns) == ["Decommissioned"]
+    await asyncio.sleep(0.05)
+    assert [m.originator_counter for _, m, _ in rig.han.commands] == [20]  # 22 never left
+    truth = [e for e in read_ground_truth(rig.truth_path) if e.get("response_code") == "E5"]
+    assert truth and "Decommissioned" in truth[0]["reason"]

@@ -1,7 +1,8 @@
 """The firmware-management scenario (seed 000, Firmware Update and Activation, electricity
 and gas) passes on both emulated rigs as jobs of the lab runtime, with a real OTA transfer
 on air: SR 11.1 puts the image on the CH, the device pulls it block by block and raises
-0x8F72 itself (no stimulus), SR 11.3 activates it. tshark, with the keys of ``hanlab keys
+0x8F72 itself (no stimulus), SR 11.3 activates it (0x8F66) and SR 11.2 reads the new
+version back. tshark, with the keys of ``hanlab keys
 emulated`` exported by ``hanlab keys export-wireshark``, sees Image Block Responses whose
 offsets cover each whole image."""
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hanlab.events.bus import BusEvent
 from tests.integration.lab_util import DUAL, SINGLE, lab_of, run_job, running_lab
 from tests.integration.ota_util import tshark_rows
 
@@ -28,14 +30,24 @@ async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: P
                                                         rig_file: Path) -> None:
     async with running_lab(lab_of(rig_file), tmp_path) as lab:
         rig = next(iter(lab.runtimes))
+        watch = lab.runtimes[rig].bus.subscribe("test-ota", maxsize=200_000, frames=False)
         job = await run_job(lab, 240, rig=rig, scenario="firmware-management")
         side = lab.runtimes[rig].duis
         assert side.dcc.invalid_documents == []
+        live = lab.ota(rig)  # the transfers as the rig's live bus saw them
+        events = []
+        while not watch.queue.empty():
+            item = watch.queue.get_nowait()
+            if isinstance(item, BusEvent) and item.kind == "ota":
+                events.append(item.payload)
     steps = job["steps"]
     assert job["state"] == "passed", [(s["variant"], s["outcome"], s["detail"]) for s in steps]
     waits = [s for s in steps if s["kind"] == "wait"]
-    assert len(waits) == 2 and all(s["outcome"] == "0x8F72" and s["stimulus"] is None
-                                   for s in waits)
+    assert [s["outcome"] for s in waits] == ["0x8F72", "0x8F66"] * 2
+    assert all(s["stimulus"] is None for s in waits)
+    # SR 11.2 after activation reads the version SR 11.1 distributed (the catalogue's).
+    reads = [s for s in steps if s.get("sr_variant") == "11.2"]
+    assert [(s["status"], s["outcome"]) for s in reads] == [("passed", "I0")] * 2, reads
     keys = tmp_path / "keys.yaml"
     _hanlab("keys", "emulated", str(rig_file), "-o", str(keys))
     config = tmp_path / "wireshark"
@@ -61,6 +73,17 @@ async def test_firmware_management_with_a_real_transfer(tshark: str, tmp_path: P
             assert offset <= covered
             covered = max(covered, offset + size)
         assert covered == image_octets, dst
+    # Live (MQTT ota events, GET /api/v1/rigs/{rig}/ota): each transfer started, went on in
+    # 5 % steps and ended SUCCESS with every octet, as tshark saw it afterwards.
+    assert sorted(t["device_short"] for t in live) == sorted(sizes)
+    for transfer in live:
+        assert transfer["event"] == "ended" and transfer["upgrade_end_status"] == 0
+        assert transfer["progress"] == 1.0
+        assert transfer["image_size_octets"] == sizes[transfer["device_short"]]
+        mine = [e for e in events if e["device_short"] == transfer["device_short"]]
+        assert mine[0]["event"] == "started" and mine[-1]["event"] == "ended"
+        steps_seen = [e["progress"] for e in mine if e["event"] == "progress"]
+        assert len(steps_seen) >= 19 and steps_seen == sorted(steps_seen)
     # The same run as SIP#7 Firmware Distribution Tracking: both requests Complete.
     store = tmp_path / "tracking.json"
     _hanlab("firmware", "tracking", "update", "--duis-log", str(tmp_path / job["duis_log"])

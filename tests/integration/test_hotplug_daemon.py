@@ -1,4 +1,5 @@
-"""Hot-plug under the daemon: 100 unplug/replug cycles of an emulated nRF dongle.
+"""Hot-plug under the daemon: 100 unplug/replug cycles of an emulated dongle, for each
+serial sniffer driver (nRF 802.15.4; TI SmartRF Packet Sniffer 2 on GB sub-GHz).
 
 Issue 6, "Done when": each cycle resumes within 2 s of the port reappearing, every gap
 is recorded with its times (gap events, and statistics blocks in the pcapng), no frame
@@ -11,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hanlab.config import load_lab
 from hanlab.runtime.lab import LabOptions, LabRuntime
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from nrf_dongle import DongleConfig, EmulatedNrfDongle
+from tests.tools.sniffer_kinds import KINDS, Kind
 
 CYCLES = 100
 
@@ -27,7 +27,8 @@ RIG = """
 name: {name}
 sniffers:
   - id: {sniffer}
-    driver: nrf802154
+    driver: {driver}
+    page: {page}
     channel: {channel}
     settings: {{port: {port}, path_poll_s: 0.02, reopen_backoff_s: 0.05}}
 capture: {{folder: {folder}, flush_interval_s: 0.1}}
@@ -51,13 +52,18 @@ def tshark_count(tshark: str, path: Path) -> int:
     return len(result.stdout.split())
 
 
-async def test_hundred_replugs_with_another_rig_capturing(tmp_path: Path, tshark: str) -> None:
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+async def test_hundred_replugs_with_another_rig_capturing(
+    tmp_path: Path, tshark: str, kind: Kind
+) -> None:
     captures = tmp_path / "captures"
-    for name, sniffer, channel in (("rigA", "nrfA", 15), ("rigB", "nrfB", 20)):
+    for name, sniffer, channel in (("rigA", "snifA", kind.channel), ("rigB", "snifB", 20)):
         (tmp_path / f"{name}.yaml").write_text(
             RIG.format(
                 name=name,
                 sniffer=sniffer,
+                driver=kind.driver if name == "rigA" else "nrf802154",
+                page=kind.page if name == "rigA" else 0,
                 channel=channel,
                 port=tmp_path / sniffer,
                 folder=captures,
@@ -68,8 +74,8 @@ async def test_hundred_replugs_with_another_rig_capturing(tmp_path: Path, tshark
     lab = load_lab(lab_file)
 
     async with (
-        EmulatedNrfDongle(tmp_path / "nrfA", DongleConfig(rate_hz=200, seed=1)) as a,
-        EmulatedNrfDongle(tmp_path / "nrfB", DongleConfig(rate_hz=200, seed=2)) as b,
+        kind.dongle(tmp_path / "snifA", rate_hz=kind.rate_hz / 2, seed=1) as a,
+        KINDS[0].dongle(tmp_path / "snifB", rate_hz=200, seed=2) as b,
     ):
         supervisor = LabRuntime(lab, LabOptions(mqtt=False, api=False))
         daemon = asyncio.create_task(supervisor.run())
@@ -81,7 +87,7 @@ async def test_hundred_replugs_with_another_rig_capturing(tmp_path: Path, tshark
         for _ in range(CYCLES):
             await asyncio.sleep(0.03)
             a.receiving = False
-            await until(lambda: counters_a["nrfA"]["frames"] == a.stats.frames)
+            await until(lambda: counters_a["snifA"]["frames"] == a.stats.frames)
             a.unplug()
             await asyncio.sleep(0.02)
             plugged_ns.append(a._clock())
@@ -90,13 +96,13 @@ async def test_hundred_replugs_with_another_rig_capturing(tmp_path: Path, tshark
             b_frames_at_cycle.append(b.stats.frames)
         await asyncio.sleep(0.05)
         a.receiving = b.receiving = False
-        await until(lambda: rig_a.source_counters["nrfA"]["frames"] == a.stats.frames)
-        await until(lambda: rig_b.source_counters["nrfB"]["frames"] == b.stats.frames)
+        await until(lambda: rig_a.source_counters["snifA"]["frames"] == a.stats.frames)
+        await until(lambda: rig_b.source_counters["snifB"]["frames"] == b.stats.frames)
         supervisor.stop()
         await asyncio.wait_for(daemon, 10)
 
     # every gap recorded once, with its times; each resumed within 2 s of the port
-    gaps = [g for g in rig_a.gaps if g.sniffer_id == "nrfA"]
+    gaps = [g for g in rig_a.gaps if g.sniffer_id == "snifA"]
     assert len(gaps) == CYCLES
     resume_s = []
     for gap, plugged in zip(gaps, plugged_ns, strict=True):

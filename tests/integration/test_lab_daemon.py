@@ -96,6 +96,21 @@ def test_a_killed_daemon_leaves_its_job_interrupted(tmp_path: Path) -> None:
         listed = subprocess.run(["hanlab", "jobs", "list", "--json"], capture_output=True,
                                 text=True, check=True, env=daemon.env, cwd=tmp_path)
         assert [j["state"] for j in json.loads(listed.stdout)] == ["interrupted"]
+        # ... and an operator asks for it again: a new job, the old record unchanged
+        proc = subprocess.run(["hanlab", "jobs", "rerun", job["id"]], capture_output=True,
+                              text=True, env=daemon.env, cwd=tmp_path, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        match = re.search(r"job (j-\S+) queued on emulated-dual-band \(rerun of (\S+)\)",
+                          proc.stdout)
+        assert match and match.group(2) == job["id"], proc.stdout
+        new = _api(daemon, f"/api/v1/jobs/{match.group(1)}")
+        assert new["rerun_of"] == job["id"] and new["repeat"] == 20
+        assert new["state"] in ("queued", "running")
+        assert _api(daemon, f"/api/v1/jobs/{job['id']}")["state"] == "interrupted"
+        missing = subprocess.run(["hanlab", "jobs", "rerun", "j-nope"], capture_output=True,
+                                 text=True, env=daemon.env, cwd=tmp_path, check=False)
+        assert missing.returncode == 2 and "j-nope" in missing.stderr
+        assert "Traceback" not in missing.stderr
 
 
 @pytest.mark.mosquitto
@@ -148,6 +163,8 @@ async def test_jobs_queue_cancel_and_refusals(tmp_path: Path) -> None:
             "variants": {"rig": RIG, "scenario": "meter-reading", "variants": ["nope"]},
             "devices.GSME": {"rig": RIG, "scenario": "meter-reading",
                              "devices": {"GSME": "00-DB-12-00-00-00-D1-01"}},
+            "devices.PPMID": {"rig": RIG, "scenario": "ppmid",  # a spare is not chosen
+                              "devices": {"PPMID": "00-DB-12-00-00-00-D4-02"}},
             "repeat": {"rig": RIG, "scenario": "meter-reading", "repeat": 0},
             "colour": {"rig": RIG, "scenario": "meter-reading", "colour": "red"},
         }

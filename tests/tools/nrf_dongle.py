@@ -14,8 +14,8 @@ Garbage lines (printable junk, binary junk, bad hex, truncated lines) are mixed 
 given ratio. ``unplug()`` closes the pty and removes the device link, as a pulled USB
 dongle does; ``plug()`` makes a new pty and link, with the dongle's clock restarted.
 
-The device appears at ``link`` (a symlink to ``/dev/pts/N``), the way udev names a real
-dongle ``/dev/hanlab/<rig>-<sniffer>``. Used in-process (``async with EmulatedNrfDongle``)
+The pty, the device link and plugging are those of every emulated dongle
+(tests/tools/pty_dongle.py). Used in-process (``async with EmulatedNrfDongle``)
 by the tests, and as a program by ``benchmarks/serial_ingest.py``::
 
     python tests/tools/nrf_dongle.py --dir /tmp/links --count 16 --full-rate
@@ -31,12 +31,16 @@ import random
 import struct
 import sys
 import time
-import tty
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+try:
+    from tests.tools.pty_dongle import PtyDongle, boot_for_wrap, cancel
+except ModuleNotFoundError:  # run as a program: python tests/tools/nrf_dongle.py
+    from pty_dongle import PtyDongle, boot_for_wrap, cancel  # type: ignore[no-redef]
 
 NS = 1_000_000_000
 OCTET_NS = 32_000  # O-QPSK 250 kb/s
@@ -105,7 +109,6 @@ class SentFrame:
 class DongleStats:
     frames: int = 0
     garbage: int = 0
-    dropped: int = 0
     commands: list[str] = field(default_factory=list)
 
 
@@ -131,100 +134,36 @@ def garbage_line(rng: random.Random) -> bytes:
     return b"received: 41886301 power: -40 lqi:"
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` (if any) and wait for it to end."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-class EmulatedNrfDongle:
+class EmulatedNrfDongle(PtyDongle[DongleConfig]):
     """One emulated dongle behind a pty, reachable at ``link``.
 
-    Args:
-        link: path of the device link to create.
-        config: clock, delay, garbage and traffic settings.
-        host_clock_ns: host UTC clock (ns).
+    Args: those of :class:`PtyDongle` (``config``: clock, delay, garbage and traffic).
     """
 
-    def __init__(
-        self,
-        link: Path,
-        config: DongleConfig | None = None,
-        *,
-        host_clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        self.link = link
-        self.config = config or DongleConfig()
-        self._clock = host_clock_ns
-        self._rng = random.Random(self.config.seed)
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._inbuf = b""
+    Config = DongleConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.echo = True
         self.receiving = False
         self.channel = 11
-        self.boot_host_ns = 0
         self.sent: list[SentFrame] = []
         self.stats = DongleStats()
-        self._seq = 0
-        self._task: asyncio.Task[None] | None = None
-        self.plugged = asyncio.Event()
 
-    # -- plug and unplug -----------------------------------------------------------
-
-    def plug(self) -> None:
-        """Attach: a new pty, the link pointing at it, the dongle's clock restarted."""
-        if self._master is not None:
-            return
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
+    def on_plug(self, now_ns: int) -> None:
+        """Echo on, not receiving; the 32-bit timer placed to wrap ``wrap_after_ns`` on."""
         self.echo, self.receiving, self._inbuf = True, False, b""
         cfg = self.config
-        now = self._clock()
-        if cfg.wrap_after_ns is not None:
-            # the 32-bit µs timer reaches 2^32 wrap_after_ns from now
-            self.boot_host_ns = now - ((1 << 32) * 1000 - cfg.wrap_after_ns - cfg.offset_ns)
-        else:
-            self.boot_host_ns = now
-        tmp = self.link.with_name(self.link.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.ttyname(slave))
-        tmp.replace(self.link)
-        asyncio.get_running_loop().add_reader(master, self._on_readable)
-        self.plugged.set()
+        self.boot_host_ns = boot_for_wrap(now_ns, bits=32, wrap_after_ns=cfg.wrap_after_ns,
+                                          offset_ns=cfg.offset_ns, drift_ppm=cfg.drift_ppm)
 
-    def unplug(self) -> None:
-        """Detach: the link vanishes and the pty closes (reader sees EIO/hang-up)."""
-        self.plugged.clear()
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
-        if self._master is not None:
-            asyncio.get_running_loop().remove_reader(self._master)
-            os.close(self._master)
-        if self._slave is not None:
-            os.close(self._slave)
-        self._master = self._slave = None
+    def on_unplug(self) -> None:
+        """Stops receiving."""
         self.receiving = False
 
-    async def __aenter__(self) -> Self:
-        self.plug()
-        if self.config.own_traffic:
-            self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await _cancel(self._task)
-        self.unplug()
+    def traffic(self) -> Coroutine[Any, Any, None] | None:
+        """Its own frames, unless ``own_traffic`` is off."""
+        return self._run() if self.config.own_traffic else None
 
     # -- protocol ------------------------------------------------------------------
 
@@ -235,14 +174,8 @@ class EmulatedNrfDongle:
         full_us = (cfg.offset_ns + round(elapsed * (1 + cfg.drift_ppm * 1e-6))) // 1000
         return full_us & 0xFFFF_FFFF if cfg.timer_bits == 32 else full_us
 
-    def _on_readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # no reader on the slave side
-            return
+    def on_bytes(self, data: bytes) -> None:
+        """Commands, one a line."""
         self._inbuf += data
         *lines, self._inbuf = self._inbuf.replace(b"\r", b"\n").split(b"\n")
         for raw in lines:
@@ -264,25 +197,10 @@ class EmulatedNrfDongle:
             else:
                 self._write(b"%s: command not found\r\n" % raw.strip())
 
-    def _write(self, data: bytes) -> bool:
-        if self._master is None:
-            return False
-        try:
-            os.write(self._master, data)
-        except (BlockingIOError, OSError):
-            self.stats.dropped += 1
-            return False
-        return True
-
-    def delivery_delay_ns(self) -> int:
-        """One draw of the delay from a frame's end to its line: ``delay_ns`` ± ``jitter_ns``."""
-        cfg = self.config
-        return max(0, cfg.delay_ns + self._rng.randint(-cfg.jitter_ns, cfg.jitter_ns))
-
     def print_heard(self, psdu: bytes, end_ns: int) -> None:
         """Print a frame heard on the air (PSDU with FCS, ended at host ``end_ns``) now,
         stamped with this dongle's clock at ``end_ns``."""
-        if not self.receiving or self._master is None:
+        if not self.receiving or not self.attached:
             return
         out = []
         if self.config.garbage_ratio and self._rng.random() < self.config.garbage_ratio:
@@ -354,7 +272,7 @@ class EmulatedNrfDongle:
             wait_s = (next_end_ns + delay - self._clock()) / NS
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
-            if not self.receiving or self._master is None:
+            if not self.receiving or not self.attached:
                 continue
             out = []
             if cfg.garbage_ratio and rng.random() < cfg.garbage_ratio:
@@ -376,12 +294,16 @@ class SharedAir:
     """One 2.4 GHz channel heard by several emulated dongles (``own_traffic`` off): each
     frame is printed by every dongle receiving on ``channel``, stamped with that dongle's
     clock at the frame's end and written after that dongle's own delivery delay
-    (:meth:`EmulatedNrfDongle.delivery_delay_ns`), as sniffers side by side on a bench
-    hear the same transmission.
+    (:meth:`PtyDongle.delivery_delay_ns`), as sniffers side by side on a bench hear the
+    same transmission. Any emulated dongle with ``print_heard`` takes part (the TI
+    sub-GHz one too: give its PHY's ``octet_ns``, ``overhead_octets``, ``turnaround_ns``).
 
     Args:
         dongles: the dongles listening.
         channel: the channel the frames are sent on.
+        tuned: whether a dongle receives ``channel`` (default: it is receiving and its
+            ``channel`` is that one).
+        octet_ns, overhead_octets, turnaround_ns: the PHY (default 2.4 GHz O-QPSK).
         rate_hz: mean frame rate (exponential spacing, never closer than airtime plus
             aTurnaroundTime).
         payload_octets: payload size range (the PSDU adds 11 octets of header and
@@ -392,9 +314,13 @@ class SharedAir:
 
     def __init__(
         self,
-        dongles: list[EmulatedNrfDongle],
+        dongles: list[Any],
         *,
         channel: int = 15,
+        tuned: Callable[[Any], bool] | None = None,
+        octet_ns: int = OCTET_NS,
+        overhead_octets: int = SHR_PHR_OCTETS,
+        turnaround_ns: int = TURNAROUND_NS,
         rate_hz: float = 200.0,
         payload_octets: tuple[int, int] = (4, 40),
         seed: int = 0,
@@ -402,6 +328,8 @@ class SharedAir:
     ) -> None:
         self.dongles = dongles
         self.channel = channel
+        self._tuned = tuned or (lambda d: d.receiving and d.channel == channel)
+        self._phy = (octet_ns, overhead_octets, turnaround_ns)
         self.rate_hz = rate_hz
         self.payload_octets = payload_octets
         self._rng = random.Random(seed)
@@ -420,7 +348,7 @@ class SharedAir:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await _cancel(self._task)
+        await cancel(self._task)
 
     async def _run(self) -> None:
         rng = self._rng
@@ -429,12 +357,13 @@ class SharedAir:
             payload = rng.randbytes(rng.randint(*self.payload_octets))
             seq += 1
             psdu = build_psdu(seq, payload)
-            airtime_ns = (SHR_PHR_OCTETS + len(psdu)) * OCTET_NS
-            spacing_ns = max(airtime_ns + TURNAROUND_NS, int(rng.expovariate(self.rate_hz) * NS))
+            octet_ns, overhead_octets, turnaround_ns = self._phy
+            airtime_ns = (overhead_octets + len(psdu)) * octet_ns
+            spacing_ns = max(airtime_ns + turnaround_ns, int(rng.expovariate(self.rate_hz) * NS))
             await asyncio.sleep(spacing_ns / NS)
             end_ns = self._clock()
             self.sent.append((seq, psdu, end_ns))
-            listening = [d for d in self.dongles if d.receiving and d.channel == self.channel]
+            listening = [d for d in self.dongles if self._tuned(d)]
             due = sorted((end_ns + d.delivery_delay_ns(), i) for i, d in enumerate(listening))
             for due_ns, i in due:
                 # the selector sleeps in whole ms: sleep to within 2 ms, then yield to the

@@ -32,13 +32,15 @@ def test_overnight_plan_covers_every_variant_and_every_selected_device() -> None
     for rig in loaded.lab.rigs:
         on_rig = [j for j in jobs if j.rig == rig.name]
         assert {f"{j.scenario}/{j.variant}" for j in on_rig} == variants
-        # every device of a role a variant addresses is the chosen one in some job
+        # every installed device of a role a variant addresses is the chosen one in some
+        # job (spares are never selected: the variants consuming them take them)
         for job in on_rig:
             same = [j for j in on_rig if (j.scenario, j.variant) == (job.scenario,
                                                                      job.variant)]
             for role in job.devices:
                 chosen = {j.devices[role] for j in same}
-                assert chosen == {d.eui64 for d in rig.devices if d.role.value == role}
+                assert chosen == {d.eui64 for d in rig.devices
+                                  if d.role.value == role and not d.spare}
     sub_ghz = {e for j in jobs for e in j.involved} & {
         "00-DB-12-00-00-00-D2-02", "00-DB-12-00-00-00-D4-01"}
     assert len(sub_ghz) == 2  # the sub-GHz GSME and PPMID
@@ -136,3 +138,25 @@ def test_a_chts_version_on_a_meter_is_refused(tmp_path: Path) -> None:
     bad.write_text(text.replace("smets_version: SMETS2 v3.0", "chts_version: CHTS v1.2", 1))
     with pytest.raises(ConfigError, match="give smets_version, not chts_version"):
         load_rig(bad)
+
+
+def test_a_rig_without_spares_skips_the_consuming_variants(tmp_path: Path) -> None:
+    """The plan marks a variant that consumes a spare the rig lacks as skipped, naming
+    what it lacks; the rig's other variants are planned as usual."""
+    import yaml
+
+    rig = yaml.safe_load((ROOT / "rigs" / "emulated-single-band.yaml").read_text())
+    rig["name"] = "no-spares"
+    rig["devices"] = [d for d in rig["devices"] if not d.get("spare")]
+    (tmp_path / "no-spares.yaml").write_text(yaml.safe_dump(rig, sort_keys=False))
+    (tmp_path / "lab.yaml").write_text("name: nospares\nrigs: [no-spares.yaml]\n")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: t\nlab: lab.yaml\nrigs: [no-spares]\nlines:\n  - scenarios: "
+                    "[ppmid/ppmid-exchange-gas, ppmid/ppmid-rejoin-after-rekey]\n")
+    jobs = expand(load_plan(plan))
+    (skipped,) = [j for j in jobs if j.skip]
+    assert skipped.variant == "ppmid-exchange-gas" and skipped.skip == (
+        "rig no-spares lacks what the variant consumes: 1 spare PPMID for NEW_PPMID "
+        "(the rig has 0)")
+    runnable = [j for j in jobs if not j.skip]
+    assert runnable and {j.variant for j in runnable} == {"ppmid-rejoin-after-rekey"}

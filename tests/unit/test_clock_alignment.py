@@ -168,3 +168,16 @@ def test_cross_sniffer_check_batches_out_of_order_and_per_pair_figures() -> None
     # receptions older than the horizon are forgotten
     check.observe([frame("a", 10_000_000_000, b"\x07")])
     assert check.observe([frame("b", 1_000_020, b"\x00\x01")]) == []
+
+
+def test_unwrapper_48_bit() -> None:
+    """The TI sniffer's 48-bit µs timestamp: unwrapped across 2^48, also after a quiet
+    hour; a reading far behind the last one is a restart, not a wrap."""
+    period = 1 << 48
+    timer = TimerUnwrapper(bits=48)
+    assert timer.unwrap_us(period - 10, 0) == period - 10
+    assert timer.unwrap_us(5, 15_000) == period + 5
+    assert timer.wraps == 1
+    assert timer.unwrap_us(5 + 3_600_000_000, 15_000 + 3_600 * NS) == period + 5 + 3_600_000_000
+    timer.unwrap_us(10, 15_000 + 3_601 * NS)
+    assert timer.restarted

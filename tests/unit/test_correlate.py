@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ def test_outcomes_without_han() -> None:
     assert out["1"].outcome == "rejected" and out["2"].outcome == "completed"
     assert out["3"].outcome == "responded" and out["3"].match_level == "none"
     assert out["3"].segments_ns()["end_to_end"] == 4
+    for exchange in out.values():  # the shallow to_dict is asdict's equal (issue 15)
+        assert exchange.to_dict() == dataclasses.asdict(exchange)
 
 
 def test_timeout_and_determinism() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from lxml import etree
 
 from hanlab.duis import (
     ServiceRequestMappingError,
@@ -11,6 +12,7 @@ from hanlab.duis import (
     message_code_for,
     sr,
 )
+from hanlab.duis.xml import SR_NS
 
 
 def test_129_variants_with_flags() -> None:
@@ -40,3 +42,34 @@ def test_unknown_and_ambiguous() -> None:
         message_code_for("8.11", "CHF")  # CCS01 or CCS02, by RequestType
     with pytest.raises(ServiceRequestMappingError):
         message_code_for("4.1.1", "CHF")
+
+
+def _body(xml: str) -> etree._Element:
+    return etree.fromstring(f'<sr:Body xmlns:sr="{SR_NS}">{xml}</sr:Body>')
+
+
+@pytest.mark.parametrize(
+    ("variant", "device_type", "body", "message_code"),
+    [
+        ("8.11", "CHF", "<sr:UpdateHANDeviceLog><sr:RequestType>Remove</sr:RequestType>"
+         "</sr:UpdateHANDeviceLog>", 0x0002),  # CCS02
+        ("8.11", "CHF", "<sr:UpdateHANDeviceLog><sr:RequestType>Add</sr:RequestType>"
+         "<sr:AddDeviceToCHFWhitelist/></sr:UpdateHANDeviceLog>", 0x0001),  # CCS01
+        ("6.13", "ESME", "<sr:ReadEventOrSecurityLog><sr:LogToRead>Security</sr:LogToRead>"
+         "</sr:ReadEventOrSecurityLog>", 0x0049),  # ECS35b
+        ("1.5", "GSME", "<sr:UpdateMeterBalance><sr:CreditMode><sr:ResetMeterBalance/>"
+         "</sr:CreditMode></sr:UpdateMeterBalance>", 0x00C2),  # GCS40d: two features
+        ("7.5", "ESME", "<sr:ActivateAuxiliaryLoad/>", 0x0055),  # ECS47 (GBCS reading)
+    ],
+)
+def test_the_body_chooses_among_use_cases(
+    variant: str, device_type: str, body: str, message_code: int
+) -> None:
+    assert message_code_for(variant, device_type, _body(body)) == message_code
+
+
+def test_without_body_or_selector_the_most_precise_source_wins() -> None:
+    assert sr("8.11").message_codes("CHF") == (0x0001, 0x0002)
+    assert sr("8.11").message_codes("CHF", _body("<sr:Other/>")) == (0x0001, 0x0002)
+    assert {m.source for m in sr("7.5").gbcs} == {"gbcs"}
+    assert any(m.use_case == "CCS06" for m in sr("8.9").gbcs)  # mapping table, 8.9

@@ -29,13 +29,21 @@ SEED_000_VARIANTS = {
     "prepayment-data": 4,
 }
 
+# Seed 000 requirements with scenarios of their own (not business scenarios): DIT.9's three
+# cases of CH upgrade with ZigBee 1.2a Devices.
+SEED_000_REQUIREMENT_VARIANTS = {"ch-firmware-upgrade": 3}
+
 
 def test_seed_000_has_18_scenarios_and_80_variants() -> None:
     library = load_library()
-    seed_000 = {name: s for name, s in library.items() if s.seed == "000"}
+    seed_000 = {name: s for name, s in library.items() if s.seed == "000"
+                and name not in SEED_000_REQUIREMENT_VARIANTS}
     assert {n: len(s.variants) for n, s in seed_000.items()} == SEED_000_VARIANTS
     assert len(seed_000) == 18
     assert sum(len(s.variants) for s in seed_000.values()) == 80
+    assert {n: len(library[n].variants) for n in SEED_000_REQUIREMENT_VARIANTS} == (
+        SEED_000_REQUIREMENT_VARIANTS)
+    assert len(library) == 18 + 1 + len(SEED_000_REQUIREMENT_VARIANTS)
     assert library["change-of-supplier-process"].seed == "001"
 
 
@@ -52,7 +60,7 @@ def test_every_step_fits_the_catalogue_and_its_user_role() -> None:
                     problems.append(f"{scenario.name}/{variant.id} step {index + 1}: "
                                     f"SR {step.sr} not eligible for User role {user}")
                 target = step.target or "DCC"
-                role = variant.roles.get(target.split("#")[0], target).split("#")[0]
+                role = variant.role_ref(target.split("#")[0]).split("#")[0]
                 assert role in CONCRETE_ROLES
     assert not problems, "\n".join(problems)
 
@@ -151,10 +159,37 @@ def test_unknown_alias_is_refused(tmp_path: Path) -> None:
 def test_cli_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     main(["scenarios", "list"])
     out = capsys.readouterr().out
-    assert "19 scenarios, 83 variants" in out
+    assert "20 scenarios, 86 variants" in out
+    main(["scenarios", "show", "ch-firmware-upgrade", "--variant", "upgrade-then-new-device"])
+    out = capsys.readouterr().out
+    assert "CH firmware" in out and "CH-EMU-1.1.0" in out and "NEWDEVICE" in out
     main(["scenarios", "show", "price-update", "--variant", "gas"])
     out = capsys.readouterr().out
     assert "1.2.1" in out and "Update Price" in out and "GSME" in out
     with pytest.raises(SystemExit) as exited:
         main(["scenarios", "show", "no-such-scenario"])
     assert exited.value.code == 2
+
+
+def test_expect_response_is_validated_by_the_loader(tmp_path: Path) -> None:
+    """``expect_response`` names a field the SR's response reports and a valid value."""
+    path = tmp_path / "checks.yaml"
+    path.write_text(
+        "name: checks\ntitle: t\nsource: s\nvariants:\n"
+        "  - id: one\n    title: x\n    user_role: IS\n    steps:\n"
+        "      - {sr: '11.2', target: ESME, expect_response: {firmware_version: catalogue}}\n"
+        "      - {sr: '11.2', target: ESME, expect_response: {firmware_version: '1.2'}}\n"
+        "      - {sr: '4.1.1', target: ESME, expect_response: {firmware_version: catalogue}}\n"
+        "      - {sr: '11.2', target: ESME, expect_response: {colour: blue}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_scenario_file(path)
+    text = "\n".join(caught.value.problems)
+    assert f"{path}:9:" not in text
+    assert f"{path}:10:" in text and "'catalogue' or a file version" in text
+    assert f"{path}:11:" in text and "SR 4.1.1's response does not report firmware_version" \
+        in text
+    assert f"{path}:12:" in text and "unknown field 'colour'" in text
+    fm = get_scenario("firmware-management")
+    last = fm.steps_of(fm.variant("activation-gas"))[-1]
+    assert isinstance(last, SrStep) and last.sr == "11.2"
+    assert last.expect_response == {"firmware_version": "catalogue"}

@@ -74,3 +74,38 @@ def test_run_store_appends_jsonl(tmp_path: Path) -> None:
     records = read_results(tmp_path)
     assert [r["record"] for r in records] == ["step", "variant"]
     assert all(r["schema"] == 1 for r in records)
+
+
+async def test_ch_firmware_step_outcomes() -> None:
+    """A ch_firmware step passes when every device is back, fails naming those that are
+    not, is ``requested`` on a real rig, and fails without a DCC to deploy it."""
+    from hanlab.scenarios.models import Scenario
+
+    scenario = Scenario.model_validate({
+        "name": "chfw", "title": "t", "source": "test", "variants": [{
+            "id": "v", "title": "v", "user_role": "IS", "roles": {"NEW": "IHD"},
+            "steps": [{"ch_firmware": {"version": "CH-2"}, "connect": ["NEW"]}]}]})
+    calls: list[tuple[str, str, list[Eui64], float]] = []
+    answers = iter([{"devices": [{}, {}], "missing": []},
+                    {"devices": [{}], "missing": ["GSME-D2-01"]},
+                    {"requested": True, "missing": []}])
+
+    async def hook(image: Any, mode: str, connect: list[Eui64],
+                   timeout_s: float) -> dict[str, Any]:
+        calls.append((image.version, mode, connect, timeout_s))
+        return next(answers)
+
+    runner = _runner()
+    runner.ch_firmware = hook
+    outcomes = []
+    for _ in range(3):
+        result = await runner.run_variant(scenario, scenario.variants[0])
+        step = result.steps[0]
+        outcomes.append((result.passed, step.kind, step.outcome, step.detail[:22]))
+    assert outcomes == [(True, "ch_firmware", "rejoined", "2 devices back on CH-2"),
+                        (False, "ch_firmware", "timeout", "not back within 600 s "),
+                        (True, "ch_firmware", "requested", "the DCC was asked to d")]
+    assert calls[0] == ("CH-2", "upgrade", [Eui64.parse("00-DB-12-00-00-00-D3-01")], 600.0)
+    runner.ch_firmware = None
+    result = await runner.run_variant(scenario, scenario.variants[0])
+    assert not result.passed and "no DCC" in result.steps[0].detail

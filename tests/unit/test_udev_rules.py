@@ -35,6 +35,11 @@ sniffers:
       usb_vid: 0x10c4
       usb_pid: 0xea60
       usb_serial: "0001"
+  - id: ti0
+    driver: ti-smartrf-sniffer2
+    page: 28
+    channel: 11
+    settings: {port: /dev/hanlab/rig1-ti0, usb_serial: L1100ABC}
 """
 RIG2 = """
 name: rig2
@@ -58,6 +63,7 @@ def lab_file(tmp_path: Path) -> Path:
 RULE = re.compile(
     r'^SUBSYSTEM=="tty", ATTRS\{idVendor\}=="(?P<vid>[0-9a-f]{4})", '
     r'ATTRS\{idProduct\}=="(?P<pid>[0-9a-f]{4})", ATTRS\{serial\}=="(?P<serial>[^"]+)", '
+    r'(ENV\{ID_USB_INTERFACE_NUM\}=="(?P<interface>[0-9a-f]{2})", )?'
     r'SYMLINK\+="hanlab/(?P<name>[^"]+)", MODE="0660", GROUP="dialout", '
     r'ENV\{ID_MM_DEVICE_IGNORE\}="1", TAG\+="systemd"$'
 )
@@ -84,8 +90,11 @@ def test_rules_match_the_lab_file(lab_file: Path, tmp_path: Path) -> None:
         == {
             "rig1-nrf0": (0x1915, 0x154B, "F4CE3612AB01"),
             "rig1-ezsp0": (0x10C4, 0xEA60, "0001"),
+            "rig1-ti0": (0x0451, 0xBEF3, "L1100ABC"),
         }
     )
+    # the XDS110's sniffer UART is interface 00 (its other port, 03, gets no name)
+    assert {m["name"]: m["interface"] for m in rules if m}["rig1-ti0"] == "00"
     assert "# rig rig2, sniffer nrf1 (nrf802154)\n# skipped" in text
 
 
@@ -162,8 +171,9 @@ def test_generate_without_udevadm(lab_file: Path, tmp_path: Path,
     assert "udevadm not found: rules not checked" in result.output
 
 
-def port(device: str, vid: int, pid: int, serial: str) -> SerialPortInfo:
-    return SerialPortInfo(device, vid, pid, serial, "USB", None)
+def port(device: str, vid: int, pid: int, serial: str,
+         interface: int | None = None) -> SerialPortInfo:
+    return SerialPortInfo(device, vid, pid, serial, "USB", None, interface)
 
 
 def test_matching_connected_missing_unidentified(lab_file: Path) -> None:
@@ -171,6 +181,9 @@ def test_matching_connected_missing_unidentified(lab_file: Path) -> None:
     ports = [
         port("/dev/ttyACM0", 0x1915, 0x154B, "F4CE3612AB01"),
         port("/dev/ttyACM1", 0x1915, 0x154B, "OTHER"),
+        # the TI LaunchPad's XDS110: two ports under one serial number; the sniffer's is 00
+        port("/dev/ttyACM2", 0x0451, 0xBEF3, "L1100ABC", 0),
+        port("/dev/ttyACM3", 0x0451, 0xBEF3, "L1100ABC", 3),
         SerialPortInfo("/dev/ttyS0", None, None, None, "n/a", None),
     ]
     matches, unclaimed = match_devices(devices, ports)
@@ -178,14 +191,15 @@ def test_matching_connected_missing_unidentified(lab_file: Path) -> None:
     assert status == {
         "nrf0": ("connected", ["/dev/ttyACM0"]),
         "ezsp0": ("missing", []),
+        "ti0": ("connected", ["/dev/ttyACM2"]),
         "nrf1": ("unidentified", []),
     }
-    assert [p.device for p in unclaimed] == ["/dev/ttyACM1"]
+    assert [p.device for p in unclaimed] == ["/dev/ttyACM1", "/dev/ttyACM3"]
 
 
 def test_devices_command_lists_ports_and_missing(lab_file: Path) -> None:
     _register()
     result = CliRunner().invoke(app, ["devices", str(lab_file)])
-    # nothing is plugged in here: the two identifiable devices are missing
+    # nothing is plugged in here: the identifiable devices are missing
     assert result.exit_code == 1
     assert "missing" in result.output and "rig1" in result.output

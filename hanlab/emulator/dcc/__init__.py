@@ -1,4 +1,5 @@
-"""The emulated DCC (DUIS 5.4 over HTTP) and a fake in-memory HAN for testing it."""
+"""The emulated DCC (DUIS 5.4 over HTTP, with its Smart Metering Inventory) and a fake
+in-memory HAN for testing it."""
 
 from hanlab.emulator.dcc.alerts import DccAlert, DccAlertCodes, DccAlertRules
 from hanlab.emulator.dcc.commands import (
@@ -9,6 +10,7 @@ from hanlab.emulator.dcc.commands import (
     plan_command,
 )
 from hanlab.emulator.dcc.fake_han import FakeHan
+from hanlab.emulator.dcc.inventory import DeviceStatus, Inventory, InventoryDevice
 from hanlab.emulator.dcc.server import (
     SERVICE_PATHS,
     DccStats,
@@ -29,9 +31,12 @@ __all__ = [
     "DccAlertRules",
     "DccStats",
     "DccUser",
+    "DeviceStatus",
     "EmulatedDcc",
     "EmulatedDccSettings",
     "FakeHan",
+    "Inventory",
+    "InventoryDevice",
     "RefusalCodes",
     "plan_command",
 ]

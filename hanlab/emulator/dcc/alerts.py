@@ -8,7 +8,7 @@ own text could not be consulted the reading is hanlab's, configurable, and said 
 code         trigger                     DCCAlert element                             to
 ============ =========================== ============================================ =========
 N24 / N25    SR 8.11 answered / failed   UpdateHANDeviceLogResult                     requester
-N3           device silent (timeout)     CommandFailure (RequestID, DeviceID)         requester
+N12 [#]_     device silent (timeout)     CommandFailure (RequestID, DeviceID)         requester
 N30 / N31    SR 8.12.1 / 8.12.2 answered DeviceLogRestored (CHFDeviceLog/GPFDeviceLog) requester
 N1 / N2 / N9 SR 8.3 of an ESME/GSME/CHF  DeviceStatusChangeEvent                      ED / GT /
                                                                                       requester
@@ -23,8 +23,17 @@ N43          SR 8.11 Remove of a PPMID   PPMIDRemoval                           
                                                                                       Users
 ============ =========================== ============================================ =========
 
-Not raised: N33 / N34 (cancellation of future-dated DSP requests on decommission): the
-emulated DCC executes every request at once and holds no future-dated ones.
+.. [#] Not a seed's code: the seeds name no DCC Alert for a device that does not answer,
+   and N3 is theirs for the cancellation of future-dated requests on a Change of Tenancy.
+   N12 is hanlab's placeholder (configurable, :attr:`DccAlertCodes.command_failure`):
+   check it against the DCC simulator you compare with.
+
+Not raised: N3 (cancellation of future-dated DSP requests on a Change of Tenancy) and N33 /
+N34 (the same on decommission): the emulated DCC executes every request at once and holds
+no future-dated ones.
+
+What each code means: :data:`DCC_ALERT_CODES`, from the alert tables of seed 000 (the DIT
+approach document), each row citing the business scenario whose table gives it.
 
 Assumptions (configurable): a User's DUIS role (``ED`` Electricity Distributor = ENO,
 ``GT`` Gas Transporter = GNO, ``IS`` / ``GS`` suppliers) comes from :class:`DccUser.role`;
@@ -43,6 +52,7 @@ import itertools
 from base64 import b64encode
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -50,7 +60,70 @@ from hanlab.duis.xml import SR_NS, BodyMapping, DuisRequest, RequestId
 from hanlab.errors import BadInputError
 from hanlab.gbcs.eui64 import Eui64
 
-__all__ = ["DccAlert", "DccAlertCodes", "DccAlertRules", "Schedule", "users_of"]
+__all__ = [
+    "DCC_ALERT_CODES", "DccAlert", "DccAlertCodeInfo", "DccAlertCodes", "DccAlertRules",
+    "Schedule", "dcc_alert_meaning", "users_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DccAlertCodeInfo:
+    """One DCCAlertCode (DUIS 5.4 ``sr:DCCAlertMessage/DCCAlertCode``) and what it means.
+
+    Attributes:
+        code: e.g. ``N24``.
+        meaning: the seed's description of the alert.
+        source: the seed and the business scenario whose alert table gives it.
+    """
+
+    code: str
+    meaning: str
+    source: str
+
+
+_SEED_000 = "seed 000 (DIT approach), alert table of scenario"
+_DCC_ALERT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("N1", "Electricity Smart Meter Decommission or withdrawal", "Decommission Device"),
+    ("N2", "Gas Smart Meter Decommission or withdrawal", "Decommission Device"),
+    ("N3", "Cancellation of Future Dated Response Pattern (DSP) requests because of Change "
+           "of Tenancy", "Change of Tenancy Move In"),
+    ("N4", "Removal of Other User DCC Schedules because of Change of Tenancy",
+     "Change of Tenancy Move In"),
+    ("N6", "Schedule removal because of Device decommission", "Decommission Device"),
+    ("N9", "Decommission of Communications Hub", "CHF Replacement"),
+    ("N17", "Schedule removal because of CoS", "Change of Supplier"),
+    *((f"N{n}", "DCC Firmware Distribution Failure", "Firmware Update")
+      for n in range(18, 24)),
+    ("N24", "Update HAN Device Log - Success", "Install and Commission"),
+    ("N25", "Update HAN Device Log - Failure", "Install and Commission"),
+    ("N27", "Trigger by ACB to Old Supplier", "Change of Supplier"),
+    ("N30", "CHF Device Log Restored", "CHF Replacement"),
+    ("N31", "GPF Device Log Restored", "CHF Replacement"),
+    ("N33", "Cancellation of Future Dated Response Pattern (DSP) requests because of Device "
+            "Decommission", "Decommission Device"),
+    ("N34", "Cancellation of all Future Dated (DSP) Services not yet submitted to the CHF "
+            "and its associated GPF", "Decommission Device"),
+    ("N42", "Remote Party (e.g. Network Operator) whose certificate has been placed on "
+            "Device", "Install and Commission"),
+    ("N43", "PPMID Removal - When PPMID is joined to both Gas and Electricity meter",
+     "PPMID Replacement"),
+)
+
+DCC_ALERT_CODES: Mapping[str, DccAlertCodeInfo] = MappingProxyType({
+    code: DccAlertCodeInfo(code, meaning, f"{_SEED_000} '{scenario}'")
+    for code, meaning, scenario in _DCC_ALERT_ROWS
+})
+"""DCCAlertCode -> meaning, for every code the seeds describe (seed 000, the Device
+Integration Testing approach: the "Alert / Alert Type / Description" tables of its business
+scenarios). The DUIS 5.4 XSD allows AD1, N1..N65 and N999; the others are not described by
+the seeds and are left out rather than guessed."""
+
+
+def dcc_alert_meaning(code: str) -> str:
+    """The seed's meaning of a DCCAlertCode (``"N24"`` -> ``"Update HAN Device Log -
+    Success"``), or ``"unknown"`` for a code the seeds do not describe."""
+    info = DCC_ALERT_CODES.get(code.strip().upper())
+    return info.meaning if info else "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +132,10 @@ class DccAlertCodes:
 
     Attributes:
         update_han_device_log_success, update_han_device_log_failure: after SR 8.11.
-        command_failure: a device did not answer within ``response_timeout_s``. Seed 000
-            lists N3 as "Cancellation of Future Dated Command for OU": check this code
-            against the DCC simulator you compare with.
+        command_failure: a device did not answer within ``response_timeout_s``. No seed
+            gives this one a code (N3 is the seeds' cancellation of future-dated requests on
+            a Change of Tenancy): N12 is hanlab's placeholder; check it against the DCC
+            simulator you compare with.
         chf_device_log_restored, gpf_device_log_restored: after SR 8.12.1 / 8.12.2.
         esme_decommissioned, gsme_decommissioned, ch_decommissioned: after SR 8.3.
         schedule_removed_decommission: DSP schedules removed by a decommission.
@@ -74,7 +148,7 @@ class DccAlertCodes:
 
     update_han_device_log_success: str = "N24"
     update_han_device_log_failure: str = "N25"
-    command_failure: str = "N3"
+    command_failure: str = "N12"
     chf_device_log_restored: str = "N30"
     gpf_device_log_restored: str = "N31"
     esme_decommissioned: str = "N1"

@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
+from lxml import etree
+
 from hanlab.duis.catalogue import ServiceRequestMappingError, message_code_for, sr
 from hanlab.gbcs.codes import message_code_use_case
 from hanlab.gbcs.eui64 import Eui64
@@ -58,10 +60,13 @@ class CommandPlan:
     ambiguous: bool
 
 
-def plan_command(variant: str, device_type: str) -> CommandPlan:
+def plan_command(
+    variant: str, device_type: str, body: etree._Element | None = None
+) -> CommandPlan:
     """The GBCS command SR ``variant`` becomes for a device of ``device_type``.
 
-    Uses :func:`hanlab.duis.catalogue.message_code_for`; where it finds several codes the
+    Uses :func:`hanlab.duis.catalogue.message_code_for` (with the request ``body``, which
+    chooses among several use cases as a DCC does); where it finds several codes the
     first of the most precise source is taken (``ambiguous``); a GPF target with no GPF
     mapping takes the GSME one (the GPF answers for the GSME); a device type with no mapping
     at all takes the SR's first one (RTDS 4.5.0 sends ECS26n to the CH).
@@ -72,12 +77,12 @@ def plan_command(variant: str, device_type: str) -> CommandPlan:
     """
     ambiguous = False
     try:
-        code = message_code_for(variant, device_type)
+        code = message_code_for(variant, device_type, body)
     except ServiceRequestMappingError:
         entry = sr(variant)
-        codes = entry.message_codes(device_type)
+        codes = entry.message_codes(device_type, body)
         if not codes and device_type.upper() == "GPF":
-            codes = entry.message_codes(_GPF_FALLBACK)
+            codes = entry.message_codes(_GPF_FALLBACK, body)
         if not codes:
             # RTDS sends e.g. ECS26n to the CH: take any mapping the SR has.
             codes = tuple(dict.fromkeys(

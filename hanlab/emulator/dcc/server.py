@@ -43,7 +43,7 @@ from base64 import b64decode
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
 from aiohttp import web
@@ -97,6 +97,7 @@ from hanlab.emulator.dcc.commands import (
     plan_command,
 )
 from hanlab.emulator.dcc.firmware import DccFirmware
+from hanlab.emulator.dcc.inventory import DeviceStatus, Inventory, InventoryDevice
 from hanlab.emulator.dcc.local_delivery import (
     SIGNED_PRE_COMMAND_VARIANTS,
     LocalDelivery,
@@ -109,6 +110,9 @@ from hanlab.emulator.truth import GroundTruthLog, now_ns
 from hanlab.errors import BadInputError, HanlabError
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.gbcs.message import GbcsMessage, parse_gbcs_message
+
+if TYPE_CHECKING:
+    from hanlab.emulator.dcc.rollout.portal import RolloutPortal
 
 _log = logging.getLogger(__name__)
 
@@ -282,6 +286,12 @@ class EmulatedDcc(StartStop):
         schema: the DUIS XSD; without it requests are only parsed, not validated.
         han: the emulated CHF / HAN (see :meth:`attach_han`).
         truth: the ground-truth log, or ``None``.
+        inventory: the Smart Metering Inventory (device statuses,
+            :mod:`hanlab.emulator.dcc.inventory`); default: ``devices``, all
+            ``Commissioned``, not persisted.
+        rollout: the CH firmware roll-out portal (SECMP0024) to serve under
+            ``/rollout/v1`` beside DUIS, or ``None``
+            (:class:`~hanlab.emulator.dcc.rollout.portal.RolloutPortal`).
 
     Raises:
         BadInputError: the DSP key or certificate file is unreadable.
@@ -299,10 +309,16 @@ class EmulatedDcc(StartStop):
         schema: DuisSchema | None = None,
         han: HanLink | None = None,
         truth: GroundTruthLog | None = None,
+        inventory: Inventory | None = None,
+        rollout: RolloutPortal | None = None,
     ) -> None:
         self.settings = settings
+        self.rollout = rollout
         self.users = {user.eui64: user for user in users}
         self.devices = {eui: kind.upper() for eui, kind in devices.items()}
+        self.inventory = inventory or Inventory(
+            InventoryDevice(eui, kind, DeviceStatus.COMMISSIONED, DeviceStatus.COMMISSIONED)
+            for eui, kind in self.devices.items())
         self.alert_rules = DccAlertRules(
             settings.alert_codes, self.devices,
             roles=users_of((u.eui64, u.role) for u in self.users.values()),
@@ -375,6 +391,8 @@ class EmulatedDcc(StartStop):
         app = new_app(limits=settings.http_limits)
         for service, path in SERVICE_PATHS.items():
             app.router.add_post(path, self._handler(service))
+        if self.rollout is not None:
+            self.rollout.mount(app)
         self._runner, self._port = await listen(app, settings.host, settings.port,
                                                 "emulated DCC", ssl_context=tls)
         self._session = aiohttp.ClientSession(
@@ -544,13 +562,14 @@ class EmulatedDcc(StartStop):
         state."""
         codes = self.settings.refusal_codes
         cv = request.command_variant
+        self._check_inventory(request)
         if cv == 8:
             return self._non_device(request)
         device_type = self.devices.get(request.request_id.target)
         if device_type is None:
             raise DccRefusal(codes.device, f"{request.request_id.target} is not in the inventory")
         try:
-            plan = plan_command(request.service_reference_variant, device_type)
+            plan = plan_command(request.service_reference_variant, device_type, request.body)
         except CommandMappingError as error:
             raise DccRefusal(codes.device, error.message) from error
         if cv in SIGNED_PRE_COMMAND_VARIANTS:
@@ -631,7 +650,9 @@ class EmulatedDcc(StartStop):
         follow after the DCC's processing latency."""
         if request.service_reference_variant == "8.13":
             return self._local_return(request)
-        answer = self._acknowledge(request, "I0")
+        answer = (self._read_inventory(request) if request.service_reference_variant == "8.2"
+                  else self._acknowledge(request, "I0"))
+        self.inventory.accepted(request)
         if request.service_reference_variant == "11.1":
             self.firmware.update_firmware(request)  # to the CH, then over the HAN
         alerts = self.alert_rules.non_device(request)
@@ -662,6 +683,23 @@ class EmulatedDcc(StartStop):
             self._spawn(self._post_alerts(alerts, delay_s=self.settings.processing_latency_s),
                         f"dcc-alerts-{request.request_id}")
         return answer
+
+    # -- Smart Metering Inventory (hanlab.emulator.dcc.inventory) ---------------------------
+
+    def _check_inventory(self, request: DuisRequest) -> None:
+        """Refuse an SR its target's or a named device's SMI status forbids (DUIS 5.4
+        Response Code E5, see :meth:`Inventory.refusal`)."""
+        refusal = self.inventory.refusal(request)
+        if refusal is not None:
+            raise DccRefusal(*refusal)
+
+    def _read_inventory(self, request: DuisRequest) -> tuple[int, bytes]:
+        """SR 8.2 Read Inventory: ``I0`` with the SMI's ``DSPInventory``."""
+        _, document = self._acknowledge(request, "I0")
+        root = parse_xml(document)
+        self.inventory.read_response(root, request)
+        return 200, self._checked(etree.tostring(root, xml_declaration=True,
+                                                 encoding="UTF-8"), "read inventory")
 
     def _check_signature(
         self, request: DuisRequest, critical: bool, data: bytes, user: DccUser
@@ -768,6 +806,7 @@ class EmulatedDcc(StartStop):
             service_reference_variant=request.service_reference_variant,
             gbcs_payload=response,
         )
+        self.inventory.answered(request)  # before the User hears of it (and sends more)
         if await self._post(user, self._checked(document, "response"), "duis_response_posted",
                             request_id=str(rid), originator_counter=delivery.originator_counter):
             self.stats.responses_posted += 1

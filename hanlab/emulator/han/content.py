@@ -73,14 +73,21 @@ def command_message(*, originator: Eui64, counter: int, target: Eui64, message_c
 
 
 def response_message(command: GbcsMessage, *, rng: random.Random,
-                     body_octets: int | None = None) -> bytes:
-    """The device's GBCS response (CRA flag 2) to ``command``."""
+                     body_octets: int | None = None, content: bytes | None = None) -> bytes:
+    """The device's GBCS response (CRA flag 2) to ``command``.
+
+    Args:
+        content: the response's content when it reports something checked (e.g.
+            :func:`hanlab.gbcs.firmware_version.firmware_version_content`); default a
+            DLMS-shaped body of the Message Code's size.
+    """
     octets = body_octets or RESPONSE_OCTETS.get(command.message_code, DEFAULT_RESPONSE_OCTETS)
     return build_gbcs_message(
         cra_flag=CraFlag.RESPONSE, originator_counter=command.originator_counter,
         originator_system_title=command.recipient_system_title,
         recipient_system_title=command.originator_system_title,
-        message_code=command.message_code, content=_body(rng, octets, 0xDA),
+        message_code=command.message_code,
+        content=_body(rng, octets, 0xDA) if content is None else content,
         mac=rng.randbytes(MAC_OCTETS),
     )
 

@@ -27,6 +27,7 @@ from typing import Any, Self
 from hanlab.config.models import DeviceRole
 from hanlab.duis.catalogue import message_code_for, sr
 from hanlab.emulator.dcc_link import CommandDelivery, DccLink
+from hanlab.emulator.han.ch_upgrade import ChFirmware, ChUpgradeRecord
 from hanlab.emulator.han.content import alert_message, command_message
 from hanlab.emulator.han.medium import Medium, MediumSet, NullTruth, Transmission, TruthSink
 from hanlab.emulator.han.nodes import (
@@ -49,6 +50,7 @@ from hanlab.emulator.han.settings import (
     ProcessingModel,
 )
 from hanlab.errors import BadInputError
+from hanlab.firmware.ch_image import ChImage
 from hanlab.frames import Band
 from hanlab.gbcs.codes import CraFlag
 from hanlab.gbcs.eui64 import Eui64
@@ -145,6 +147,7 @@ class EmulatedHan:
         self._duty_state = 0
         self._duty_log: deque[tuple[int, int]] = deque()
         self._duty_sum_ns = 0
+        self._duty_expiry_ns = 0
         self._driver: RealtimeDriver | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
@@ -155,11 +158,16 @@ class EmulatedHan:
         self._build(list(devices))
         #: firmware distribution (OTA Upgrade cluster server on the CHF, device clients)
         self.ota = OtaService(self, settings.ota)
+        #: the CH's firmware and its devices' recovery from a CH upgrade (issue 12)
+        self.ch_firmware = ChFirmware(self, settings.ch_image)
 
     # -- construction -----------------------------------------------------------------------
 
     def _build(self, devices: list[EmulatedDevice]) -> None:
-        by_role = {d.role: d for d in devices}
+        by_role: dict[DeviceRole, EmulatedDevice] = {}
+        for cfg in devices:
+            if not cfg.spare:
+                by_role.setdefault(cfg.role, cfg)
         chf_cfg = by_role.get(DeviceRole.CHF) or EmulatedDevice(
             role=DeviceRole.CHF, eui64=self._synthetic_eui(0xC0))
         gpf_cfg = by_role.get(DeviceRole.GPF) or EmulatedDevice(
@@ -173,7 +181,15 @@ class EmulatedHan:
                 if band is Band.SUB_GHZ:
                     radio.on_airtime = self._duty_add
         self.devices: list[Device] = []
+        #: spares on the bench, off the HAN until :meth:`install`
+        self.spares: list[Device] = []
         for cfg in devices:
+            if cfg.spare and cfg.role in (DeviceRole.CHF, DeviceRole.GPF):
+                bench_cls = Chf if cfg.role is DeviceRole.CHF else Gpf
+                bench = bench_cls(self, cfg, short_address(Eui64.parse(cfg.eui64).value),
+                                  self._ch_model(cfg))
+                self.nodes[bench.eui64] = bench
+                continue
             if cfg.role in (DeviceRole.CHF, DeviceRole.GPF, DeviceRole.HHT):
                 continue
             if cfg.band is Band.SUB_GHZ and not self.dual_band:
@@ -187,7 +203,7 @@ class EmulatedHan:
             radio.short = 0xFFFE
             radio.power(False)
             self.nodes[node.eui64] = node
-            self.devices.append(node)
+            (self.spares if cfg.spare else self.devices).append(node)
 
     def _ch_model(self, cfg: EmulatedDevice) -> ProcessingModel:
         return (self.settings.ch_processing or self.settings.models.get(cfg.model)
@@ -222,7 +238,7 @@ class EmulatedHan:
         """The rig's keys: network key and every pair's link key (for tshark and decoding)."""
         ring = Keyring()
         ring.add_network_key(self.network_key, seq=0, label=f"{self.rig}-nwk")
-        for device in self.devices:
+        for device in [*self.devices, *self.spares]:  # a spare's keys before it joins
             for server in (self.chf, self.gpf):
                 ring.add_link_key(self.link_key(device, server),
                                   devices=(device.eui64, server.eui64),
@@ -248,13 +264,7 @@ class EmulatedHan:
                           channels={b.value: list(c) for b, c in self.channels.items()})
         stagger_ns = int(self.settings.join_stagger_s * 1e9)
         for index, device in enumerate(self.devices):
-            server: GbcsServer = self.gpf if device.role is DeviceRole.GSME else self.chf
-            join_ns = sched.now_ns + (index + 1) * stagger_ns
-            sched.call_at(join_ns, device.join, server)
-            first_poll_s = (device.device.wake_interval_s if isinstance(device, Gsme)
-                            else device.device.poll_interval_s)
-            sched.call_at(join_ns + int(first_poll_s * 1e9 * (0.5 + self.rng.random())),
-                          device.poll)
+            self._schedule_join(device, sched.now_ns + (index + 1) * stagger_ns)
         traffic = self.settings.traffic
         if traffic.enabled:
             begin_ns = sched.now_ns + (len(self.devices) + 2) * stagger_ns + int(1e9)
@@ -265,6 +275,40 @@ class EmulatedHan:
             sched.call_at(self.start_ns + int(fault.at_s * 1e9), self.inject, fault)
         if self.dual_band:
             sched.call_later(int(self.settings.duty_cycle.window_s * 1e9 / 60), self._duty_tick)
+
+    def _schedule_join(self, device: Device, join_ns: int) -> None:
+        server: GbcsServer = self.gpf if device.role is DeviceRole.GSME else self.chf
+        self.scheduler.call_at(join_ns, device.join, server)
+        first_poll_s = (device.device.wake_interval_s if isinstance(device, Gsme)
+                        else device.device.poll_interval_s)
+        self.scheduler.call_at(join_ns + int(first_poll_s * 1e9 * (0.5 + self.rng.random())),
+                               device.poll)
+
+    def install(self, eui64: Eui64 | str | int) -> bool:
+        """Install a bench spare: it powers up and joins the HAN now (the installer fitting
+        a new PPMID / IHD once the CHF whitelisted it, SR 8.11). Whether it was a spare
+        not yet installed. Safe to call from the event loop while the HAN runs."""
+        node = self.node(eui64)
+        if not isinstance(node, Device) or node not in self.spares:
+            return False
+        self._catch_up()
+        self.spares.remove(node)
+        self.devices.append(node)
+        self._schedule_join(node, self.scheduler.now_ns)
+        return True
+
+    def uninstall(self, eui64: Eui64 | str | int) -> bool:
+        """Take an installed spare back to the bench (NWK Leave; the factory reset before
+        re-use). Whether it was an installed spare."""
+        node = self.node(eui64)
+        if not isinstance(node, Device) or not node.device.spare or node not in self.devices:
+            return False
+        self._catch_up()
+        self.devices.remove(node)
+        self.spares.append(node)
+        if node.joined:
+            self.scheduler.call_later(0, node.leave)
+        return True
 
     def run_for(self, duration_s: float) -> int:
         """Virtual time: start if needed and run ``duration_s`` seconds of events."""
@@ -350,6 +394,20 @@ class EmulatedHan:
         self._catch_up()
         return self.ota.distribute(target_eui64, image, requester=requester,
                                    request_id=request_id, listener=listener)
+
+    def upgrade_ch(self, image: ChImage, *, mode: str = "upgrade",
+                   connect: Iterable[Eui64 | str] = ()) -> ChUpgradeRecord:
+        """Upgrade this rig's CH to ``image`` now: it reboots into it and its devices
+        rejoin (:meth:`hanlab.emulator.han.ch_upgrade.ChFirmware.upgrade`; ``mode``
+        ``upgrade`` or ``install``; ``connect``: devices connected afresh after it).
+
+        Raises:
+            BadInputError: an upgrade is under way, a bad mode or an unknown device.
+        """
+        if mode not in ("upgrade", "install"):
+            raise BadInputError(f"CH firmware mode {mode!r} is neither upgrade nor install")
+        return self.ch_firmware.upgrade(image, mode="install" if mode == "install"
+                                        else "upgrade", connect=tuple(connect))
 
     def queue_command(self, target_eui64: Eui64 | str | int, gbcs_command: bytes, *,
                       source: str, variant: str = "", local: bool = False) -> bool:
@@ -581,10 +639,11 @@ class EmulatedHan:
         """
         if Band.SUB_GHZ not in self.channels:
             raise BadInputError(f"rig {self.rig} has no sub-GHz HAN to change channel on")
-        from hanlab.frames import band_of
+        from hanlab.frames import PAGE_CHANNELS, band_of
         if band_of(page, channel) is not Band.SUB_GHZ:
             raise BadInputError(f"page {page} channel {channel} is not a sub-GHz channel")
-        mask = (page << 27) | (1 << (channel % 27))
+        # ScanChannels: page in bits 27-31, the channel's bit counted from the page's first
+        mask = (page << 27) | (1 << (channel - PAGE_CHANNELS[page].start))
         payload = bytes([self.chf.next_tsn()]) + mask.to_bytes(4, "little") + b"\xfe\x01"
         self.chf.send_aps(None, AppMessage("nwk_update", self.chf), payload, cluster=0x0038,
                           profile=0, endpoint=0, link_key=None,
@@ -640,6 +699,13 @@ class EmulatedHan:
         while state < self._duty_state:
             self._duty_state -= 1
             self._duty_change(DUTY_DOWN[self._duty_state], pct)
+        if self._duty_state and self._duty_log:
+            # evaluate again the instant the oldest frame leaves the window, so a fall
+            # below a threshold is raised when it happens (not at the next tick)
+            expiry_ns = self._duty_log[0][0] + int(cfg.window_s * 1e9) + 1
+            if expiry_ns != self._duty_expiry_ns:
+                self._duty_expiry_ns = expiry_ns
+                self.scheduler.call_at(expiry_ns, self._duty_eval)
 
     def _duty_change(self, alert_code: int, pct: float) -> None:
         self.truth.record("duty_cycle_state", self.scheduler.now_ns, rig=self.rig,

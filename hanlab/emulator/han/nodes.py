@@ -32,6 +32,10 @@ from hanlab.emulator.han.settings import EmulatedDevice, ProcessingModel
 from hanlab.frames import Band
 from hanlab.gbcs.codes import CraFlag
 from hanlab.gbcs.eui64 import Eui64
+from hanlab.gbcs.firmware_version import (
+    MESSAGE_CODES_READ_FIRMWARE_VERSION,
+    firmware_version_content,
+)
 from hanlab.gbcs.message import (
     GbcsMessage,
     GbtBlock,
@@ -65,10 +69,8 @@ _AUX_NWK, _AUX_DATA, _AUX_KEY_TRANSPORT = 0x28, 0x20, 0x30
 ALERT_JOINED_SMHAN = 0x8183
 #: seconds a device waits for the GET-RESPONSE to its GET before giving up on it.
 GET_RESPONSE_TIMEOUT_S = 1.5
-#: GBCS Message Codes: CS06 Activate Firmware (SR 11.3); ECS52, GCS38, CS08 Read Firmware
-#: Version (SR 11.2).
+#: GBCS Message Code of CS06 Activate Firmware (SR 11.3).
 MESSAGE_CODE_CS06_ACTIVATE_FIRMWARE = 0x0012
-MESSAGE_CODES_READ_FIRMWARE_VERSION = frozenset({0x0059, 0x0084, 0x0129})
 #: apsMaxFrameRetries (ZigBee §2.2.7.1).
 APS_MAX_FRAME_RETRIES = 3
 
@@ -79,7 +81,9 @@ class AppMessage:
 
     Attributes:
         kind: ``tunnel``, ``request_tunnel``, ``request_tunnel_rsp``, ``assoc_req``,
-            ``assoc_rsp``, ``transport_key``, ``device_annce``, ``leave``, ``nwk_update``.
+            ``assoc_rsp``, ``transport_key``, ``device_annce``, ``leave``, ``nwk_update``;
+            ``rejoin_req``, ``rejoin_rsp``, ``verify_key``, ``confirm_key``
+            (:mod:`.ch_upgrade`).
         src: the sending node.
         data: GBCS tunnel data (after the ZCL tunnel id) for ``tunnel``.
         fragments: APS fragments the message travels in.
@@ -350,11 +354,13 @@ class GbcsServer(Node):
         #: incremented by a CH reboot: commands in processing before it are lost
         self.epoch = 0
         self.busy = 0
+        #: a spare CH on the bench: WAN-connected, no radio on the air
+        self.on_bench = device.spare
 
     @property
     def powered(self) -> bool:
-        """The CH is up (not in a ``ch_reboot`` fault)."""
-        return any(radio.on for radio in self.radios.values())
+        """The CH is up (not in a ``ch_reboot`` fault; a bench spare always is)."""
+        return self.on_bench or any(radio.on for radio in self.radios.values())
 
     def process_own(self, command: GbcsMessage) -> None:
         """Process a GBCS command addressed to this CHF / GPF itself.
@@ -468,6 +474,8 @@ class Chf(GbcsServer):
         if msg.kind == "ota":
             self.han.ota.on_message(self, peer, msg.data)
             return
+        if self.han.ch_firmware.on_ch_message(self, peer, msg):
+            return
         super().on_message(radio, msg)
 
     def _associate(self, peer: Node) -> None:
@@ -549,6 +557,7 @@ class Device(Node):
             self.later(0.01, self._announce)
         elif msg.kind == "request_tunnel_rsp":
             self.tunnel_id = self.server.tunnels.get(self.eui64, 0) if self.server else 0
+            self.han.ch_firmware.tunnel_open(self)
             if not self.joined:
                 self.joined = True
                 self.record("joined", short=f"0x{self.short:04x}")
@@ -557,6 +566,8 @@ class Device(Node):
             self._tunnel(msg.data)
         elif msg.kind == "ota":
             self.han.ota.on_message(self, msg.src, msg.data)
+        else:
+            self.han.ch_firmware.on_device_message(self, msg)
 
     def _announce(self) -> None:
         """ZDO Device_annce (ZigBee §2.4.3.1.11), then RequestTunnel (SE 1.4 D.6.2.4.1)."""
@@ -600,6 +611,7 @@ class Device(Node):
     def _get_sent(self, ok: bool) -> None:
         if not ok:
             self._fetching = False
+            self.han.ch_firmware.link_failed(self)
             self.idle()
 
     def _tunnel(self, data: bytes) -> None:
@@ -638,20 +650,22 @@ class Device(Node):
         if self.bricked:
             self.idle()
             return
-        response = response_message(command, rng=self.han.rng)
+        version = self._firmware_version_read(command.message_code)
+        response = response_message(command, rng=self.han.rng, content=None if version is None
+                                    else firmware_version_content(version))
         self.record("response_sent", originator_counter=command.originator_counter,
                     message_code=command.message_code, octets=len(response),
-                    **self._firmware_fields(command.message_code))
+                    **({} if version is None else {"firmware_version": f"0x{version:08X}"}))
         self.put(response)
         if command.message_code == MESSAGE_CODE_CS06_ACTIVATE_FIRMWARE:
             self.han.ota.activate(self)
 
-    def _firmware_fields(self, message_code: int) -> dict[str, object]:
-        """Ground truth of a firmware version read (SR 11.2: ECS52, GCS38, CS08)."""
+    def _firmware_version_read(self, message_code: int) -> int | None:
+        """The version a firmware version read reports (SR 11.2: ECS52, GCS38, CS08),
+        recorded as ground truth and carried in the response; ``None``: not such a read."""
         if message_code not in MESSAGE_CODES_READ_FIRMWARE_VERSION:
-            return {}
-        version = self.han.ota.running_version(self.eui64)
-        return {} if version is None else {"firmware_version": f"0x{version:08X}"}
+            return None
+        return self.han.ota.running_version(self.eui64)
 
     def put(self, message: bytes) -> None:
         """PUT a GBCS response or alert to the server (GBT blocks when long)."""
@@ -680,6 +694,8 @@ class Device(Node):
         if not ok and attempt < APS_MAX_FRAME_RETRIES and not self.bricked:
             self.later(0.1 * (attempt + 1), self._put_parts, parts, attempt + 1)
             return
+        if not ok:
+            self.han.ch_firmware.link_failed(self)
         self._busy -= 1
         self.idle()
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hanlab.config.models import ChVariant, RigConfig
+from hanlab.config.models import ChVariant, DeviceConfig, RigConfig
 from hanlab.emulator.han.han import EmulatedHan
 from hanlab.emulator.han.medium import TruthSink
 from hanlab.emulator.han.settings import EmulatedDevice, HanSettings
@@ -60,9 +60,10 @@ def build_han(rig: str, settings: HanSettings, *, rig_file: Path | None = None,
         if rig_cfg.name != rig:
             raise BadInputError(f"rig file {rig_file} is rig {rig_cfg.name!r}, not {rig!r}")
         extra = {d.eui64: d for d in devices}
-        devices = [extra.get(d.eui64) or EmulatedDevice(
-            role=d.role, eui64=d.eui64, band=d.band, name=d.name, model=d.model)
-            for d in rig_cfg.devices]
+        devices = [_with_record(extra[d.eui64].model_copy(update={"spare": d.spare})
+                                if d.eui64 in extra else EmulatedDevice(
+            role=d.role, eui64=d.eui64, band=d.band, name=d.name, model=d.model,
+            spare=d.spare), d) for d in rig_cfg.devices]
         dual_band = rig_cfg.ch_variant is ChVariant.DUAL_BAND
         for sniffer in rig_cfg.sniffers:
             if sniffer.driver == "emulated":
@@ -73,6 +74,13 @@ def build_han(rig: str, settings: HanSettings, *, rig_file: Path | None = None,
         channels[Band.SUB_GHZ] = (settings.subghz_page, settings.subghz_channel)
     return EmulatedHan(rig, settings, devices, dual_band=dual_band, channels=channels,
                        truth=truth, start_ns=start_ns)
+
+
+def _with_record(device: EmulatedDevice, record: DeviceConfig) -> EmulatedDevice:
+    """``device`` with what its rig-file device record says of it (``se_version``)."""
+    if record.se_version is None:
+        return device
+    return device.model_copy(update={"se_version": record.se_version})
 
 
 @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hanlab.config.models import EUI64, DeviceRole
 from hanlab.emulator.han.ota import OtaSettings
+from hanlab.firmware.ch_image import ChImage, SeVersion
 from hanlab.frames import Band
 
 
@@ -44,6 +45,11 @@ class EmulatedDevice(_Model):
         fetch_delay_s: mains devices: delay from a message waiting to the device's GET.
         added_latency_s: fault: extra processing time per command.
         bricked: fault: the device never answers (radio silent from the start).
+        se_version: the ZigBee Smart Energy version it behaves as, ``1.2a`` or ``1.4``
+            (the cited differences: :mod:`hanlab.emulator.han.ch_upgrade`).
+        spare: a spare on the bench (rig file ``spare: true``): a CHF / GPF answers over
+            the WAN only (its radios off the air); another device stays off the HAN until
+            :meth:`EmulatedHan.install` joins it.
     """
 
     role: DeviceRole
@@ -56,6 +62,8 @@ class EmulatedDevice(_Model):
     fetch_delay_s: float = Field(default=0.05, ge=0)
     added_latency_s: float = Field(default=0.0, ge=0)
     bricked: bool = False
+    se_version: SeVersion = "1.2a"
+    spare: bool = False
 
 
 class TrafficSettings(_Model):
@@ -150,6 +158,8 @@ class HanSettings(_Model):
             default only for locally delivered ones, CommandVariant 2/3/6/7).
         ota: firmware distribution over the OTA Upgrade cluster
             (:class:`hanlab.emulator.han.ota.OtaSettings`).
+        ch_image: the CH firmware image the CH runs at start (``None``: a CHTS v1.0 CH,
+            :data:`hanlab.emulator.han.ch_upgrade.DEFAULT_CH_IMAGE`).
     """
 
     seed: int = 1
@@ -173,3 +183,4 @@ class HanSettings(_Model):
     ch_alerts: dict[str, str] | None = None
     ch_alerts_wan: bool = False
     ota: OtaSettings = OtaSettings()
+    ch_image: ChImage | None = None

@@ -101,3 +101,49 @@ def test_a_key_taught_again_becomes_the_most_recent() -> None:
     ring.add_network_key(UNKNOWN_KEY, label="new", origin="transport-key")
     assert [e.key for e in ring.network_keys][:2] == [UNKNOWN_KEY, first]
     assert others[0] not in [e.key for e in ring.network_keys]  # the oldest went
+
+
+def test_the_link_key_that_worked_is_tried_first_for_its_pair(attempts: list[int]) -> None:
+    """Issue 15: with many link keys, a device pair's frames cost one CCM* trial each once
+    one of them decrypted; a key added later empties that order (and still decrypts)."""
+    from hanlab.zigbee.zcl import tunnel_transfer_data
+
+    nwk_key, link_key = bytes.fromhex("11" * 16), bytes.fromhex("22" * 16)
+    ring = Keyring.from_dict({"network_keys": [{"key": nwk_key.hex(), "label": "nwk"}]})
+    for i, key in enumerate(_keys(8)):
+        ring.add_link_key(key, label=f"other{i}")  # unbound: tried before the right one
+    ring.add_link_key(link_key, label="right")
+    decoder = Decoder(ring)
+
+    def frame(counter: int) -> bytes:
+        aps = ApsFrame(0, dst_endpoint=1, cluster=0x0704, profile=0x0109, src_endpoint=1,
+                       counter=counter, security=True, aux=AuxHeader(0x00, counter))
+        nwk = NwkFrame(0, dst=0x0000, src=0x1234, radius=30, seq=counter, src64=ESME,
+                       security=True, aux=AuxHeader(0x28, 100 + counter, ESME, 0))
+        return build_psdu(_mac(), nwk, aps, tunnel_transfer_data(5, 1, b"\x03\xdd" + bytes(9)),
+                          nwk_key=nwk_key, link_key=link_key, aps_src64=ESME)
+
+    def trials(counter: int) -> int:
+        attempts[0] = 0
+        decoded = decoder.decode(frame(counter), index=counter).decode_all()
+        assert decoded.aps_decrypted is True and decoded.aps is not None
+        assert decoded.aps.key_label == "right"
+        return attempts[0] - 1  # less the NWK decryption
+
+    assert trials(1) == 10  # ZigBeeAlliance09, eight others, then the right one
+    assert [trials(n) for n in range(2, 6)] == [1, 1, 1, 1]
+    ring.add_link_key(bytes.fromhex("33" * 16), label="late")
+    assert trials(6) == 10 and trials(7) == 1  # "late" goes after the right one
+
+
+def test_a_key_bound_to_both_devices_comes_before_keys_bound_to_one() -> None:
+    """Rig files name link keys by role (two ESMEs each have an ``ESME-01-00-CHF``): the key
+    of the exact pair is tried first, whatever the labels."""
+    ring = Keyring(well_known_tc_link_key=False)
+    other_esme = 0x00DB120000010100
+    ring.add_link_key(bytes.fromhex("44" * 16), devices=(other_esme, CHF), label="ESME-CHF")
+    ring.add_link_key(bytes.fromhex("55" * 16), devices=(ESME, 0x1111), label="ESME-GPF")
+    ring.add_link_key(bytes.fromhex("66" * 16), devices=(ESME, CHF), label="ESME-CHF")
+    first = ring.link_candidates(0, ESME, CHF)[0][1]
+    assert first.key == bytes.fromhex("66" * 16)
+    assert ring.link_candidates(0, CHF, ESME)[0][1] is first  # either direction

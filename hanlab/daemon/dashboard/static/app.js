@@ -5,7 +5,9 @@
  *
  * Stable hooks for tests and users: data-testid="rig-<name>", "job-progress" (with
  * data-state, data-steps-done, data-steps-total, data-job-id), "timing-plot-<band>" (with
- * data-points: the number of points plotted), "exchanges", "events", "gaps", "login".
+ * data-points: the number of points plotted), "ota" (its rows "ota-<device short address>"
+ * with data-progress 0-100 and data-status: in-flight or the Upgrade End status name),
+ * "exchanges", "events", "gaps", "login".
  */
 "use strict";
 
@@ -32,6 +34,9 @@
     { key: "end_to_end", label: "end-to-end", colour: "#0072B2", width: 2 },
     { key: "han_command", label: "HAN command", colour: "#E69F00", width: 2 },
   ];
+  // ZCL status names of an Upgrade End Request (ZCL 07-5123 §11.13.9; hanlab/zigbee/ota.py).
+  const OTA_STATUS = { 0: "SUCCESS", 0x95: "ABORT", 0x96: "INVALID_IMAGE", 0x99: "REQUIRE_MORE_IMAGE" };
+  const OTA_ROWS = 32;
   const STATUS_GLYPH = { passed: "✓", failed: "✗", skipped: "–", pending: "·", running: "▸" };
 
   const state = {
@@ -332,17 +337,19 @@
     if (!rig) return;
     $("selected-rig").textContent = rig.name;
 
-    const [exchanges, timings, events, captures, job] = await Promise.all([
+    const [exchanges, timings, events, captures, job, ota] = await Promise.all([
       apiSoft(rigPath(rig.name, "/exchanges?limit=100")),
       apiSoft(rigPath(rig.name, "/timings")),
       apiSoft(rigPath(rig.name, "/events?limit=100")),
       state.tick % 5 === 1 || !state.captures ? apiSoft(rigPath(rig.name, "/captures")) : null,
       loadJob(rig),
+      apiSoft(rigPath(rig.name, "/ota")),
     ]);
     if (captures) state.captures = captures;
     if (exchanges.data) addSamples(rig.name, exchanges.data);
     renderJob(job, rig);
     renderTimings(rig, timings);
+    renderOta(rig, ota);
     renderExchanges(exchanges);
     renderEvents(rig, events, state.captures);
   }
@@ -948,6 +955,69 @@
       );
     });
     tbody("timing-table", trs, "no exchange timed yet", 11);
+  }
+
+  // ---------------------------------------------------------------- OTA transfers
+
+  /** The rig's OTA transfers (GET /rigs/{rig}/ota, hanlab/firmware/live.py): in flight
+   * first, then the newest; one row per device and image. */
+  function renderOta(rig, result) {
+    if (result.error) {
+      tbody("ota", [], `cannot load OTA transfers: ${result.error}`, 9);
+      return;
+    }
+    const roles = new Map((rig.devices || []).map((d) => [d.eui64, d.role]));
+    const transfers = [...result.data].sort(
+      (a, b) => (a.event === "ended") - (b.event === "ended") || Number(b.start_ns) - Number(a.start_ns),
+    );
+    const rows = transfers.slice(0, OTA_ROWS).map((t) => {
+      const ended = t.event === "ended";
+      const status = t.upgrade_end_status;
+      const statusName = status === null || status === undefined ? null : OTA_STATUS[status] || `0x${Number(status).toString(16).padStart(2, "0")}`;
+      const ok = status === 0;
+      const pct = t.progress === null || t.progress === undefined ? null : Math.round(Number(t.progress) * 1000) / 10;
+      const fillClass = ended ? (ok ? "ota-ended-ok" : "ota-ended-bad") : "";
+      const sizeText = t.image_size_octets ? `${fmtNumber(t.offset_octets)} / ${fmtNumber(t.image_size_octets)} octets` : "image size not seen yet";
+      const role = t.device_eui64 ? roles.get(t.device_eui64) : null;
+      return h(
+        "tr",
+        {
+          "data-testid": `ota-${t.device_short}`,
+          "data-progress": pct === null ? "" : String(pct),
+          "data-status": statusName || "in-flight",
+          class: ended && !ok ? "row-failed" : null,
+        },
+        h("td", {}, role ? h("strong", {}, `${role} `) : null, h("code", {}, t.device_eui64 || t.device_short), t.device_eui64 ? h("span", { class: "muted" }, ` ${t.device_short}`) : null),
+        h("td", {}, bandLabel(t.band)),
+        h("td", { class: "mono" }, `${t.manufacturer_code} · ${t.image_type} · ${t.file_version}`),
+        h(
+          "td",
+          { class: "otacol", title: sizeText },
+          h(
+            "div",
+            { class: "ota-bar" },
+            h(
+              "div",
+              { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct ?? 0, "aria-label": sizeText },
+              h("div", { class: `progress-fill ${fillClass}`, style: { width: `${pct ?? 0}%` } }),
+            ),
+            h("span", { class: "ota-pct" }, pct === null ? "–" : `${pct.toFixed(pct === 100 ? 0 : 1)} %`),
+          ),
+        ),
+        h("td", { class: "num" }, fmtNumber(t.blocks)),
+        h("td", { class: t.retries ? "num warn" : "num" }, fmtNumber(t.retries)),
+        h("td", { class: "num" }, fmtNumber(t.waits)),
+        h("td", { class: "num" }, t.duration_s === null || t.duration_s === undefined ? "–" : Number(t.duration_s).toFixed(1)),
+        h(
+          "td",
+          {},
+          statusName
+            ? h("span", { class: ok ? "ok" : "bad" }, `${ok ? STATUS_GLYPH.passed : STATUS_GLYPH.failed} ${statusName}`)
+            : h("span", { class: "muted" }, `${STATUS_GLYPH.running} in flight`),
+        ),
+      );
+    });
+    tbody("ota", rows, "no OTA transfer seen on this rig", 9);
   }
 
   // ---------------------------------------------------------------- exchanges
