@@ -108,6 +108,8 @@ def create_campaign(store: ResultsStore, loaded: LoadedPlan, jobs: list[PlannedJ
     for name in sorted({j.rig for j in jobs}):
         rig = rigs[name]
         for device in rig.devices:
+            if device.spare:  # the variants' to consume, not a selected device (DIT.EX.3)
+                continue
             store.put_campaign_device({
                 "campaign_id": campaign_id, "rig": name, "eui64": device.eui64,
                 "role": device.role.value, "band": device.band.value,

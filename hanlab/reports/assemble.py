@@ -48,7 +48,8 @@ def load_job_record(path: Path | str) -> dict[str, Any]:
 
 
 def rig_record(path: Path | str) -> RigRecord:
-    """The :class:`RigRecord` of a rig file (devices with model and firmware version).
+    """The :class:`RigRecord` of a rig file: its selected devices (spares left out, they
+    are the variants' to consume) with model and firmware version.
 
     Raises:
         ConfigError: the rig file is invalid.
@@ -58,7 +59,7 @@ def rig_record(path: Path | str) -> RigRecord:
     rig, _ = load_rig(Path(path))
     devices = [DeviceRecord(eui64=d.eui64, role=d.role.value, band=d.band.value,
                             name=d.name, model=d.model, firmware_version=d.firmware_version)
-               for d in rig.devices]
+               for d in rig.devices if not d.spare]  # spares are consumed, not selected
     return RigRecord(name=rig.name, ch_variant=rig.ch_variant.value,
                      description=rig.description or "", devices=devices)
 
