@@ -1,0 +1,53 @@
+"""The lab rehearsal of a CH firmware roll-out (issue 12 item 5) on the bundled two-rig
+emulated lab: pilot on the single-band rig, an incident halts the roll-out and a due
+deployment is held, the DCC proceeds, the dual-band rig in the safe launch; every device
+back after each upgrade; the impact report has before/after rows for both bands. The CLI
+runs once as the installed console script (and its error paths)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hanlab.config.loader import load_lab
+from hanlab.firmware.ch_image import ChImage
+from hanlab.firmware.rehearsal import plan_for, rehearse
+from hanlab.labdata import default_lab
+from tests.integration.lab_util import fast_duis, running_lab
+
+IMAGE = ChImage(version="CH-EMU-2.0.0", chts_version="CHTS v1.1", zigbee_stack="R22",
+                se_version="1.4", reboot_s=20.0)
+
+
+def _lab():  # type: ignore[no-untyped-def]
+    lab = load_lab(default_lab())
+    config = lab.config.model_copy(update={"duis": fast_duis()})
+    return lab.model_copy(update={"config": config})
+
+
+async def test_rehearsal_phases_devices_back_and_both_bands(tmp_path: Path) -> None:
+    lab = _lab()
+    plan = plan_for(lab)
+    lines: list[str] = []
+    async with running_lab(lab, tmp_path) as runtime:
+        result = await rehearse(runtime, IMAGE, plan, progress=lines.append)
+    print("\n".join(lines))
+    events = [(e["phase"], e["event"], e.get("rig")) for e in result["timeline"]]
+    pilot, launch = plan.pilot[0], plan.safe_launch[0]
+    index = {key: i for i, key in reversed(list(enumerate(events)))}
+    assert index[("pilot", "upgraded", pilot)] < index[("incident", "incident", None)]
+    assert index[("incident", "deploy_refused", None)] < index[("incident", "proceed", None)]
+    assert index[("incident", "proceed", None)] < index[("safe_launch", "upgraded", launch)]
+    orders = result["orders"]
+    assert [(o["guid"], o["group"]) for o in orders] == [
+        (result["rigs"][pilot]["guid"], "pilot"), (result["rigs"][launch]["guid"], "safe_launch")]
+    for rig in plan.rigs:
+        upgrade = result["rigs"][rig]["upgrade"]
+        assert upgrade["missing"] == [] and upgrade["devices"]
+        assert all(d["back"] for d in upgrade["devices"])
+        assert result["rigs"][rig]["outcome"]["success"]
+    bands = {row["band"] for row in result["impact"]["timings"]
+             if row["n_before"] and row["n_after"]}
+    assert {"2.4GHz", "subGHz"} <= bands, bands
