@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hanlab.emulator.dcc.rollout.model import (
@@ -63,7 +65,8 @@ from hanlab.firmware.ch_image import ChImage
 from hanlab.firmware.impact import ch_impact
 from hanlab.frames import Band
 
-__all__ = ["RehearsalPlan", "default_jobs", "plan_for", "rehearse"]
+__all__ = ["RehearsalPlan", "check_image", "default_jobs", "installed_chf", "plan_for",
+           "rehearse", "rehearse_lab", "write_outputs"]
 
 SCHEMA = 1
 Json = dict[str, Any]
@@ -104,7 +107,7 @@ def default_jobs(rig: Any) -> list[Json]:
     sub-GHz GSME when there is one, so that a dual-band rig gives sub-GHz exchanges), three
     repetitions each (``impact.MIN_SAMPLES``). Seed 000: DIT business forum, Meter Reading.
     """
-    installed = [d for d in rig.devices if not getattr(d, "spare", False)]
+    installed = [d for d in rig.devices if not d.spare]
     variants, devices = [], {}
     if any(d.role.value == "ESME" for d in installed):
         variants.append("electricity-instantaneous")
@@ -117,6 +120,33 @@ def default_jobs(rig: Any) -> list[Json]:
              "repeat": 3, "label": "CH firmware rehearsal"}]
 
 
+def installed_chf(rig: Any) -> Any:
+    """The installed CHF of ``rig`` (a :class:`~hanlab.config.models.RigConfig`): its
+    EUI-64 is the CH GUID (SECMP0024 2.2).
+
+    Raises:
+        BadInputError: the rig has no installed CHF.
+    """
+    chf = next((d for d in rig.devices if d.role.value == "CHF" and not d.spare), None)
+    if chf is None:
+        raise BadInputError(f"rig {rig.name}: has no installed CHF (the CH GUID)")
+    return chf
+
+
+def check_image(lab: Any, plan: RehearsalPlan, image: ChImage) -> None:
+    """Refuse an ``image`` some plan rig's CH already runs (as its rig file records it),
+    for then it is not eligible (SECMP0024 2.2) and nothing would upgrade.
+
+    Raises:
+        BadInputError: naming ``--image`` and the rigs.
+    """
+    rigs = {r.name: r for r in lab.rigs}
+    same = [n for n in plan.rigs if installed_chf(rigs[n]).firmware_version == image.version]
+    if same:
+        raise BadInputError(f"--image {image.version}: the CH of rig(s) {', '.join(same)} "
+                            "already runs it", hint="give the version to upgrade to")
+
+
 def plan_for(lab: Any, pilot: Sequence[str] = (), *, batch_size: int = 1,
              jobs_per_rig: int = 1, jobs: Mapping[str, Sequence[Json]] | None = None
              ) -> RehearsalPlan:
@@ -126,8 +156,8 @@ def plan_for(lab: Any, pilot: Sequence[str] = (), *, batch_size: int = 1,
 
     Raises:
         BadInputError: an unknown rig, a rig that is not emulated (its CH cannot be
-            upgraded from here), no rig left for the safe launch, ``batch_size`` or
-            ``jobs_per_rig`` below 1.
+            upgraded from here) or without an installed CHF, no rig left for the safe
+            launch, ``batch_size`` or ``jobs_per_rig`` below 1.
     """
     from hanlab.runtime.emulation import is_emulated_rig
 
@@ -149,6 +179,8 @@ def plan_for(lab: Any, pilot: Sequence[str] = (), *, batch_size: int = 1,
                             "safe launch", hint="name fewer rigs with --pilot")
     if batch_size < 1 or jobs_per_rig < 1:
         raise BadInputError("batch size and jobs per rig must be at least 1")
+    for name in (*chosen, *rest):
+        installed_chf(rigs[name])
     per_rig = {n: list((jobs or {}).get(n) or default_jobs(rigs[n])) for n in (*chosen, *rest)}
     return RehearsalPlan(chosen, rest, batch_size, per_rig, jobs_per_rig)
 
@@ -220,11 +252,8 @@ class _Rehearsal:
         records = []
         for name in self.plan.rigs:
             rig = self.lab.runtimes[name].rig
-            installed = [d for d in rig.devices if not getattr(d, "spare", False)]
-            chf = next((d for d in installed if d.role.value == "CHF"), None)
-            if chf is None:
-                raise BadInputError(f"rig {name}: has no installed CHF (the CH GUID)")
-            has_gas = any(d.role.value == "GSME" for d in installed)
+            chf = installed_chf(rig)
+            has_gas = any(d.role.value == "GSME" and not d.spare for d in rig.devices)
             gas = (users.get("GS") or importer) if has_gas else None
             ch = ChRecord(str(chf.eui64), chf.model or "emulated-ch",
                           chf.firmware_version or "unknown", importer, gas)
@@ -239,11 +268,7 @@ class _Rehearsal:
         if len(models) > 1:
             raise BadInputError("the rigs' CHs are of different Device Models ("
                                 + ", ".join(sorted(models)) + "): one image is for one model")
-        same = [self.rig_of_guid[c.guid] for c in records
-                if c.firmware_version == self.image.version]
-        if same:
-            raise BadInputError(f"--image {self.image.version}: the CH of rig(s) "
-                                f"{', '.join(same)} already runs it")
+        check_image(self.lab.model, self.plan, self.image)
         return records
 
     async def carry_out(self, phase: str) -> None:
@@ -361,7 +386,7 @@ class _Rehearsal:
 
     def notices(self) -> list[Json]:
         seen: dict[int, Json] = {}
-        actors = sorted({x for r in self.rigs.values() for x in r["suppliers"]}) + ["dcc"]
+        actors = [*sorted({x for r in self.rigs.values() for x in r["suppliers"]}), "dcc"]
         for actor in actors:
             for n in self.service.notices_for(actor, 0, limit=100_000):
                 entry = seen.setdefault(n.seq, {"seq": n.seq, "kind": n.kind, "at": iso(n.at),
@@ -423,3 +448,54 @@ async def rehearse(lab: Any, image: ChImage, plan: RehearsalPlan, *,
             "orders": [{**asdict(o), "activation_at": iso(o.activation_at)}
                        for o in run.service.orders],
             "impact": impact, "impact_per_rig": per_rig}
+
+
+def write_outputs(result: Mapping[str, Any], out: Path) -> list[Path]:
+    """Write ``REHEARSAL`` to ``out``: ``rehearsal.json`` (everything, the timeline
+    included), ``impact.json`` and ``impact.html`` (all rigs), ``impact-<rig>.html`` per
+    rig (:func:`hanlab.reports.impact_html.render_impact_report`); the paths written.
+
+    Raises:
+        BadInputError: ``out`` cannot be written.
+    """
+    from hanlab.firmware.impact import impact_json
+    from hanlab.reports.impact_html import render_impact_report
+
+    files = {"rehearsal.json": json.dumps(result, indent=2) + "\n",
+             "impact.json": impact_json(result["impact"]),
+             "impact.html": render_impact_report(result["impact"])}
+    for rig, impact in result["impact_per_rig"].items():
+        files[f"impact-{rig}.html"] = render_impact_report(impact)
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+            written.append(out / name)
+    except OSError as error:
+        raise BadInputError(f"{out}: cannot write the rehearsal's records: {error}") from None
+    return written
+
+
+async def rehearse_lab(lab: Any, image: ChImage, plan: RehearsalPlan, out: Path, *,
+                       emulation: Any = None, progress: Progress | None = None) -> Json:
+    """Start ``lab`` (a :class:`~hanlab.config.models.Lab`) in this process, its records
+    under ``out`` (as :func:`hanlab.campaign.links.rig_links` runs a campaign's rigs),
+    :func:`rehearse` on it and stop it; the ``REHEARSAL`` record.
+
+    Raises:
+        HanlabError: a rig's DUIS side did not start; as :func:`rehearse`.
+    """
+    from hanlab.campaign.links import rig_links
+    from hanlab.runtime.emulation import EmulationSettings
+    from hanlab.runtime.lab import open_lab_store
+
+    check_image(lab, plan, image)
+    store = open_lab_store(lab, out)
+    try:
+        async with rig_links(lab, list(plan.rigs), mode="in-process", store=store, out=out,
+                             emulation=emulation or EmulationSettings()) as links:
+            runtime = links[plan.rigs[0]].runtime
+            return await rehearse(runtime, image, plan, progress=progress)
+    finally:
+        store.close()
