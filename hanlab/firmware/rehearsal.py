@@ -35,7 +35,11 @@ emulated rigs'. Everything is recorded in ``REHEARSAL`` (:func:`rehearse`'s resu
                     "upgrade": {...ChUpgradeRecord}, "outcome": {"success", "reason"}}},
      "timeline": [{"seq", "ts_ns", "rollout_at", "phase", "event", ...}],
      "notices": [{"seq", "kind", "at", "to", "body"}], "orders": [{...DeployOrder}],
-     "impact": IMPACT, "impact_per_rig": {rig: IMPACT}}
+     "impact": IMPACT, "impact_per_rig": {rig: IMPACT},
+     "job_records": [JOB, ...]}   # in full; not in rehearsal.json (the store has them)
+
+:func:`write_outputs` also writes the campaign report of the before and after jobs with
+the impact as its ``ch_impact`` section (:func:`hanlab.reports.html.render_campaign_report`).
 """
 
 from __future__ import annotations
@@ -447,23 +451,37 @@ async def rehearse(lab: Any, image: ChImage, plan: RehearsalPlan, *,
             "timeline": run.timeline, "notices": run.notices(),
             "orders": [{**asdict(o), "activation_at": iso(o.activation_at)}
                        for o in run.service.orders],
-            "impact": impact, "impact_per_rig": per_rig}
+            "impact": impact, "impact_per_rig": per_rig,
+            "job_records": [r for side in (before, after) for rig in plan.rigs
+                            for r in side[rig]]}
 
 
 def write_outputs(result: Mapping[str, Any], out: Path) -> list[Path]:
-    """Write ``REHEARSAL`` to ``out``: ``rehearsal.json`` (everything, the timeline
-    included), ``impact.json`` and ``impact.html`` (all rigs), ``impact-<rig>.html`` per
-    rig (:func:`hanlab.reports.impact_html.render_impact_report`); the paths written.
+    """Write ``REHEARSAL`` to ``out``: ``rehearsal.json`` (everything but the full job
+    records, the timeline included), ``impact.json`` and ``impact.html`` (all rigs),
+    ``impact-<rig>.html`` per rig (:func:`hanlab.reports.impact_html.render_impact_report`)
+    and ``report.html``, the campaign report of the jobs with the impact as its
+    ``ch_impact`` section; the paths written.
 
     Raises:
         BadInputError: ``out`` cannot be written.
     """
     from hanlab.firmware.impact import impact_json
+    from hanlab.reports.assemble import data_from_job_records
+    from hanlab.reports.html import render_campaign_report
     from hanlab.reports.impact_html import render_impact_report
 
-    files = {"rehearsal.json": json.dumps(result, indent=2) + "\n",
+    records = list(result.get("job_records") or [])
+    kept = {k: v for k, v in result.items() if k != "job_records"}
+    files = {"rehearsal.json": json.dumps(kept, indent=2) + "\n",
              "impact.json": impact_json(result["impact"]),
              "impact.html": render_impact_report(result["impact"])}
+    if records:
+        data = dict(data_from_job_records(
+            [(out.absolute(), r) for r in records], campaign_id=f"rehearsal-{kept['image_id']}",
+            name=f"CH firmware rehearsal of {kept['image_id']}"))
+        data["ch_impact"] = result["impact"]
+        files["report.html"] = render_campaign_report(data)
     for rig, impact in result["impact_per_rig"].items():
         files[f"impact-{rig}.html"] = render_impact_report(impact)
     written = []

@@ -94,3 +94,6 @@ def test_rehearse_cli_writes_timeline_and_impact(tmp_path: Path) -> None:
     assert {row["band"] for row in impact["timings"]} == {"2.4GHz", "subGHz"}
     assert 'id="ch-impact"' in (out / "impact.html").read_text()
     assert (out / "impact-emulated-dual-band.html").is_file()
+    report = (out / "report.html").read_text()  # the campaign report's ch_impact section
+    assert 'id="ch-impact"' in report and "rehearsal-CH-EMU-2.0.0" in report
+    assert "job_records" not in record
