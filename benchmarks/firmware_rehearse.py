@@ -11,6 +11,7 @@ No baseline tool: nothing standard rehearses a SECMP0024 roll-out on a HAN.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -37,7 +38,7 @@ def run(time_scale: float) -> tuple[float, dict[str, float]]:
             sys.exit(f"hanlab firmware rehearse failed: {proc.stderr.strip()[-500:]}")
         timeline = json.loads((Path(out) / "rehearsal.json").read_text())["timeline"]
     phases: dict[str, float] = {}
-    for entry, following in zip(timeline, timeline[1:], strict=False):
+    for entry, following in itertools.pairwise(timeline):
         phases[entry["phase"]] = phases.get(entry["phase"], 0.0) + (
             following["ts_ns"] - entry["ts_ns"]) / 1e9
     return wall_s, phases
