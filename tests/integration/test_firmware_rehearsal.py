@@ -42,6 +42,8 @@ async def test_rehearsal_phases_devices_back_and_both_bands(tmp_path: Path) -> N
     assert index[("pilot", "upgraded", pilot)] < index[("incident", "incident", None)]
     assert index[("incident", "deploy_refused", None)] < index[("incident", "proceed", None)]
     assert index[("incident", "proceed", None)] < index[("safe_launch", "upgraded", launch)]
+    halted = events[index[("incident", "incident", None)]:index[("incident", "proceed", None)]]
+    assert not [e for e in halted if e[1] in ("order", "upgraded")]  # nothing while paused
     orders = result["orders"]
     assert [(o["guid"], o["group"]) for o in orders] == [
         (result["rigs"][pilot]["guid"], "pilot"), (result["rigs"][launch]["guid"], "safe_launch")]
