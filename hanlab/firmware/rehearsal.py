@@ -235,9 +235,9 @@ class _Rehearsal:
             for spec in self.plan.jobs[rig]:
                 record = await self._job({**spec, "rig": rig})
                 records.append(record)
-                answered = sum(1 for x in record.get("exchanges") or [])
+                exchanges = len(record.get("exchanges") or [])
                 self.note(side, "job", f"  {side}: {rig}: job {record['id']} "
-                          f"{record['state']} ({answered} exchanges)", rig=rig,
+                          f"{record['state']} ({exchanges} exchanges)", rig=rig,
                           job_id=record["id"], state=record["state"])
         return records
 
