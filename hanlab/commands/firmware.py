@@ -11,6 +11,8 @@
   :mod:`hanlab.firmware.tracking`);
 * ``impact --before JOB… --after JOB…`` (or ``--across JOB…``, or two campaigns): the HAN
   impact of a CH firmware upgrade (:mod:`hanlab.firmware.impact`).
+* ``rehearse [LAB] --image VERSION --pilot RIG…``: the lab rehearsal of a CH firmware
+  roll-out on the emulated rigs, end to end (:mod:`hanlab.firmware.rehearsal`).
 """
 
 from __future__ import annotations
@@ -510,3 +512,90 @@ def _campaign_records(campaign: str | None, jobs: Path, db: str | None) -> list[
         raise BadInputError(f"campaign {campaign!r}: no job records in the results store",
                             hint="hanlab campaign list")
     return [dict(r) for r in records]
+
+
+@app.command("rehearse")
+def rehearse(
+    image: Annotated[str, typer.Option(
+        "--image", help="CH firmware version to roll out, e.g. CH-EMU-2.0.0.")],
+    lab: Annotated[Path | None, typer.Argument(
+        help="Lab file (default: the bundled emulated lab of two rigs).")] = None,
+    chts_version: Annotated[str, typer.Option(help="CHTS version of the image.")
+                            ] = "CHTS v1.1",
+    zigbee_stack: Annotated[str, typer.Option(help="ZigBee PRO revision (R20..R23).")
+                            ] = "R22",
+    se_version: Annotated[str, typer.Option(help="ZigBee SE version (1.2a or 1.4).")
+                          ] = "1.4",
+    reboot_s: Annotated[float, typer.Option(help="Emulated seconds the CH reboots for.")
+                        ] = 20.0,
+    upgrade_timeout_s: Annotated[float, typer.Option(
+        help="Host seconds to wait for a rig's devices after its CH upgrade (those not "
+             "back by then fail the CH's outcome).")] = 120.0,
+    pilot: Annotated[list[str] | None, typer.Option(
+        "--pilot", help="Rig of the pilot group; repeat for several (default: the first "
+                        "emulated rig). The other emulated rigs are the safe launch.")] = None,
+    batch_size: Annotated[int, typer.Option(help="CHs per safe-launch batch.")] = 1,
+    jobs_per_rig: Annotated[int, typer.Option(
+        help="Times each rig's meter-reading job runs before and after.")] = 1,
+    time_scale: Annotated[float, typer.Option(
+        help="Emulated HAN seconds per host second.")] = 20.0,
+    out: Annotated[Path, typer.Option(
+        "--out", help="Folder for the lab's records, the timeline and the impact report.")
+                   ] = Path("rehearsal"),
+) -> None:
+    """Rehearse a CH firmware roll-out on the lab's emulated rigs, end to end.
+
+    SECMP0024 in the lab: "before" meter-reading jobs on every rig; the DCC notifies the
+    image; the Suppliers submit the pilot (the rigs named with --pilot) and its CHs
+    really upgrade on their HANs; a Supplier's incident with emergency stop halts the
+    roll-out (a deployment that falls due is held); the DCC proceeds; the safe launch
+    goes out in batches; "after" jobs; the impact report per band x SR variant x device.
+    Writes OUT/rehearsal.json (timeline, notices, deploy orders, outcomes, upgrade
+    records, job ids), OUT/impact.json, OUT/impact.html and OUT/impact-RIG.html.
+
+    Examples:
+
+      hanlab firmware rehearse --image CH-EMU-2.0.0 --out /tmp/rehearsal
+
+      hanlab firmware rehearse labs/default.yaml --pilot emulated-dual-band \\
+        --jobs-per-rig 2 --time-scale 50 --out /tmp/rehearsal
+    """
+    import asyncio
+    from dataclasses import replace
+
+    from pydantic import ValidationError
+
+    from hanlab.config.loader import load_lab
+    from hanlab.firmware.ch_image import ChImage
+    from hanlab.firmware.impact import impact_text
+    from hanlab.firmware.rehearsal import check_image, plan_for, rehearse_lab, write_outputs
+    from hanlab.labdata import default_lab
+    from hanlab.runtime.emulation import EmulationSettings
+
+    try:
+        ch_image = ChImage(version=image, chts_version=chts_version,
+                           zigbee_stack=zigbee_stack, se_version=se_version,
+                           reboot_s=reboot_s)
+        emulation = EmulationSettings(time_scale=time_scale)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = {"version": "image"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise BadInputError(f"--{where.replace('_', '-')} {first.get('input')!r}: "
+                            f"{first['msg']}") from None
+    loaded = load_lab(lab or default_lab())
+    plan = replace(plan_for(loaded, pilot or [], batch_size=batch_size,
+                            jobs_per_rig=jobs_per_rig), upgrade_timeout_s=upgrade_timeout_s)
+    check_image(loaded, plan, ch_image)
+
+    def say(text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    say(f"rehearsal of {ch_image.describe()} on lab {loaded.config.name}: pilot "
+        f"{', '.join(plan.pilot)}; safe launch {', '.join(plan.safe_launch)}")
+    result = asyncio.run(rehearse_lab(loaded, ch_image, plan, out.absolute(),
+                                      emulation=emulation, progress=say))
+    written = write_outputs(result, out)
+    sys.stdout.write(impact_text(result["impact"]))
+    for path in written:
+        sys.stderr.write(f"wrote {path}\n")

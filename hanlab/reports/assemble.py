@@ -27,7 +27,7 @@ from hanlab.reports.model import (
     check_report_data,
 )
 
-__all__ = ["data_from_job_files", "load_job_record", "rig_record"]
+__all__ = ["data_from_job_files", "data_from_job_records", "load_job_record", "rig_record"]
 
 
 def load_job_record(path: Path | str) -> dict[str, Any]:
@@ -84,23 +84,43 @@ def data_from_job_files(paths: Sequence[Path | str], *,
     Raises:
         BadInputError: a file is not a job record; ConfigError: a bad rig file.
     """
-    from hanlab.labdata import bundled_rig
-
     if not paths:
         raise BadInputError("no job records given")
-    loaded = [(Path(p), load_job_record(p)) for p in paths]
-    loaded.sort(key=lambda item: item[1].get("submitted_ns") or 0)
+    entries = []
+    for p in paths:
+        folder = Path(p).resolve().parent
+        entries.append((folder.parent.parent if folder.parent.name == "jobs" else folder,
+                        load_job_record(p)))
+    return data_from_job_records(entries, rig_files=rig_files, campaign_id=campaign_id,
+                                 operator=operator, targets=targets, issues=issues)
+
+
+def data_from_job_records(entries: Sequence[tuple[Path, dict[str, Any]]], *,
+                          rig_files: Sequence[Path | str] = (),
+                          campaign_id: str | None = None, operator: str = "",
+                          targets: dict[str, float] | None = None,
+                          issues: list[dict[str, Any]] | None = None,
+                          name: str = "job records") -> CampaignReportData:
+    """The report data of job records (each with the folder its captures are relative
+    to, a lab's output folder), oldest first (as :func:`data_from_job_files`).
+
+    Raises:
+        BadInputError: no records; ConfigError: a bad rig file.
+    """
+    from hanlab.labdata import bundled_rig
+
+    if not entries:
+        raise BadInputError("no job records given")
+    loaded = sorted(entries, key=lambda item: item[1].get("submitted_ns") or 0)
     rigs = {r["name"]: r for r in (rig_record(p) for p in rig_files)}
     for _, record in loaded:
-        name = record["rig"]
-        if name not in rigs:
-            bundled = bundled_rig(name)
-            rigs[name] = (rig_record(bundled) if bundled is not None else
-                          _rig_from_records(name, [r for _, r in loaded if r["rig"] == name]))
+        rig = record["rig"]
+        if rig not in rigs:
+            bundled = bundled_rig(rig)
+            rigs[rig] = (rig_record(bundled) if bundled is not None else
+                         _rig_from_records(rig, [r for _, r in loaded if r["rig"] == rig]))
     jobs: list[JobEntry] = []
-    for path, record in loaded:
-        folder = path.resolve().parent
-        out = folder.parent.parent if folder.parent.name == "jobs" else folder
+    for out, record in loaded:
         device = next(iter((record.get("devices") or {}).values()), None)
         band = next((d.get("band") for d in rigs[record["rig"]]["devices"]
                      if d["eui64"] == device), None)
@@ -111,13 +131,13 @@ def data_from_job_files(paths: Sequence[Path | str], *,
     ended = [r["ended_ns"] for r in records if r.get("ended_ns")]
     data: dict[str, Any] = {
         "schema": SCHEMA,
-        "campaign": {"id": campaign_id or f"jobs-{records[0]['id']}", "name": "job records",
+        "campaign": {"id": campaign_id or f"jobs-{records[0]['id']}", "name": name,
                      "plan_name": "(none: the jobs given)", "operator": operator,
                      "lab": records[0].get("lab", ""),
                      "created_ns": records[0].get("submitted_ns"),
                      "started_ns": min(started) if started else None,
                      "ended_ns": max(ended) if ended else None},
-        "rigs": [rigs[name] for name in dict.fromkeys(r["rig"] for r in records)],
+        "rigs": [rigs[n] for n in dict.fromkeys(r["rig"] for r in records)],
         "plan": [], "jobs": jobs, "targets": dict(targets or {}),
         "issues": list(issues or []), "generated_ns": time.time_ns()}
     return check_report_data(data)
