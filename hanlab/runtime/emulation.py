@@ -34,8 +34,11 @@ __all__ = ["EmulationSettings", "RigDuisLog", "emulated_driver_settings", "emula
            "ephemeral_user", "han_settings", "han_watermark_clock", "is_emulated_rig"]
 
 #: the live correlator's reorder window of an emulated rig, in host seconds (times the
-#: HAN's time scale, plus 50 ms of HAN time for a frame's airtime)
-REORDER_HOST_S = 0.05
+#: HAN's time scale, plus 50 ms of HAN time for a frame's airtime). 50 ms was too short:
+#: a host stall of ~70 ms (a job record committed, a GC pause) on a busy 2-core machine
+#: made a dozen frames late at time scale 20; 200 ms keeps the live exchanges equal to
+#: the offline ones at the cost of 0.2 s more before an exchange is released.
+REORDER_HOST_S = 0.2
 
 
 class EmulationSettings(BaseModel):
