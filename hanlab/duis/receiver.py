@@ -132,9 +132,6 @@ class DuisReceiver(StartStop):
                                 self._handle)
         self._runner, self._port = await listen(app, self.host, self._port, "DUIS receiver",
                                                 ssl_context=self._ssl_context)
-        if self.dcc_certificate is None:
-            _log.warning("DUIS receiver %s does not verify the DCC's signatures: no DCC "
-                         "certificate configured", self.url)
 
     async def stop(self) -> None:
         """Stop listening; idempotent."""
@@ -158,6 +155,10 @@ class DuisReceiver(StartStop):
             _log.warning("DUIS receiver refused a document from %s: %s", request.remote, error)
             return web.Response(status=400, text=f"not a DUIS response: {error}")
         if self.dcc_certificate is None:
+            if not self.stats.unverified:  # once, when it matters (not while the emulated
+                # DCC's certificate is still to come: trust_dcc)
+                _log.warning("DUIS receiver %s does not verify the DCC's signatures: no DCC "
+                             "certificate configured", self.url)
             self.stats.unverified += 1
         else:
             try:
