@@ -85,6 +85,12 @@ CAPABILITY_SLEEPY = 0x80
 REJOIN_FIRST_MAX_S = 2.0
 REJOIN_BACKOFF_S = 2.0
 REJOIN_BACKOFF_MAX_S = 30.0
+#: no Rejoin Response this long after a Rejoin Request (ACKed or not): try again (assumed,
+#: like the MAC's response wait; a lost response must not leave the device off the HAN)
+REJOIN_RESPONSE_TIMEOUT_S = 3.0
+#: no tunnel this long after the rejoin: ask for it again (assumed; a lost Request Tunnel
+#: Response, or Confirm-Key, must not leave the device without polling)
+TUNNEL_RETRY_S = 5.0
 #: emulated seconds between the joins of devices connecting afresh after a reboot
 JOIN_STAGGER_S = 0.5
 _AUX_NWK, _AUX_DATA = 0x28, 0x20
@@ -191,6 +197,8 @@ class ChFirmware:
         self.history: list[ChUpgradeRecord] = []
         self.current: ChUpgradeRecord | None = None
         self._backoff_s: dict[int, float] = {}
+        #: device EUI-64 -> the rejoin attempt a retry was scheduled for
+        self._retried: dict[int, int] = {}
 
     # -- the upgrade ------------------------------------------------------------------------
 
@@ -236,6 +244,7 @@ class ChFirmware:
         self.current = record
         self.history.append(record)
         self._backoff_s.clear()
+        self._retried.clear()
         self.han.scheduler.call_later(0, self._reboot, record, nodes)
         return record
 
@@ -300,11 +309,20 @@ class ChFirmware:
         radio = device.radio_to(self.han.chf)
         capability = CAPABILITY_SLEEPY if device.role is DeviceRole.GSME else CAPABILITY_MAINS
         device.record("rejoin_attempt", attempt=entry.attempts)
+        attempt = entry.attempts
         _send_nwk_command(device, radio, bytes([NWK_CMD_REJOIN_REQUEST, capability]),
                           dst_short=0x0000, dst64=None, kind="rejoin_req",
-                          on_done=lambda ok: None if ok else self._retry(device))
+                          on_done=lambda ok: None if ok else self._retry(device, attempt))
+        device.later(REJOIN_RESPONSE_TIMEOUT_S, self._retry, device, attempt)
 
-    def _retry(self, device: Device) -> None:
+    def _retry(self, device: Device, attempt: int) -> None:
+        """Try again after ``attempt`` failed (no ACK) or went unanswered; once per
+        attempt, and not once the device has rejoined."""
+        entry = self._entry(device)
+        if (entry is None or entry.rejoined_ns is not None or entry.attempts != attempt
+                or self._retried.get(device.eui64) == attempt):
+            return
+        self._retried[device.eui64] = attempt
         backoff_s = self._backoff_s.get(device.eui64, REJOIN_BACKOFF_S)
         self._backoff_s[device.eui64] = min(REJOIN_BACKOFF_MAX_S, backoff_s * 2)
         jitter = 0.75 + 0.5 * self.han.rng.random()
@@ -346,6 +364,7 @@ class ChFirmware:
                 device.record("rejoined", method="nwk_rejoin", attempts=entry.attempts,
                               se_version=device.device.se_version)
                 device.joined = True
+                device.later(TUNNEL_RETRY_S, self._tunnel_watchdog, device)
                 if device.device.se_version == "1.4" and self.running.verifies_link_keys:
                     self._verify_key(device)
                 else:
@@ -358,6 +377,16 @@ class ChFirmware:
             device.later(0.02, device._request_tunnel)
             return True
         return False
+
+    def _tunnel_watchdog(self, device: Device) -> None:
+        """Ask for the tunnel again while the rejoined device has none (until the upgrade
+        is over: :meth:`_entry` is then ``None``)."""
+        entry = self._entry(device)
+        if entry is None or entry.resumed_ns is not None or device.bricked:
+            return
+        device.record("tunnel_retry")
+        device._request_tunnel()
+        device.later(TUNNEL_RETRY_S, self._tunnel_watchdog, device)
 
     def _verify_key(self, device: Device) -> None:
         """APS Verify-Key (R21): NWK-secured, the key's hash (here derived, 16 octets)."""
