@@ -52,7 +52,8 @@ class LiveTransfers:
 
     tracker: TransferTracker = field(
         default_factory=lambda: TransferTracker(max_transfers=MAX_LIVE_TRANSFERS))
-    _progress: dict[int, _Progress] = field(default_factory=dict)
+    #: (device short address, image type, file version) -> progress (the tracker's key)
+    _progress: dict[tuple[int, int, int], _Progress] = field(default_factory=dict)
 
     def feed(self, frame: Frame, d: DecodedFrame) -> BusEvent | None:
         """Apply one OTA frame; the ``ota`` event it makes due, or ``None``."""
@@ -60,9 +61,9 @@ class LiveTransfers:
         if applied is None:
             return None
         transfer, command_id = applied
-        state = self._progress.get(id(transfer))
+        state = self._progress.get(_key(transfer))
         if state is None:
-            state = self._progress[id(transfer)] = _Progress()
+            state = self._progress[_key(transfer)] = _Progress()
             self._forget_gone()
             return self._event("started", transfer, state, frame.ts_ns)
         if command_id == UPGRADE_END_REQUEST and transfer.upgrade_end_status is not None \
@@ -84,15 +85,17 @@ class LiveTransfers:
         """Every transfer kept, as the payload of its latest event would be (API)."""
         out = []
         for transfer in self.tracker.transfers():
-            state = self._progress.get(id(transfer), _Progress())
+            state = self._progress.get(_key(transfer), _Progress())
             event = "ended" if state.ended else "progress"
             out.append(self._payload(event, transfer, state, transfer.end_ns))
         return out
 
     def _forget_gone(self) -> None:
-        kept = {id(t) for t in self.tracker.transfers()}
-        for key in [k for k in self._progress if k not in kept and len(self._progress) >
-                    2 * MAX_LIVE_TRANSFERS]:
+        """Drop the progress of transfers the tracker no longer keeps."""
+        if len(self._progress) <= 2 * MAX_LIVE_TRANSFERS:
+            return
+        kept = {_key(t) for t in self.tracker.transfers()}
+        for key in [k for k in self._progress if k not in kept]:
             del self._progress[key]
 
     def _event(self, event: str, transfer: Transfer, state: _Progress,
@@ -113,6 +116,11 @@ class LiveTransfers:
             "upgrade_end_status": t.upgrade_end_status, "start_ns": t.start_ns,
             "ts_ns": ts_ns, "duration_s": round((ts_ns - t.start_ns) / 1e9, 3),
         }
+
+
+def _key(t: Transfer) -> tuple[int, int, int]:
+    """A transfer's identity: device, image type, file version (as the tracker keys it)."""
+    return (t.device_short, t.image_type, t.file_version)
 
 
 __all__ = ["MAX_LIVE_TRANSFERS", "PROGRESS_STEP", "LiveTransfers"]

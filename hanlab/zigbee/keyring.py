@@ -254,8 +254,9 @@ class Keyring:
                 self._link_orders.clear()
             pair = set(wanted)
             both = [e for e in self.link_keys if len(pair) == 2 and pair <= set(e.devices)]
+            first = {id(e) for e in both}
             bound = [e for e in self.link_keys
-                     if pair.intersection(e.devices) and e not in both]
+                     if pair.intersection(e.devices) and id(e) not in first]
             unbound = [e for e in self.link_keys if not e.devices]
             rest = [e for e in self.link_keys if e.devices and not pair.intersection(e.devices)]
             order = self._link_orders[(key_id, wanted)] = [
