@@ -4,3 +4,7 @@ See ``docs/architecture.md`` for what is built and ``README.md`` for the quick s
 """
 
 __version__ = "0.1.0"
+
+from hanlab import _compiled
+
+_compiled.install()

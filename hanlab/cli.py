@@ -126,8 +126,19 @@ app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from hanlab import __version__, _compiled
+
+        sys.stdout.write(f"hanlab {__version__} ({_compiled.status()})\n")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and whether the codec is compiled."),
+) -> None:
     # a callback makes the app a group even though no command is registered up front
     pass
 

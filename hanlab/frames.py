@@ -13,8 +13,10 @@ sub-GHz allocation used by GBCS dual-band Communications Hubs:
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from enum import IntEnum, StrEnum
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
 from hanlab.errors import BadInputError
 
@@ -41,7 +43,7 @@ class TsSource(IntEnum):
 
 
 #: Valid channels of each channel page hanlab knows (IEEE 802.15.4-2015 §10.1.3; GB sub-GHz).
-PAGE_CHANNELS: dict[int, range] = {
+PAGE_CHANNELS: Final[dict[int, range]] = {
     0: range(11, 27),
     28: range(0, 27),
     29: range(27, 35),
@@ -50,7 +52,7 @@ PAGE_CHANNELS: dict[int, range] = {
 }
 
 #: PSDU size limit, aMaxPhyPacketSize (IEEE 802.15.4-2015 §11.3), FCS included.
-MAX_PSDU_OCTETS = 127
+MAX_PSDU_OCTETS: Final = 127
 
 
 def band_of(page: int, channel: int) -> Band:
@@ -107,14 +109,15 @@ FrameBatch = list[Frame]
 
 #: ``ts_ns`` must lie in [0, TS_NS_LIMIT): a pcapng timestamp is 64 bits, and every
 #: consumer treats ``ts_ns`` as a signed 64-bit count (about year 2262).
-TS_NS_LIMIT = 1 << 63
+TS_NS_LIMIT: Final = 1 << 63
 #: RSSI range kept (dBm); outside it a value is clamped. The TAP RSS TLV is an IEEE float.
-RSSI_DBM_MIN, RSSI_DBM_MAX = -128.0, 127.0
+RSSI_DBM_MIN: Final = -128.0
+RSSI_DBM_MAX: Final = 127.0
 #: LQI range (IEEE 802.15.4-2015 §10.2.6: an integer 0x00-0xff).
-LQI_MAX = 255
+LQI_MAX: Final = 255
 #: longest PSDU kept from a capture file: what a pcapng record with its TAP header holds
 #: (a recorded oversized frame is evidence, e.g. PHY tests; live sniffers keep ≤ 127)
-CAPTURED_PSDU_MAX_OCTETS = 0xFFFF - 64
+CAPTURED_PSDU_MAX_OCTETS: Final = 0xFFFF - 64
 
 
 def _psdu_limit(frame: Frame) -> int:
@@ -122,6 +125,11 @@ def _psdu_limit(frame: Frame) -> int:
     if frame.ts_source == TsSource.CAPTURE:
         return CAPTURED_PSDU_MAX_OCTETS
     return MAX_PSDU_OCTETS - (0 if frame.fcs_ok is None else 2)
+
+
+#: ``frame.rssi_dbm`` as the driver left it: compiled code converts a ``float`` field on
+#: reading it, and an absurd int (10**400) would raise there instead of being clamped.
+_raw_rssi: Final[Callable[[Frame], Any]] = operator.attrgetter("rssi_dbm")
 
 
 def _fixed_frame(frame: Frame) -> Frame | None:
@@ -136,7 +144,7 @@ def _fixed_frame(frame: Frame) -> Frame | None:
         return None
     if not isinstance(psdu, bytes) or len(psdu) > _psdu_limit(frame):
         return None
-    rssi = frame.rssi_dbm
+    rssi = _raw_rssi(frame)
     if rssi is not None:
         try:
             rssi = float(rssi)
@@ -166,7 +174,7 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
     """
     lo, hi = RSSI_DBM_MIN, RSSI_DBM_MAX
     for frame in batch:
-        ts_ns, rssi, lqi = frame.ts_ns, frame.rssi_dbm, frame.lqi
+        ts_ns, rssi, lqi = frame.ts_ns, _raw_rssi(frame), frame.lqi
         channels = PAGE_CHANNELS.get(frame.page)
         if not (0 <= ts_ns < TS_NS_LIMIT and channels is not None
                 and frame.channel in channels

@@ -19,18 +19,19 @@ macAckWaitDuration = aUnitBackoffPeriod + aTurnaroundTime + phySHRDuration
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from hanlab.frames import Band, band_of
 
 #: macMinBE, macMaxBE, macMaxCSMABackoffs, macMaxFrameRetries (IEEE 802.15.4-2015 §8.4.3.1).
-MAC_MIN_BE = 3
-MAC_MAX_BE = 5
-MAC_MAX_CSMA_BACKOFFS = 4
-MAC_MAX_FRAME_RETRIES = 3
+MAC_MIN_BE: Final = 3
+MAC_MAX_BE: Final = 5
+MAC_MAX_CSMA_BACKOFFS: Final = 4
+MAC_MAX_FRAME_RETRIES: Final = 3
 #: aCcaTime in symbols (§11.3).
-CCA_SYMBOLS = 8
+CCA_SYMBOLS: Final = 8
 #: FCS octets appended to every PSDU of both bands (2-octet CRC-16).
-FCS_OCTETS = 2
+FCS_OCTETS: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,10 @@ class PhyTiming:
 
 
 #: IEEE 802.15.4-2015 §12: O-QPSK 2.4 GHz.
-OQPSK_2G4 = PhyTiming(Band.GHZ_2_4, symbol_ns=16_000, octet_ns=32_000, overhead_octets=6,
+OQPSK_2G4: Final = PhyTiming(Band.GHZ_2_4, symbol_ns=16_000, octet_ns=32_000, overhead_octets=6,
                       turnaround_symbols=12)
 #: ZigBee GB sub-GHz FSK (IEEE 802.15.4-2015 §20 SUN FSK), 100 ksymbol/s.
-FSK_SUBGHZ = PhyTiming(Band.SUB_GHZ, symbol_ns=10_000, octet_ns=80_000, overhead_octets=12,
+FSK_SUBGHZ: Final = PhyTiming(Band.SUB_GHZ, symbol_ns=10_000, octet_ns=80_000, overhead_octets=12,
                        turnaround_symbols=100)
 
 
@@ -104,8 +105,8 @@ def phy_for(page: int, channel: int) -> PhyTiming:
 #: GB sub-GHz channel plan (ZigBee sub-GHz, as used by GBCS dual-band CHs): pages 28-30
 #: number the 863-876 MHz band's 200 kHz channels 0-61 from 863.25 MHz; page 31 numbers
 #: the 915-921 MHz band's channels 0-26 from 915.35 MHz. page -> (kHz of channel 0).
-_SUBGHZ_CHANNEL0_KHZ = {28: 863_250, 29: 863_250, 30: 863_250, 31: 915_350}
-_SUBGHZ_SPACING_KHZ = 200
+_SUBGHZ_CHANNEL0_KHZ: Final = {28: 863_250, 29: 863_250, 30: 863_250, 31: 915_350}
+_SUBGHZ_SPACING_KHZ: Final = 200
 
 
 def centre_frequency_khz(page: int, channel: int) -> int:

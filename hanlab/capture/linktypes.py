@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from hanlab.fcs import fcs16
 
@@ -26,13 +27,13 @@ from hanlab.fcs import fcs16
 Decap = tuple[bytes, bool | None, int | None, int | None, float | None, int | None]
 Decapsulator = Callable[[bytes], Decap | None]
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IEEE802_15_4_WITHFCS = 195
-LINKTYPE_IEEE802_15_4_NOFCS = 230
-LINKTYPE_IEEE802_15_4_TAP = 283
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_LINUX_SLL: Final = 113
+LINKTYPE_IEEE802_15_4_WITHFCS: Final = 195
+LINKTYPE_IEEE802_15_4_NOFCS: Final = 230
+LINKTYPE_IEEE802_15_4_TAP: Final = 283
 
-LINKTYPE_NAMES: dict[int, str] = {
+LINKTYPE_NAMES: Final[dict[int, str]] = {
     LINKTYPE_ETHERNET: "Ethernet (ZEP over UDP)",
     LINKTYPE_LINUX_SLL: "Linux cooked capture",
     LINKTYPE_IEEE802_15_4_WITHFCS: "IEEE 802.15.4 with FCS",
@@ -40,16 +41,16 @@ LINKTYPE_NAMES: dict[int, str] = {
     LINKTYPE_IEEE802_15_4_TAP: "IEEE 802.15.4 TAP",
 }
 
-ZEP_UDP_PORT = 17754
-ETH_P_IEEE802154 = 0x00F6
+ZEP_UDP_PORT: Final = 17754
+ETH_P_IEEE802154: Final = 0x00F6
 
 # TAP TLV types (IEEE 802.15.4 TAP §TLVs).
-TAP_FCS_TYPE = 0
-TAP_RSS = 1
-TAP_CHANNEL_ASSIGNMENT = 3
-TAP_LQI = 10
+TAP_FCS_TYPE: Final = 0
+TAP_RSS: Final = 1
+TAP_CHANNEL_ASSIGNMENT: Final = 3
+TAP_LQI: Final = 10
 #: FCS type TLV value -> FCS length in octets.
-TAP_FCS_LENGTHS = {0: 0, 1: 2, 2: 4}
+TAP_FCS_LENGTHS: Final = {0: 0, 1: 2, 2: 4}
 
 _u16le = struct.Struct("<H").unpack_from
 _u16be = struct.Struct(">H").unpack_from
@@ -215,7 +216,7 @@ def decap_sll(data: bytes) -> Decap | None:
 
 
 #: link type -> decapsulator.
-DECAPSULATORS: dict[int, Decapsulator] = {
+DECAPSULATORS: Final[dict[int, Decapsulator]] = {
     LINKTYPE_ETHERNET: decap_ethernet,
     LINKTYPE_LINUX_SLL: decap_sll,
     LINKTYPE_IEEE802_15_4_WITHFCS: decap_withfcs,

@@ -24,28 +24,29 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from hanlab import __version__
 from hanlab.fcs import fcs16
 from hanlab.frames import Frame
 
-LINKTYPE_IEEE802_15_4_TAP = 283
-SNAPLEN = 0xFFFF
+LINKTYPE_IEEE802_15_4_TAP: Final = 283
+SNAPLEN: Final = 0xFFFF
 
-_EPB_HEAD = struct.Struct("<IIIIIII")
-_U32 = struct.Struct("<I")
-_PADDING = (b"", b"\0", b"\0\0", b"\0\0\0")
-_TLV_RSS = struct.Struct("<HHf")
+_EPB_HEAD: Final = struct.Struct("<IIIIIII")
+_U32: Final = struct.Struct("<I")
+_PADDING: Final = (b"", b"\0", b"\0\0", b"\0\0\0")
+_TLV_RSS: Final = struct.Struct("<HHf")
 #: TAP FCS type TLV: type 0, length 1, value (0 none, 1 16-bit CRC), 3 padding octets.
-_TLV_FCS16 = struct.pack("<HHB3x", 0, 1, 1)
-_TLV_FCS_NONE = struct.pack("<HHB3x", 0, 1, 0)
+_TLV_FCS16: Final = struct.pack("<HHB3x", 0, 1, 1)
+_TLV_FCS_NONE: Final = struct.pack("<HHB3x", 0, 1, 0)
 
 
 #: the file page no block may cross (see the module docstring)
-PAGE_OCTETS = 4096
+PAGE_OCTETS: Final = 4096
 #: block type of filler blocks: bit 31 set, "reserved for local use" (pcapng §4)
-FILLER_BLOCK_TYPE = 0x8000484C
-_FILLER_MIN = 12  # a block with an empty body
+FILLER_BLOCK_TYPE: Final = 0x8000484C
+_FILLER_MIN: Final = 12  # a block with an empty body
 
 
 def _filler_before(offset: int, length: int) -> bytes:

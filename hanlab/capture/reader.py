@@ -19,6 +19,7 @@ import mmap
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 from hanlab.capture.linktypes import (
     DECAPSULATORS,
@@ -31,15 +32,15 @@ from hanlab.errors import CaptureFormatError, CaptureOpenError
 from hanlab.fcs import fcs16
 from hanlab.frames import PAGE_CHANNELS, Band, Frame, TsSource
 
-PCAP_MAGIC_US = 0xA1B2C3D4
-PCAP_MAGIC_NS = 0xA1B23C4D
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-PCAPNG_IDB = 0x00000001
-PCAPNG_PB = 0x00000002
-PCAPNG_SPB = 0x00000003
-PCAPNG_EPB = 0x00000006
-OPT_IF_TSRESOL = 9
+PCAP_MAGIC_US: Final = 0xA1B2C3D4
+PCAP_MAGIC_NS: Final = 0xA1B23C4D
+PCAPNG_SHB: Final = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+PCAPNG_IDB: Final = 0x00000001
+PCAPNG_PB: Final = 0x00000002
+PCAPNG_SPB: Final = 0x00000003
+PCAPNG_EPB: Final = 0x00000006
+OPT_IF_TSRESOL: Final = 9
 
 
 def band_for(page: int, channel: int) -> Band:
@@ -111,25 +112,28 @@ class CaptureReader:
             fh = self.path.open("rb")
         except OSError as exc:
             raise CaptureOpenError(self.path, exc) from exc
+        # the map keeps its own descriptor: the file is closed before the first frame, so a
+        # reader dropped before its end (compiled generators are not closed when freed)
+        # leaves no file open; the map goes with the generator
         with fh:
             size = self.path.stat().st_size
             if size < 4:
                 raise CaptureFormatError(self.path, 0, "file is empty or too short")
             buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                magic = struct.unpack_from("<I", buf, 0)[0]
-                if magic == PCAPNG_SHB:
-                    yield from self._pcapng(buf)
-                elif magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or struct.unpack_from(
-                    ">I", buf, 0
-                )[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-                    yield from self._pcap(buf)
-                else:
-                    raise CaptureFormatError(
-                        self.path, 0, f"not a pcap or pcapng file (magic 0x{magic:08x})"
-                    )
-            finally:
-                buf.close()
+        try:
+            magic = struct.unpack_from("<I", buf, 0)[0]
+            if magic == PCAPNG_SHB:
+                yield from self._pcapng(buf)
+            elif magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or struct.unpack_from(
+                ">I", buf, 0
+            )[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+                yield from self._pcap(buf)
+            else:
+                raise CaptureFormatError(
+                    self.path, 0, f"not a pcap or pcapng file (magic 0x{magic:08x})"
+                )
+        finally:
+            buf.close()
         if self.frames == 0 and self.records > 0:
             kinds = ", ".join(f"{lt} ({LINKTYPE_NAMES.get(lt, 'unknown')})"
                               for lt in sorted(self.linktypes))
@@ -214,10 +218,10 @@ class CaptureReader:
             data = buf[off + 16 : end]
             if fast_withfcs and incl >= 2 and orig <= incl:
                 psdu = data[:-2]
-                frame: Frame | None = Frame(
-                    ts_ns, sid, band, page, channel, psdu,
+                frame: Frame | None = tuple.__new__(Frame, (  # = Frame(...), without its
+                    ts_ns, sid, band, page, channel, psdu,  # Python-level __new__
                     fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE, None,
-                )
+                ))
             else:
                 frame = self._frame(iface, ts_ns, data, off, orig) if decap else None
             off = end
@@ -241,10 +245,18 @@ class CaptureReader:
         band = band_for(page, channel)
         CAPTURE = TsSource.CAPTURE
         prev_ts = -1
+        # declared ints: compiled, the fields unpacked below are then native integers
+        btype: int
+        blen: int
+        if_id: int
+        ts_hi: int
+        ts_lo: int
+        caplen: int
+        orig: int
         while off < n:
             if off + 12 > n:
                 raise CaptureFormatError(self.path, off, "truncated block header")
-            btype = struct.unpack_from("<I", buf, off)[0]
+            btype, blen = hdr(buf, off)
             if btype == PCAPNG_SHB:
                 bom = struct.unpack_from("<I", buf, off + 8)[0]
                 if bom == PCAPNG_BYTE_ORDER_MAGIC:
@@ -256,7 +268,7 @@ class CaptureReader:
                 hdr = struct.Struct(endian + "II").unpack_from
                 epb = struct.Struct(endian + "IIIII").unpack_from
                 ifaces = []
-            btype, blen = hdr(buf, off)
+                btype, blen = hdr(buf, off)
             if blen < 12 or blen % 4:
                 raise CaptureFormatError(self.path, off + 4, f"bad block length {blen}")
             end = off + blen
@@ -275,7 +287,10 @@ class CaptureReader:
                 iface = ifaces[if_id]
                 self.records += 1
                 raw = (ts_hi << 32) | ts_lo
-                ts_ns = (raw * iface.mul // iface.div) >> iface.shift
+                if iface.div == 1 and not iface.shift:
+                    ts_ns = raw * iface.mul  # µs or ns resolution: no division
+                else:
+                    ts_ns = (raw * iface.mul // iface.div) >> iface.shift
                 if iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS and caplen >= 2:
                     # hot path for DLT 195, the common sniffer format
                     if orig > caplen:  # snaplen cut the FCS off
@@ -284,8 +299,8 @@ class CaptureReader:
                     else:
                         psdu = buf[off + 28 : off + 26 + caplen]
                         fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
-                    frame: Frame | None = Frame(ts_ns, sid, band, page, channel, psdu, fcs_ok,
-                                                None, None, CAPTURE, None)
+                    frame: Frame | None = tuple.__new__(Frame, (  # = Frame(...), faster
+                        ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None, CAPTURE, None))
                 else:
                     frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off,
                                         orig)

@@ -62,7 +62,7 @@ class DuisEvent:
     dcc_alert_code: str | None = None
 
     @classmethod
-    def from_log_line(cls, line: dict[str, Any], *, where: str = "DUIS log") -> DuisEvent:
+    def from_log_line(cls, line: Any, *, where: str = "DUIS log") -> DuisEvent:
         """From one DUIS log line (the dict :class:`hanlab.duis.log.DuisLog` writes).
 
         Raises:

@@ -365,11 +365,11 @@ class RigRuntime:
 
     async def _duis_and_jobs(self) -> None:
         """Start the DUIS side once the sources run, then serve jobs until cancelled."""
-        from hanlab.runtime.duis_side import RigDuis
-
         duis_config = self.options.duis
         if duis_config is None or self.options.counters is None:
-            return
+            return  # e.g. hanlab capture: no DUIS side, nothing of it imported
+        from hanlab.runtime.duis_side import RigDuis
+
         await self.started.wait()
         log_path = Path(self.capture_folder) / f"{self.rig.name}_duis.jsonl"
         if duis_config.log is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import OrderedDict
-from collections.abc import Iterable
+from typing import Final
 
 from hanlab.zigbee.common import LayerError, need
 from hanlab.zigbee.security import (
@@ -29,21 +29,27 @@ from hanlab.zigbee.security import (
     unseal,
 )
 
-_U16 = struct.Struct("<H")
-_U64 = struct.Struct("<Q")
-_CLUSTER_PROFILE = struct.Struct("<HH")
+_U16: Final = struct.Struct("<H")
+_U64: Final = struct.Struct("<Q")
+_CLUSTER_PROFILE: Final = struct.Struct("<HH")
 
 #: APS frame types (§2.2.5.1.1.1, Table 2.21).
-APS_FRAME_TYPE_NAMES: dict[int, str] = {0: "data", 1: "command", 2: "ack", 3: "inter-pan"}
-APS_DATA, APS_COMMAND, APS_ACK, APS_INTERPAN = 0, 1, 2, 3
+APS_FRAME_TYPE_NAMES: Final[dict[int, str]] = {0: "data", 1: "command", 2: "ack", 3: "inter-pan"}
+APS_DATA: Final = 0
+APS_COMMAND: Final = 1
+APS_ACK: Final = 2
+APS_INTERPAN: Final = 3
 #: Delivery modes (§2.2.5.1.1.2, Table 2.22).
-DELIVERY_MODE_NAMES: dict[int, str] = {0: "unicast", 1: "indirect", 2: "broadcast", 3: "group"}
-DELIVERY_GROUP = 3
+DELIVERY_MODE_NAMES: Final[dict[int, str]] = {
+    0: "unicast", 1: "indirect", 2: "broadcast", 3: "group"}
+DELIVERY_GROUP: Final = 3
 #: Extended header fragmentation values (§2.2.5.1.8.1, Table 2.24).
-FRAGMENT_NONE, FRAGMENT_FIRST, FRAGMENT_NEXT = 0, 1, 2
+FRAGMENT_NONE: Final = 0
+FRAGMENT_FIRST: Final = 1
+FRAGMENT_NEXT: Final = 2
 
 #: APS command identifiers (§4.4.10, Table 4.10; R22 additions).
-APS_COMMAND_NAMES: dict[int, str] = {
+APS_COMMAND_NAMES: Final[dict[int, str]] = {
     0x01: "skke_1",
     0x02: "skke_2",
     0x03: "skke_3",
@@ -63,10 +69,10 @@ APS_COMMAND_NAMES: dict[int, str] = {
     0x11: "relay_message_downstream",
     0x12: "relay_message_upstream",
 }
-APS_CMD_TRANSPORT_KEY = 0x05
+APS_CMD_TRANSPORT_KEY: Final = 0x05
 
 #: Transport Key key types (§4.4.10.1.1, Table 4.13).
-KEY_TYPE_NAMES: dict[int, str] = {
+KEY_TYPE_NAMES: Final[dict[int, str]] = {
     0x00: "trust_centre_master_key",
     0x01: "standard_network_key",
     0x02: "application_master_key",
@@ -74,17 +80,17 @@ KEY_TYPE_NAMES: dict[int, str] = {
     0x04: "trust_centre_link_key",
     0x05: "high_security_network_key",
 }
-_NETWORK_KEY_TYPES = frozenset((0x01, 0x05))
+_NETWORK_KEY_TYPES: Final = frozenset((0x01, 0x05))
 
 #: ZigBee profile identifiers.
-PROFILE_NAMES: dict[int, str] = {
+PROFILE_NAMES: Final[dict[int, str]] = {
     0x0000: "ZDP",
     0x0104: "HA",
     0x0109: "SE",
     0xA1E0: "GP",
     0xC05E: "ZLL",
 }
-PROFILE_ZDP = 0x0000
+PROFILE_ZDP: Final = 0x0000
 
 
 class ApsFrame:
@@ -266,7 +272,7 @@ def decode_aps(buf: bytes) -> ApsFrame:
     fc = buf[0]
     ftype = fc & 3
     mode = (fc >> 2) & 3
-    frame = ApsFrame.__new__(ApsFrame)
+    frame = ApsFrame()
     frame.frame_type = ftype
     frame.delivery_mode = mode
     frame.ack_format = bool(fc & 0x10)
@@ -340,7 +346,7 @@ def decode_aps(buf: bytes) -> ApsFrame:
 def decrypt_aps(
     buf: bytes,
     frame: ApsFrame,
-    keys: Iterable[tuple[str, CcmKey]],
+    keys: list[tuple[str, CcmKey]],
     src64: int | None,
     level: int = ZIGBEE_SECURITY_LEVEL,
 ) -> bool:

@@ -9,7 +9,6 @@ boundary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import NamedTuple
 
 
@@ -80,7 +79,7 @@ def short_str(addr: int) -> str:
     return f"0x{addr:04x}"
 
 
-def name_of(table: Mapping[int, str], value: int) -> str:
+def name_of(table: dict[int, str], value: int) -> str:
     """The name of ``value`` in a protocol table, or ``unknown_0x..`` when absent."""
     name = table.get(value)
     return name if name is not None else f"unknown_0x{value:02x}"

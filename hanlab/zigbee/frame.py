@@ -14,7 +14,7 @@ reassembly).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Final
 
 from hanlab.zigbee.aps import (
     APS_CMD_TRANSPORT_KEY,
@@ -35,7 +35,12 @@ from hanlab.zigbee.nwk import NwkFrame, decode_nwk, decrypt_nwk
 from hanlab.zigbee.security import KEY_ID_NETWORK, ZIGBEE_SECURITY_LEVEL
 from hanlab.zigbee.zcl import ZclFrame, decode_zcl
 
-_UNSET: Any = object()
+#: bits of :attr:`DecodedFrame._done`: which lazy layers have been decoded.
+_MAC: Final = 1
+_NWK: Final = 2
+_APS: Final = 4
+_APS_PAYLOAD: Final = 8
+_ZCL: Final = 16
 
 
 class Decoder:
@@ -80,7 +85,7 @@ class Decoder:
         self._count = index + 1
         frame = DecodedFrame(self, psdu, ts_ns, index)
         if fcs_ok is False:
-            frame._nwk = None
+            frame._done |= _NWK  # no NWK frame: stays None
             frame.error = DecodeError("mac", len(psdu), "bad FCS: MAC payload not decoded")
         return frame
 
@@ -95,8 +100,8 @@ class DecodedFrame:
         error: the first layer that could not be decoded, or ``None``.
     """
 
-    __slots__ = ("_aps", "_aps_payload", "_mac", "_nwk", "_zcl", "decoder", "error", "index",
-                 "psdu", "reassembled", "ts_ns")
+    __slots__ = ("_aps", "_aps_payload", "_done", "_mac", "_nwk", "_zcl", "decoder", "error",
+                 "index", "psdu", "reassembled", "ts_ns")
 
     def __init__(self, decoder: Decoder, psdu: bytes, ts_ns: int, index: int) -> None:
         self.decoder = decoder
@@ -104,7 +109,14 @@ class DecodedFrame:
         self.ts_ns = ts_ns
         self.index = index
         self.error: DecodeError | None = None
-        self._mac = self._nwk = self._aps = self._zcl = self._aps_payload = _UNSET
+        # typed layers and a bit per decoded layer (no sentinel object: compiled, the
+        # layers' attributes are then read natively)
+        self._mac: MacFrame | None = None
+        self._nwk: NwkFrame | None = None
+        self._aps: ApsFrame | None = None
+        self._zcl: ZclFrame | None = None
+        self._aps_payload: bytes | None = None
+        self._done = 0
         #: whether the APS payload was reassembled from fragments.
         self.reassembled = False
 
@@ -113,8 +125,9 @@ class DecodedFrame:
     @property
     def mac(self) -> MacFrame | None:
         """The MAC frame (IEEE 802.15.4-2015 §7.2), or ``None`` if it does not parse."""
-        mac = self._mac
-        if mac is _UNSET:
+        if not self._done & _MAC:
+            self._done |= _MAC
+            mac: MacFrame | None
             try:
                 mac = decode_mac(self.psdu)
             except LayerError as exc:
@@ -124,7 +137,7 @@ class DecodedFrame:
                 self._fail("mac", 0, f"internal decoder error: {exc!r}")
                 mac = None
             self._mac = mac
-        return mac  # type: ignore[no-any-return]
+        return self._mac
 
     def _fail(self, layer: str, offset: int, reason: str) -> None:
         if self.error is None:
@@ -140,9 +153,9 @@ class DecodedFrame:
         MAC data frame to a short address from a short or extended address, NWK protocol
         version 1 or 2, a defined NWK frame type) or when its header does not parse.
         """
-        nwk = self._nwk
-        if nwk is _UNSET:
-            nwk = None
+        if not self._done & _NWK:
+            self._done |= _NWK
+            nwk: NwkFrame | None = None
             mac = self.mac
             if (
                 mac is not None
@@ -169,7 +182,7 @@ class DecodedFrame:
                         if nwk.security:
                             self._decrypt_nwk(nwk)
             self._nwk = nwk
-        return nwk  # type: ignore[no-any-return]
+        return self._nwk
 
     def _learn_addresses(self, mac: MacFrame, nwk: NwkFrame) -> None:
         amap = self.decoder.address_map
@@ -186,12 +199,10 @@ class DecodedFrame:
         candidates = keyring.network_candidates()
         if not candidates:
             return
-        level = self.decoder.security_level
         # the last key that worked is first: most frames decrypt on the first try
-        if decrypt_nwk(self.psdu, nwk, candidates[:1], level):
-            return
-        if len(candidates) > 1 and decrypt_nwk(self.psdu, nwk, candidates[1:], level):
-            for i, (label, _) in enumerate(candidates):
+        if decrypt_nwk(self.psdu, nwk, candidates, self.decoder.security_level) \
+                and candidates[0][0] != nwk.key_label:
+            for i, (label, _) in enumerate(candidates):  # a later key: it goes first
                 if label == nwk.key_label:
                     keyring.network_key_worked(i)
                     break
@@ -213,9 +224,9 @@ class DecodedFrame:
         ``None`` for NWK commands, frames still encrypted, or an APS header that does
         not parse (then :attr:`error` says why).
         """
-        aps = self._aps
-        if aps is _UNSET:
-            aps = None
+        if not self._done & _APS:
+            self._done |= _APS
+            aps: ApsFrame | None = None
             nwk = self.nwk
             if nwk is not None and nwk.payload is not None and nwk.frame_type != 1:
                 buf = nwk.payload
@@ -228,7 +239,7 @@ class DecodedFrame:
                 if aps is not None and aps.security:
                     self._decrypt_aps(buf, nwk, aps)
             self._aps = aps
-        return aps  # type: ignore[no-any-return]
+        return self._aps
 
     def _decrypt_aps(self, buf: bytes, nwk: NwkFrame, aps: ApsFrame) -> None:
         aux = aps.aux
@@ -263,9 +274,9 @@ class DecodedFrame:
         ``None`` while encrypted, for a fragment that does not complete its message, and
         for frames without APS. Readable Transport Key commands teach their key here.
         """
-        payload = self._aps_payload
-        if payload is _UNSET:
-            payload = None
+        if not self._done & _APS_PAYLOAD:
+            self._done |= _APS_PAYLOAD
+            payload: bytes | None = None
             aps = self.aps
             if aps is not None and aps.payload is not None:
                 payload = aps.payload
@@ -285,7 +296,7 @@ class DecodedFrame:
                 ):
                     self._learn_key(payload)
             self._aps_payload = payload
-        return payload  # type: ignore[no-any-return]
+        return self._aps_payload
 
     def _learn_key(self, payload: bytes) -> None:
         try:
@@ -307,9 +318,9 @@ class DecodedFrame:
     @property
     def zcl(self) -> ZclFrame | None:
         """The ZCL frame (ZCL 07-5123 §2.4) of an APS data frame outside ZDP, or ``None``."""
-        zcl = self._zcl
-        if zcl is _UNSET:
-            zcl = None
+        if not self._done & _ZCL:
+            self._done |= _ZCL
+            zcl: ZclFrame | None = None
             aps = self.aps
             if (
                 aps is not None
@@ -328,7 +339,7 @@ class DecodedFrame:
                     except Exception as exc:  # safety net
                         self._fail("zcl", base, f"internal decoder error: {exc!r}")
             self._zcl = zcl
-        return zcl  # type: ignore[no-any-return]
+        return self._zcl
 
     def _aps_base(self, aps: ApsFrame) -> int:
         nwk = self._nwk

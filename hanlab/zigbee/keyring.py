@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -47,20 +47,20 @@ from hanlab.zigbee.security import (
 )
 
 #: The ZigBee well-known trust-centre link key (BDB 13-0402 §6.3.2).
-WELL_KNOWN_TC_LINK_KEY = b"ZigBeeAlliance09"
+WELL_KNOWN_TC_LINK_KEY: Final = b"ZigBeeAlliance09"
 
 #: device pairs whose link key trial order is kept (:meth:`Keyring.link_candidates`).
-MAX_LINK_ORDERS = 4096
-KEYRING_SECTIONS = ("network_keys", "link_keys", "install_codes", "well_known_tc_link_key")
+MAX_LINK_ORDERS: Final = 4096
+KEYRING_SECTIONS: Final = ("network_keys", "link_keys", "install_codes", "well_known_tc_link_key")
 """The top-level fields of a keys file the keyring reads."""
-OTHER_SECRETS_SECTIONS = frozenset({"mqtt"})
+OTHER_SECRETS_SECTIONS: Final = frozenset({"mqtt"})
 """Top-level fields of a lab's secrets file that are not keys (ignored here)."""
 #: most keys learned from Transport Key commands kept per kind (network, link)
-MAX_LEARNED_KEYS = 16
-ORIGIN_LEARNED = "transport-key"
+MAX_LEARNED_KEYS: Final = 16
+ORIGIN_LEARNED: Final = "transport-key"
 
-KIND_NETWORK = "network"
-KIND_LINK = "link"
+KIND_NETWORK: Final = "network"
+KIND_LINK: Final = "link"
 
 
 class KeyEntry:
@@ -229,6 +229,13 @@ class Keyring:
             install_code_link_key(code), devices=() if device is None else (device,),
             label=label, origin="install-code",
         )
+
+    def ccm_trials(self) -> int:
+        """CCM* decryptions tried so far with every key of the ring, derived keys included
+        (one per key per secured frame tried: what the key order of
+        :meth:`link_candidates` keeps low)."""
+        return sum(e.ccm.trials + sum(d.trials for d in e._derived.values())
+                   for e in (*self.network_keys, *self.link_keys))
 
     def network_candidates(self) -> list[tuple[str, CcmKey]]:
         """``(label, key)`` network keys to try, the last one that worked first."""

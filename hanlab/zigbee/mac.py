@@ -13,20 +13,21 @@ value read little-endian off the air (print with :func:`hanlab.zigbee.common.eui
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from hanlab.zigbee.common import LayerError, need
 
-_U16 = struct.Struct("<H")
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
-_FAST = struct.Struct("<BHHH")
+_U16: Final = struct.Struct("<H")
+_U64: Final = struct.Struct("<Q")
+_U32: Final = struct.Struct("<I")
+_FAST: Final = struct.Struct("<BHHH")
 
 #: Frame types (IEEE 802.15.4-2015 §7.2.1.1, Table 7-1).
-FRAME_TYPE_BEACON = 0
-FRAME_TYPE_DATA = 1
-FRAME_TYPE_ACK = 2
-FRAME_TYPE_COMMAND = 3
-FRAME_TYPE_NAMES: dict[int, str] = {
+FRAME_TYPE_BEACON: Final = 0
+FRAME_TYPE_DATA: Final = 1
+FRAME_TYPE_ACK: Final = 2
+FRAME_TYPE_COMMAND: Final = 3
+FRAME_TYPE_NAMES: Final[dict[int, str]] = {
     0: "beacon",
     1: "data",
     2: "ack",
@@ -38,13 +39,13 @@ FRAME_TYPE_NAMES: dict[int, str] = {
 }
 
 #: Addressing modes (§7.2.1.9): 0 none, 2 short (16-bit), 3 extended (64-bit).
-ADDR_NONE = 0
-ADDR_SHORT = 2
-ADDR_EXT = 3
-_ADDR_LEN = (0, -1, 2, 8)
+ADDR_NONE: Final = 0
+ADDR_SHORT: Final = 2
+ADDR_EXT: Final = 3
+_ADDR_LEN: Final = (0, -1, 2, 8)
 
 #: MAC command identifiers (§7.5, Table 7-49).
-MAC_COMMAND_NAMES: dict[int, str] = {
+MAC_COMMAND_NAMES: Final[dict[int, str]] = {
     0x01: "association_request",
     0x02: "association_response",
     0x03: "disassociation_notification",
@@ -65,13 +66,13 @@ MAC_COMMAND_NAMES: dict[int, str] = {
 }
 
 #: MIC length in octets by security level (§9.4.2.2, Table 9-6); levels 4-7 encrypt.
-MIC_OCTETS = (0, 4, 8, 16, 0, 4, 8, 16)
+MIC_OCTETS: Final = (0, 4, 8, 16, 0, 4, 8, 16)
 #: Key identifier field length by key identifier mode (§9.4.4, Table 9-7).
-_KEY_ID_OCTETS = (0, 1, 5, 9)
+_KEY_ID_OCTETS: Final = (0, 1, 5, 9)
 
 # PAN ID presence for 2015 frames (Table 7-2): (dst kind, src kind, compression)
 # -> (dst PAN present, src PAN present); kind 0 none, 2 short, 3 extended.
-_PAN_2015: dict[tuple[int, int, int], tuple[bool, bool]] = {}
+_PAN_2015: Final[dict[tuple[int, int, int], tuple[bool, bool]]] = {}
 for _d in (0, 2, 3):
     for _s in (0, 2, 3):
         for _c in (0, 1):
@@ -165,7 +166,7 @@ class MacFrame:
 
     def __init__(
         self,
-        frame_type: int,
+        frame_type: int = FRAME_TYPE_DATA,
         seq: int | None = 0,
         *,
         dst_pan: int | None = None,
@@ -305,7 +306,7 @@ def decode_mac(psdu: bytes) -> MacFrame:
         # fast path, most ZigBee traffic: 2003/2006 unsecured data frame, short addresses,
         # PAN ID compression (same fields as the general path below)
         fast = _FAST.unpack_from(psdu, 2)
-        frame = MacFrame.__new__(MacFrame)
+        frame = MacFrame()  # compiled: a native call (defaults), then native stores
         frame.frame_type = 1
         frame.seq = fast[0]
         frame.seq_suppressed = False

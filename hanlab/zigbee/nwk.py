@@ -14,7 +14,7 @@ secured with the network key (§4.3.1); :func:`decrypt_nwk` verifies and decrypt
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from typing import Final
 
 from hanlab.zigbee.common import LayerError, need
 from hanlab.zigbee.security import (
@@ -27,20 +27,21 @@ from hanlab.zigbee.security import (
     unseal,
 )
 
-_HDR = struct.Struct("<HHHBB")
-_ADDR = struct.Struct("<HHBB")
-_U16 = struct.Struct("<H")
-_U64 = struct.Struct("<Q")
-_AUX_NWK = struct.Struct("<BIQB")
+_HDR: Final = struct.Struct("<HHHBB")
+_ADDR: Final = struct.Struct("<HHBB")
+_U16: Final = struct.Struct("<H")
+_U64: Final = struct.Struct("<Q")
+_AUX_NWK: Final = struct.Struct("<BIQB")
 
 #: NWK frame types (§3.3.1.1.1, Table 3.46).
-NWK_FRAME_TYPE_NAMES: dict[int, str] = {0: "data", 1: "command", 2: "reserved", 3: "inter-pan"}
-NWK_FRAME_DATA = 0
-NWK_FRAME_COMMAND = 1
-NWK_FRAME_INTERPAN = 3
+NWK_FRAME_TYPE_NAMES: Final[dict[int, str]] = {
+    0: "data", 1: "command", 2: "reserved", 3: "inter-pan"}
+NWK_FRAME_DATA: Final = 0
+NWK_FRAME_COMMAND: Final = 1
+NWK_FRAME_INTERPAN: Final = 3
 
 #: NWK command identifiers (§3.4, Table 3.40).
-NWK_COMMAND_NAMES: dict[int, str] = {
+NWK_COMMAND_NAMES: Final[dict[int, str]] = {
     0x01: "route_request",
     0x02: "route_reply",
     0x03: "network_status",
@@ -247,7 +248,7 @@ def decode_nwk(buf: bytes, off: int) -> NwkFrame:
     fc = buf[off] | buf[off + 1] << 8
     frame_type = fc & 3
     security = bool(fc & 0x200)
-    frame = NwkFrame.__new__(NwkFrame)
+    frame = NwkFrame()
     frame.frame_type = frame_type
     frame.version = (fc >> 2) & 0xF
     frame.discover_route = (fc >> 6) & 3
@@ -322,7 +323,7 @@ def decode_nwk(buf: bytes, off: int) -> NwkFrame:
 def decrypt_nwk(
     buf: bytes,
     frame: NwkFrame,
-    keys: Iterable[tuple[str, CcmKey]],
+    keys: list[tuple[str, CcmKey]],
     level: int = ZIGBEE_SECURITY_LEVEL,
 ) -> bool:
     """Verify and decrypt a secured NWK frame in place, trying ``keys`` in order (§4.3.1.2).

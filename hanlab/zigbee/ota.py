@@ -68,7 +68,7 @@ _NAMES: Final[dict[tuple[int, int], str]] = {
 }
 
 # Field layouts as data: (name, struct format); optional groups handled by _decode.
-_ID = (("manufacturer_code", "H"), ("image_type", "H"), ("file_version", "I"))
+_ID: Final = (("manufacturer_code", "H"), ("image_type", "H"), ("file_version", "I"))
 _LAYOUT: Final[dict[tuple[int, int], tuple[tuple[str, str], ...]]] = {
     (0, QUERY_NEXT_IMAGE_REQUEST): (("field_control", "B"), *_ID),
     (0, IMAGE_BLOCK_REQUEST): (("field_control", "B"), *_ID, ("file_offset", "I"),

@@ -20,7 +20,7 @@ Keys are secrets: nothing here logs or prints key material.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -28,24 +28,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 from hanlab.zigbee.common import need
 
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_NONCE = struct.Struct("<QIB")
+_U32: Final = struct.Struct("<I")
+_U64: Final = struct.Struct("<Q")
+_NONCE: Final = struct.Struct("<QIB")
 
 #: MIC length in octets by ZigBee security level (§4.5.1.1.1, Table 4.38).
-MIC_OCTETS = (0, 4, 8, 16, 0, 4, 8, 16)
+MIC_OCTETS: Final = (0, 4, 8, 16, 0, 4, 8, 16)
 #: Whether a security level encrypts the payload.
-ENCRYPTS = (False, False, False, False, True, True, True, True)
+ENCRYPTS: Final = (False, False, False, False, True, True, True, True)
 
 #: Key identifier values (§4.5.1.1.2, Table 4.39).
-KEY_ID_DATA = 0
-KEY_ID_NETWORK = 1
-KEY_ID_KEY_TRANSPORT = 2
-KEY_ID_KEY_LOAD = 3
-KEY_ID_NAMES: dict[int, str] = {0: "data", 1: "network", 2: "key-transport", 3: "key-load"}
+KEY_ID_DATA: Final = 0
+KEY_ID_NETWORK: Final = 1
+KEY_ID_KEY_TRANSPORT: Final = 2
+KEY_ID_KEY_LOAD: Final = 3
+KEY_ID_NAMES: Final[dict[int, str]] = {0: "data", 1: "network", 2: "key-transport", 3: "key-load"}
 
 #: The security level ZigBee actually applies (ENC-MIC-32) whatever the frame says.
-ZIGBEE_SECURITY_LEVEL = 5
+ZIGBEE_SECURITY_LEVEL: Final = 5
 
 
 class AuxHeader:
@@ -155,7 +155,7 @@ def seal(header: bytes, aux: bytes, src64: int, frame_counter: int, key: CcmKey,
 
 
 def unseal(buf: bytes, start: int, aux_offset: int, end: int, src64: int,
-           frame_counter: int, secured: bytes, keys: Iterable[tuple[str, CcmKey]],
+           frame_counter: int, secured: bytes, keys: list[tuple[str, CcmKey]],
            level: int = ZIGBEE_SECURITY_LEVEL) -> tuple[bytes, str] | None:
     """Verify and decrypt a secured NWK or APS payload, trying ``keys`` in order
     (ZigBee §4.3.1.2, §4.4.1.2).
@@ -176,7 +176,8 @@ def unseal(buf: bytes, start: int, aux_offset: int, end: int, src64: int,
         return None
     ctl = (buf[aux_offset] & 0xF8) | level
     nonce = _NONCE.pack(src64, frame_counter, ctl)
-    aad = buf[start:aux_offset] + bytes((ctl,)) + buf[aux_offset + 1 : end]
+    aad = bytearray(buf[start:end])  # the header with the level forced into its aux header
+    aad[aux_offset - start] = ctl
     for label, key in keys:
         plain = key.decrypt(nonce, aad, secured, level)
         if plain is not None:
@@ -194,13 +195,15 @@ class CcmKey:
         ValueError: ``key`` is not 16 octets.
     """
 
-    __slots__ = ("_ccm", "key")
+    __slots__ = ("_ccm", "key", "trials")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 16:
             raise ValueError(f"an AES-128 key is 16 octets, not {len(key)}")
         self.key = bytes(key)
         self._ccm: dict[int, AESCCM] = {}
+        #: :meth:`decrypt` calls with this key (each a CCM* trial; diagnostics and tests).
+        self.trials = 0
 
     def __repr__(self) -> str:  # never show key material
         return "CcmKey(<secret>)"
@@ -217,12 +220,14 @@ class CcmKey:
         enc = Cipher(algorithms.AES(self.key), modes.CTR(counter_block)).encryptor()
         return enc.update(data) + enc.finalize()
 
-    def decrypt(self, nonce: bytes, aad: bytes, secured: bytes, level: int) -> bytes | None:
+    def decrypt(self, nonce: bytes, aad: bytes | bytearray, secured: bytes, level: int
+                ) -> bytes | None:
         """Verify and decrypt ``secured`` (payload with its MIC) at security ``level``.
 
         Returns:
             The plaintext payload without MIC, or ``None`` when the MIC does not verify.
         """
+        self.trials += 1
         mic = MIC_OCTETS[level]
         if level >= 5:
             try:
@@ -307,7 +312,7 @@ def crc16_x25(data: bytes) -> int:
 
 
 #: Install code lengths in octets without CRC (BDB 13-0402 §10.1).
-INSTALL_CODE_OCTETS = (6, 8, 12, 16)
+INSTALL_CODE_OCTETS: Final = (6, 8, 12, 16)
 
 
 def install_code_link_key(install_code: bytes) -> bytes:

@@ -13,6 +13,7 @@ the GBCS tunnel command and message (GBCS §10.2.2).
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from hanlab.zigbee.common import LayerError, name_of
 from hanlab.zigbee.zcl_tables import (
@@ -23,10 +24,10 @@ from hanlab.zigbee.zcl_tables import (
     TUNNEL_TRANSFER_DATA,
 )
 
-_U16 = struct.Struct("<H")
+_U16: Final = struct.Struct("<H")
 
-ZCL_FRAME_TYPE_NAMES: dict[int, str] = {0: "profile-wide", 1: "cluster-specific"}
-DIRECTION_NAMES: dict[int, str] = {0: "to-server", 1: "to-client"}
+ZCL_FRAME_TYPE_NAMES: Final[dict[int, str]] = {0: "profile-wide", 1: "cluster-specific"}
+DIRECTION_NAMES: Final[dict[int, str]] = {0: "to-server", 1: "to-client"}
 
 
 class ZclFrame:
@@ -59,9 +60,9 @@ class ZclFrame:
 
     def __init__(
         self,
-        frame_type: int,
-        tsn: int,
-        command_id: int,
+        frame_type: int = 0,
+        tsn: int = 0,
+        command_id: int = 0,
         payload: bytes = b"",
         *,
         direction: int = 0,
@@ -158,7 +159,7 @@ def decode_zcl(buf: bytes, cluster: int | None = None) -> ZclFrame:
         pos = 3
     if n < pos + 2:
         raise LayerError(pos, f"truncated: ZCL TSN and command id need 2 octets, {n - pos} left")
-    frame = ZclFrame.__new__(ZclFrame)
+    frame = ZclFrame()
     frame.frame_type = fc & 3
     frame.manufacturer_specific = mfr is not None
     frame.manufacturer_code = mfr

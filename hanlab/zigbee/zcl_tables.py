@@ -9,17 +9,19 @@ Tunneling D.6, Prepayment D.7, Key Establishment C.3.1) and the OTA Upgrade clus
 
 from __future__ import annotations
 
-CLUSTER_BASIC = 0x0000
-CLUSTER_OTA_UPGRADE = 0x0019
-CLUSTER_PRICE = 0x0700
-CLUSTER_METERING = 0x0702
-CLUSTER_MESSAGING = 0x0703
-CLUSTER_TUNNELING = 0x0704
-CLUSTER_PREPAYMENT = 0x0705
-CLUSTER_KEY_ESTABLISHMENT = 0x0800
+from typing import Final
+
+CLUSTER_BASIC: Final = 0x0000
+CLUSTER_OTA_UPGRADE: Final = 0x0019
+CLUSTER_PRICE: Final = 0x0700
+CLUSTER_METERING: Final = 0x0702
+CLUSTER_MESSAGING: Final = 0x0703
+CLUSTER_TUNNELING: Final = 0x0704
+CLUSTER_PREPAYMENT: Final = 0x0705
+CLUSTER_KEY_ESTABLISHMENT: Final = 0x0800
 
 #: Cluster identifiers (ZCL 07-5123, SE 1.4).
-CLUSTER_NAMES: dict[int, str] = {
+CLUSTER_NAMES: Final[dict[int, str]] = {
     0x0000: "basic",
     0x0001: "power_configuration",
     0x0002: "device_temperature",
@@ -69,7 +71,7 @@ CLUSTER_NAMES: dict[int, str] = {
 }
 
 #: Profile-wide (general) commands (ZCL 07-5123 Table 2-3).
-GENERAL_COMMAND_NAMES: dict[int, str] = {
+GENERAL_COMMAND_NAMES: Final[dict[int, str]] = {
     0x00: "read_attributes",
     0x01: "read_attributes_response",
     0x02: "write_attributes",
@@ -95,10 +97,10 @@ GENERAL_COMMAND_NAMES: dict[int, str] = {
     0x16: "discover_attributes_extended_response",
 }
 
-_TO_SERVER = 0
-_TO_CLIENT = 1
+_TO_SERVER: Final = 0
+_TO_CLIENT: Final = 1
 
-_SPECIFIC: dict[tuple[int, int], list[str | None]] = {
+_SPECIFIC: Final[dict[tuple[int, int], list[str | None]]] = {
     (CLUSTER_TUNNELING, _TO_SERVER): [
         "RequestTunnel", "CloseTunnel", "TransferData", "TransferDataError",
         "AckTransferData", "ReadyData", "GetSupportedTunnelProtocols",
@@ -175,7 +177,7 @@ _SPECIFIC: dict[tuple[int, int], list[str | None]] = {
 }
 
 #: Cluster-specific command names keyed by (cluster, direction, command id).
-CLUSTER_COMMAND_NAMES: dict[tuple[int, int, int], str] = {
+CLUSTER_COMMAND_NAMES: Final[dict[tuple[int, int, int], str]] = {
     (cluster, direction, command_id): name
     for (cluster, direction), names in _SPECIFIC.items()
     for command_id, name in enumerate(names)
@@ -183,4 +185,4 @@ CLUSTER_COMMAND_NAMES: dict[tuple[int, int, int], str] = {
 }
 
 #: Tunneling TransferData command ids by direction (SE 1.4 D.6.2.4.3 and D.6.2.5.2).
-TUNNEL_TRANSFER_DATA: dict[int, int] = {_TO_SERVER: 0x02, _TO_CLIENT: 0x01}
+TUNNEL_TRANSFER_DATA: Final[dict[int, int]] = {_TO_SERVER: 0x02, _TO_CLIENT: 0x01}

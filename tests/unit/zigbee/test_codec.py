@@ -82,7 +82,7 @@ def test_sinope_hot_path_fields(captures_dir: Path) -> None:
     frame = next(f for f in read_frames(captures_dir / SINOPE) if len(f.psdu) > 30)
     d = decoder.decode(frame.psdu)
     assert d.mac is not None and d.mac.seq is not None
-    assert d._aps is not None  # not decoded yet: lazy
+    assert d._done == 1  # only the MAC layer is decoded yet: lazy (bit 1 of _done)
 
 
 # -- building frames -----------------------------------------------------------------------
