@@ -88,6 +88,10 @@ def decap_tap(data: bytes) -> Decap | None:
     n = len(data)
     if n < 4:
         raise ValueError("at packet byte 0: TAP header truncated")
+    # declared ints: compiled, the unpacked fields are then native integers
+    hdr_len: int
+    tlv_type: int
+    tlv_len: int
     hdr_len = _u16le(data, 2)[0]
     if data[0] != 0:
         raise ValueError(f"at packet byte 0: TAP version {data[0]} not supported")

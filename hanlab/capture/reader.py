@@ -181,8 +181,8 @@ class CaptureReader:
         band = self._bands.get(key)
         if band is None:
             band = self._bands[key] = band_for(page, channel)
-        return Frame(ts_ns, self.sniffer_id, band, page, channel, psdu, fcs_ok, rssi, lqi,
-                     TsSource.CAPTURE, None)
+        return tuple.__new__(Frame, (ts_ns, self.sniffer_id, band, page, channel, psdu,  # fast
+                                     fcs_ok, rssi, lqi, TsSource.CAPTURE, None))
 
     def _pcap(self, buf: mmap.mmap) -> Iterator[Frame]:
         n = len(buf)

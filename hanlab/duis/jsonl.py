@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from hanlab.errors import BadInputError, os_error_text
 from hanlab.resources import Closing
 
@@ -101,7 +103,10 @@ def read_json_lines(path: Path | str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            try:
+                records.append(orjson.loads(line))  # the fast parser for what hanlab writes
+            except orjson.JSONDecodeError:
+                records.append(json.loads(line))  # what only json reads (NaN, > 64-bit ints)
         except json.JSONDecodeError as error:
             if number == len(lines):
                 break

@@ -25,7 +25,6 @@ Nothing here verifies signatures or MACs. Parsing never raises: bad input gives 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -394,8 +393,10 @@ def _read_addressing(r: _Reader, tag: int, tag_name: str) -> _Addressing:
     )
 
 
-def _read_general_signing(r: _Reader) -> GbcsMessage:
-    """General Signing APDU from ``r.pos`` up to ``r.end`` exactly (GBCS v5.x 4.3.1.3)."""
+def _read_general_signing(r: _Reader, mac_header: MacHeader | None = None,
+                          mac: bytes | None = None) -> GbcsMessage:
+    """General Signing APDU from ``r.pos`` up to ``r.end`` exactly (GBCS v5.x 4.3.1.3);
+    ``mac_header`` and ``mac`` of the General Ciphering around it, if any."""
     cra_flag, originator_counter, originator, recipient, date_time_raw = _read_addressing(
         r, GENERAL_SIGNING_TAG, "General Signing tag"
     )
@@ -444,6 +445,8 @@ def _read_general_signing(r: _Reader) -> GbcsMessage:
         supplementary_remote_party_ka_certificate=certificate,
         content_offset=content_offset,
         signature=signature,
+        mac_header=mac_header,
+        mac=mac,
     )
 
 
@@ -462,12 +465,11 @@ def _read_general_ciphering(r: _Reader) -> GbcsMessage:
     security_control = r.u8("security control")
     invocation_counter = r.uint(4, "invocation counter")
     inner = _Reader(r.data, r.pos, end - MAC_LENGTH)
-    message = _read_general_signing(inner)
-    mac = r.data[end - MAC_LENGTH : end]
+    message = _read_general_signing(  # built once, with its MAC (no dataclasses.replace)
+        inner, MacHeader(security_control, invocation_counter, length),
+        r.data[end - MAC_LENGTH : end])
     r.pos = end
-    return dataclasses.replace(
-        message, mac_header=MacHeader(security_control, invocation_counter, length), mac=mac
-    )
+    return message
 
 
 def _read_gbt_block(r: _Reader) -> GbtBlock:
