@@ -51,7 +51,7 @@ def _where(frame: Frame) -> str:
     key = frame.page << 8 | frame.channel
     text = _WHERE.get(key)
     if text is None:
-        text = _WHERE[key] = f"{frame.band.value}/{frame.page}:{frame.channel}"
+        text = _WHERE[key] = f"{_BAND_TEXT[frame.band]}/{frame.page}:{frame.channel}"
     return text
 
 

@@ -24,7 +24,7 @@ from hanlab.capture.pcapng import PcapngWriter
 from hanlab.correlate.simulate import simulate
 from hanlab.frames import Band
 from tests.conftest import need
-from tests.integration.test_cli_errors import run_hanlab
+from tests.integration.test_cli_errors import _hanlab_command, run_hanlab
 
 ROOT = Path(__file__).resolve().parents[2]
 SINOPE = "sinope-zha__TH1123ZB-G2-partie_00005.pcapng"
@@ -67,17 +67,12 @@ def _both(*args: str) -> tuple[str, str]:
     outputs = []
     for pure in ("0", "1"):
         env = dict(os.environ, PYTHONPATH=str(ROOT), **{_compiled.PURE_ENV: pure})
-        done = subprocess.run([*_hanlab(), *args], capture_output=True, text=True,
+        done = subprocess.run([*_hanlab_command(), *args], capture_output=True, text=True,
                               timeout=300, env=env, check=False, cwd=ROOT)
         assert done.returncode == 0, done.stderr
         assert "running the pure-Python codec" not in done.stderr  # not a stale build
         outputs.append(done.stdout)
     return outputs[0], outputs[1]
-
-
-def _hanlab() -> list[str]:
-    script = shutil.which("hanlab")
-    return [script] if script else [sys.executable, "-m", "hanlab.cli"]
 
 
 @pytest.mark.parametrize("mode", [[], ["--json"]], ids=["one-line", "json"])
