@@ -28,6 +28,10 @@ class Band(StrEnum):
     SUB_GHZ = "subGHz"
 
 
+#: Band -> its value as plain text (a dict lookup: no enum property call on the hot path)
+BAND_TEXT: Final[dict[Band, str]] = {band: band.value for band in Band}
+
+
 class TsSource(IntEnum):
     """Where a frame's ``ts_ns`` came from, which bounds its precision.
 

@@ -54,7 +54,6 @@ TAP_FCS_LENGTHS: Final = {0: 0, 1: 2, 2: 4}
 
 _u16le = struct.Struct("<H").unpack_from
 _u16be = struct.Struct(">H").unpack_from
-_tlv = struct.Struct("<HH").unpack_from
 _f32le = struct.Struct("<f").unpack_from
 
 
@@ -88,11 +87,8 @@ def decap_tap(data: bytes) -> Decap | None:
     n = len(data)
     if n < 4:
         raise ValueError("at packet byte 0: TAP header truncated")
-    # declared ints: compiled, the unpacked fields are then native integers
-    hdr_len: int
-    tlv_type: int
-    tlv_len: int
-    hdr_len = _u16le(data, 2)[0]
+    # octets read by index: compiled, each is a native integer (no struct call, no tuple)
+    hdr_len = data[2] | (data[3] << 8)
     if data[0] != 0:
         raise ValueError(f"at packet byte 0: TAP version {data[0]} not supported")
     if hdr_len < 4 or hdr_len > n:
@@ -104,30 +100,30 @@ def decap_tap(data: bytes) -> Decap | None:
     lqi: int | None = None
     off = 4
     while off + 4 <= hdr_len:
-        tlv_type, tlv_len = _tlv(data, off)
+        tlv_type = data[off] | (data[off + 1] << 8)
+        tlv_len = data[off + 2] | (data[off + 3] << 8)
         value = off + 4
         if value + tlv_len > hdr_len:
             raise ValueError(f"at packet byte {off}: TAP TLV {tlv_type} overruns the header")
         if tlv_type == TAP_FCS_TYPE and tlv_len >= 1:
             fcs_len = TAP_FCS_LENGTHS.get(data[value], 0)
         elif tlv_type == TAP_CHANNEL_ASSIGNMENT and tlv_len >= 3:
-            channel = _u16le(data, value)[0]
+            channel = data[value] | (data[value + 1] << 8)
             page = data[value + 2]
         elif tlv_type == TAP_RSS and tlv_len >= 4:
             rssi = _f32le(data, value)[0]
         elif tlv_type == TAP_LQI and tlv_len >= 1:
             lqi = data[value]
         off = value + ((tlv_len + 3) & ~3)
-    body = data[hdr_len:]
     if fcs_len == 0:
-        return body, None, page, channel, rssi, lqi
-    if len(body) < fcs_len:
+        return data[hdr_len:], None, page, channel, rssi, lqi
+    if n - hdr_len < fcs_len:
         raise ValueError(f"at packet byte {hdr_len}: shorter than its {fcs_len}-octet FCS")
-    psdu = body[:-fcs_len]
+    psdu = data[hdr_len:n - fcs_len]
     if fcs_len == 2:
-        ok = fcs16(psdu) == _u16le(body, len(body) - 2)[0]
+        ok = fcs16(psdu) == data[n - 2] | (data[n - 1] << 8)
     else:
-        ok = _crc32_fcs_ok(psdu, body[-4:])
+        ok = _crc32_fcs_ok(psdu, data[n - 4:])
     return psdu, ok, page, channel, rssi, lqi
 
 

@@ -23,10 +23,12 @@ from typing import Final
 
 from hanlab.capture.linktypes import (
     DECAPSULATORS,
+    LINKTYPE_IEEE802_15_4_TAP,
     LINKTYPE_IEEE802_15_4_WITHFCS,
     LINKTYPE_NAMES,
     Decapsulator,
     decap_nofcs,
+    decap_tap,
 )
 from hanlab.errors import CaptureFormatError, CaptureOpenError
 from hanlab.fcs import fcs16
@@ -162,6 +164,8 @@ class CaptureReader:
             if orig_len > len(data) and iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS:
                 # snaplen cut the FCS off: keep the PSDU, FCS status unknown
                 result = decap_nofcs(data[: max(0, orig_len - 2)])
+            elif iface.linktype == LINKTYPE_IEEE802_15_4_TAP:
+                result = decap_tap(data)  # compiled: a native call
             else:
                 result = decap(data)
         except ValueError as exc:

@@ -73,7 +73,9 @@ def analyse(
         roles = {d.eui64: d.role.value for d in rig_config.devices}
     result = run_analysis(captures, duis_log, keyring=ring, device_roles=roles,
                           targets=load_targets(targets) if targets is not None else None)
-    lines = [exchange_json(exchange) for exchange in result.exchanges]
+    # the JSON lines only where they are written (issue 15: a sixth of a table-only run)
+    lines = ([exchange_json(exchange) for exchange in result.exchanges]
+             if out is not None or as_json else [])
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "exchanges.jsonl").write_text("".join(line + "\n" for line in lines),

@@ -43,9 +43,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from hanlab.correlate.events import DuisEvent, StreamItem
+from hanlab.correlate.exchange import MATCH_LEVEL_LABELS as LABELS
 from hanlab.correlate.exchange import Exchange, MatchLevel
 from hanlab.errors import BadInputError
-from hanlab.frames import MAX_PSDU_OCTETS, Band, Frame
+from hanlab.frames import BAND_TEXT, MAX_PSDU_OCTETS, Band, Frame
 from hanlab.gbcs.codes import message_code_use_case
 from hanlab.gbcs.eui64 import Eui64
 from hanlab.gbcs.message import GbcsMessage, GbtBlock
@@ -203,14 +204,23 @@ class _Sr:
 def _expects_han(event: DuisEvent) -> bool:
     if event.command_variant in NO_HAN_COMMAND_VARIANTS:
         return False
-    if event.sr_variant:
+    variant = event.sr_variant
+    if not variant:
+        return True
+    expects = _EXPECTS_HAN.get(variant)
+    if expects is None:
         from hanlab.duis.catalogue import sr as catalogue_sr
 
         try:
-            return not catalogue_sr(event.sr_variant).non_device
+            expects = not catalogue_sr(variant).non_device
         except BadInputError:
-            return True
-    return True
+            expects = True
+        _EXPECTS_HAN[variant] = expects
+    return expects
+
+
+#: SR variant -> whether it sends GBCS to a device (the catalogue, read once per variant)
+_EXPECTS_HAN: dict[str, bool] = {}
 
 
 class _Device:
@@ -831,9 +841,9 @@ class Correlator:
             kind="sr", request_id=sr.request_id, sr_variant=sr.sr_variant,
             command_variant=sr.command_variant, target=sr.target,
             device_role=sr.role or "unknown", outcome=outcome,
-            match_level=(min(levels) if levels else MatchLevel.NONE).label,
-            command_level=(command.level if command else MatchLevel.NONE).label,
-            response_level=(response.level if response else MatchLevel.NONE).label,
+            match_level=LABELS[min(levels) if levels else 0],
+            command_level=LABELS[command.level if command else 0],
+            response_level=LABELS[response.level if response else 0],
             submitted_ts_ns=sr.submitted_ts, ack_ts_ns=sr.ack_ts, ack_code=sr.ack_code,
             response_ts_ns=sr.response_ts, response_code=sr.response_code,
             command_first_ts_ns=command.first_ts if command else None,
@@ -842,7 +852,7 @@ class Correlator:
             response_first_ts_ns=response.first_ts if response else None,
             response_last_ts_ns=response.last_ts if response else None,
             response_end_ts_ns=response.end_ts if response else None,
-            band=where.band.value if where else None, page=where.page if where else None,
+            band=BAND_TEXT[where.band] if where else None, page=where.page if where else None,
             channel=where.channel if where else None, frames=frames,
             retries=sum(m.retries for m in (command, response) if m is not None),
             octets=sum(m.octets for m in (command, response) if m is not None),
@@ -859,16 +869,16 @@ class Correlator:
             command_variant=None, target=target,
             device_role=(self._roles.get(device, "unknown") if device is not None
                          else "unknown"),
-            outcome="alert", match_level=(msg.level if msg else MatchLevel.NONE).label,
-            command_level=MatchLevel.NONE.label,
-            response_level=(msg.level if msg else MatchLevel.NONE).label,
+            outcome="alert", match_level=LABELS[msg.level if msg else 0],
+            command_level=LABELS[0],
+            response_level=LABELS[msg.level if msg else 0],
             submitted_ts_ns=None, ack_ts_ns=None, ack_code=None,
             response_ts_ns=event.ts_ns if event else None, response_code=None,
             command_first_ts_ns=None, command_last_ts_ns=None, command_end_ts_ns=None,
             response_first_ts_ns=msg.first_ts if msg else None,
             response_last_ts_ns=msg.last_ts if msg else None,
             response_end_ts_ns=msg.end_ts if msg else None,
-            band=msg.band.value if msg else None, page=msg.page if msg else None,
+            band=BAND_TEXT[msg.band] if msg else None, page=msg.page if msg else None,
             channel=msg.channel if msg else None, frames=msg.frames if msg else 0,
             retries=msg.retries if msg else 0, octets=msg.octets if msg else 0,
             gbcs_originator_counter=msg.counter if msg else None,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 __all__ = ["Exchange", "MatchLevel", "exchange_json"]
 
@@ -37,7 +39,12 @@ class MatchLevel(IntEnum):
     @property
     def label(self) -> str:
         """``exact``, ``structural``, ``address_time`` or ``none``."""
-        return self.name.lower()
+        return MATCH_LEVEL_LABELS[self]
+
+
+#: MatchLevel value -> its label (``MATCH_LEVEL_LABELS[level]``: no enum property lookup)
+MATCH_LEVEL_LABELS: Final[tuple[str, ...]] = tuple(
+    level.name.lower() for level in sorted(MatchLevel))
 
 
 @dataclass(slots=True)
@@ -67,6 +74,8 @@ class Exchange:
             MAC or APS retransmissions; ``octets``: their PSDU octets.
         gbcs_originator_counter, message_code: from the decrypted GBCS (exact only).
         alert_code: the GBCS Alert Code (hex text) of an alert.
+
+    ``__init__`` is written out so that the compiled build constructs it natively.
     """
 
     kind: str
@@ -99,6 +108,48 @@ class Exchange:
     gbcs_originator_counter: int | None
     message_code: str | None
     alert_code: str | None = None
+
+    def __init__(self, kind: str, request_id: str | None, sr_variant: str | None,
+                 command_variant: int | None, target: str | None, device_role: str,
+                 outcome: str, match_level: str, command_level: str, response_level: str,
+                 submitted_ts_ns: int | None, ack_ts_ns: int | None, ack_code: str | None,
+                 response_ts_ns: int | None, response_code: str | None,
+                 command_first_ts_ns: int | None, command_last_ts_ns: int | None,
+                 command_end_ts_ns: int | None, response_first_ts_ns: int | None,
+                 response_last_ts_ns: int | None, response_end_ts_ns: int | None,
+                 band: str | None, page: int | None, channel: int | None, frames: int,
+                 retries: int, octets: int, gbcs_originator_counter: int | None,
+                 message_code: str | None, alert_code: str | None = None) -> None:
+        self.kind = kind
+        self.request_id = request_id
+        self.sr_variant = sr_variant
+        self.command_variant = command_variant
+        self.target = target
+        self.device_role = device_role
+        self.outcome = outcome
+        self.match_level = match_level
+        self.command_level = command_level
+        self.response_level = response_level
+        self.submitted_ts_ns = submitted_ts_ns
+        self.ack_ts_ns = ack_ts_ns
+        self.ack_code = ack_code
+        self.response_ts_ns = response_ts_ns
+        self.response_code = response_code
+        self.command_first_ts_ns = command_first_ts_ns
+        self.command_last_ts_ns = command_last_ts_ns
+        self.command_end_ts_ns = command_end_ts_ns
+        self.response_first_ts_ns = response_first_ts_ns
+        self.response_last_ts_ns = response_last_ts_ns
+        self.response_end_ts_ns = response_end_ts_ns
+        self.band = band
+        self.page = page
+        self.channel = channel
+        self.frames = frames
+        self.retries = retries
+        self.octets = octets
+        self.gbcs_originator_counter = gbcs_originator_counter
+        self.message_code = message_code
+        self.alert_code = alert_code
 
     def to_dict(self) -> dict[str, Any]:
         """The exchange as a JSON-ready dict (the MQTT ``exchange`` event payload).
@@ -136,9 +187,23 @@ def _diff(later: int | None, earlier: int | None) -> int | None:
 
 
 def exchange_json(exchange: Exchange) -> str:
-    """One exchange as compact JSON with sorted keys (stable byte for byte)."""
-    return json.dumps(exchange.to_dict(), sort_keys=True, separators=(",", ":"))
+    """One exchange as compact JSON with sorted keys (stable byte for byte).
 
+    The text is what ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` writes
+    (ASCII, non-ASCII escaped); orjson writes it where the exchange is ASCII and its
+    integers fit 64 bits, about 25 times faster (issue 15), and :mod:`json` otherwise.
+    """
+    record = exchange.to_dict()
+    try:
+        blob = orjson.dumps(record, option=_SORTED)
+    except TypeError:  # an integer beyond 64 bits
+        blob = b"\x80"
+    if blob.isascii():
+        return blob.decode("ascii")
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+_SORTED: Final = orjson.OPT_SORT_KEYS
 
 #: the fields of :class:`Exchange`, in order (its JSON keys).
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Exchange))

@@ -29,15 +29,23 @@ __all__ = ["AnalyseResult", "Damage", "analyse", "frames_until_damage", "read_du
 def read_duis_events(path: Path | str) -> list[DuisEvent]:
     """The DUIS log's events in time order (stable for equal ``ts_ns``).
 
+    The log is streamed: memory holds the events, not the file's lines as dicts.
+
     Raises:
         BadInputError: the file is missing or a line is not a DUIS log line.
     """
-    from hanlab.duis.log import read_duis_log
+    from hanlab.duis.log import iter_duis_log
 
-    events = [DuisEvent.from_log_line(line, where=f"{path}:{number}")
-              for number, line in enumerate(read_duis_log(path), start=1)]
-    events.sort(key=lambda event: event.ts_ns)
+    events: list[DuisEvent] = []
+    name = str(path)
+    for number, line in enumerate(iter_duis_log(path), start=1):
+        events.append(DuisEvent.from_log_line(line, where=f"{name}:{number}"))
+    events.sort(key=_ts_ns)
     return events
+
+
+def _ts_ns(event: DuisEvent) -> int:
+    return event.ts_ns
 
 
 @dataclass

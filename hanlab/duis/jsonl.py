@@ -10,6 +10,7 @@ one call writes one whole line.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -94,21 +95,35 @@ def read_json_lines(path: Path | str) -> list[dict[str, Any]]:
     Raises:
         BadInputError: the file is missing, or a line other than the last is not JSON.
     """
+    return list(iter_json_lines(path))
+
+
+def iter_json_lines(path: Path | str) -> Iterator[Any]:
+    """The records of a JSON Lines file one by one, streamed: memory holds one line, not
+    the file (a night's DUIS log is millions of lines). Blank lines are skipped; a torn
+    last line (crash mid-write) is skipped.
+
+    Raises (from iteration):
+        BadInputError: the file is missing or unreadable, or a line other than the last is
+            not JSON (``FILE:LINE: not JSON: …``, raised once the next line shows that
+            it was not the last).
+    """
+    torn: str | None = None
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        with Path(path).open("rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if torn is not None:
+                    raise BadInputError(torn)
+                if not line.strip():
+                    continue
+                try:
+                    yield orjson.loads(line)  # the fast parser for what hanlab writes
+                    continue
+                except orjson.JSONDecodeError:
+                    pass
+                try:
+                    yield json.loads(line)  # what only json reads (NaN, > 64-bit ints)
+                except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+                    torn = f"{path}:{number}: not JSON: {error}"
     except OSError as error:
         raise BadInputError(os_error_text(path, error)) from error
-    records: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            try:
-                records.append(orjson.loads(line))  # the fast parser for what hanlab writes
-            except orjson.JSONDecodeError:
-                records.append(json.loads(line))  # what only json reads (NaN, > 64-bit ints)
-        except json.JSONDecodeError as error:
-            if number == len(lines):
-                break
-            raise BadInputError(f"{path}:{number}: not JSON: {error}") from error
-    return records

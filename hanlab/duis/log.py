@@ -19,11 +19,11 @@ PreCommand carried, or of a Signed Pre-Command sent). ``xml`` only with ``keep_x
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from hanlab.duis.jsonl import JsonLinesWriter, read_json_lines
+from hanlab.duis.jsonl import JsonLinesWriter, iter_json_lines, read_json_lines
 from hanlab.duis.xml import RequestId
 from hanlab.resources import Closing
 
@@ -105,3 +105,8 @@ class DuisLog(Closing):
 def read_duis_log(path: Path | str) -> list[dict[str, Any]]:
     """The lines of a DUIS log in file order (a torn last line is skipped)."""
     return read_json_lines(path)
+
+
+def iter_duis_log(path: Path | str) -> Iterator[Any]:
+    """The lines of a DUIS log in file order, streamed (see :func:`iter_json_lines`)."""
+    return iter_json_lines(path)

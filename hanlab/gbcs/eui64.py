@@ -13,7 +13,7 @@ _DUIS_FORM: Final = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _PLAIN_HEX: Final = re.compile(r"^[0-9A-Fa-f]{16}$")
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(slots=True, order=True, unsafe_hash=True)
 class Eui64:
     """An IEEE EUI-64 (8 octets, big-endian as GBCS and DUIS write it).
 
@@ -22,13 +22,18 @@ class Eui64:
 
     Raises:
         BadInputError: ``value`` is outside 0..2**64-1.
+
+    A value: hashable, ordered, never changed after construction. ``__init__`` is
+    written out (not a frozen dataclass's) so that the compiled build constructs it
+    natively, twice per GBCS message read (issue 15).
     """
 
     value: int
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.value < 1 << 64:
-            raise BadInputError(f"EUI-64 value {self.value} is outside 0..2**64-1")
+    def __init__(self, value: int) -> None:
+        if not 0 <= value < 1 << 64:
+            raise BadInputError(f"EUI-64 value {value} is outside 0..2**64-1")
+        self.value = value
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Eui64:
@@ -39,7 +44,7 @@ class Eui64:
         """
         if len(data) != 8:
             raise BadInputError(f"EUI-64 needs 8 octets, got {len(data)}")
-        return cls(int.from_bytes(data, "big"))
+        return Eui64(int.from_bytes(data, "big"))
 
     @classmethod
     def parse(cls, text: str) -> Eui64:
@@ -50,9 +55,9 @@ class Eui64:
         """
         stripped = text.strip()
         if _DUIS_FORM.match(stripped):
-            return cls(int(stripped.replace("-", ""), 16))
+            return Eui64(int(stripped.replace("-", ""), 16))
         if _PLAIN_HEX.match(stripped):
-            return cls(int(stripped, 16))
+            return Eui64(int(stripped, 16))
         raise BadInputError(
             f"not an EUI-64: {text!r}",
             hint="write it as 8 hex octets, e.g. 90-B3-D5-1F-30-01-00-00",

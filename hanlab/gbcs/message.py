@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Final
 
 from hanlab.errors import BadInputError
 from hanlab.gbcs.codes import (
@@ -81,7 +81,7 @@ class GbcsParseError:
         return f"at byte {self.offset}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MacHeader:
     """The General Ciphering MAC header's security header (GBCS v5.x section 4.3.1.4).
 
@@ -90,14 +90,23 @@ class MacHeader:
         invocation_counter: the 4-octet invocation counter.
         ciphered_content_length: the BER length, in octets, of security header, General
             Signing APDU and MAC together.
+
+    Treat it as immutable; ``__init__`` is written out so that the compiled build
+    constructs it natively (issue 15).
     """
 
     security_control: int
     invocation_counter: int
     ciphered_content_length: int
 
+    def __init__(self, security_control: int, invocation_counter: int,
+                 ciphered_content_length: int) -> None:
+        self.security_control = security_control
+        self.invocation_counter = invocation_counter
+        self.ciphered_content_length = ciphered_content_length
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class GbcsMessage:
     """A GBCS message header and its undecoded content (GBCS v5.x section 4.3).
 
@@ -121,6 +130,9 @@ class GbcsMessage:
             form of an unsigned Pre-Command (DUIS 5.4 section 3.2.4, GBCS v5.x 4.3.1.3).
         mac_header: the MAC header when the message is General Ciphering, else ``None``.
         mac: the 12 MAC octets when General Ciphering, else ``None``.
+
+    Treat it as immutable; ``__init__`` is written out so that the compiled build
+    constructs it natively (issue 15).
     """
 
     cra_flag: int
@@ -139,6 +151,32 @@ class GbcsMessage:
     signature: bytes | None = b""
     mac_header: MacHeader | None = None
     mac: bytes | None = field(default=None)
+
+    def __init__(self, cra_flag: int, originator_counter: int, originator_system_title: Eui64,
+                 recipient_system_title: Eui64, message_code: int, content: bytes,
+                 date_time: dt.datetime | None = None, date_time_raw: bytes = b"",
+                 supplementary_remote_party_id: Eui64 | None = None,
+                 supplementary_remote_party_counter: int | None = None,
+                 supplementary_originator_counter: int | None = None,
+                 supplementary_remote_party_ka_certificate: bytes | None = None,
+                 content_offset: int = 0, signature: bytes | None = b"",
+                 mac_header: MacHeader | None = None, mac: bytes | None = None) -> None:
+        self.cra_flag = cra_flag
+        self.originator_counter = originator_counter
+        self.originator_system_title = originator_system_title
+        self.recipient_system_title = recipient_system_title
+        self.message_code = message_code
+        self.content = content
+        self.date_time = date_time
+        self.date_time_raw = date_time_raw
+        self.supplementary_remote_party_id = supplementary_remote_party_id
+        self.supplementary_remote_party_counter = supplementary_remote_party_counter
+        self.supplementary_originator_counter = supplementary_originator_counter
+        self.supplementary_remote_party_ka_certificate = supplementary_remote_party_ka_certificate
+        self.content_offset = content_offset
+        self.signature = signature
+        self.mac_header = mac_header
+        self.mac = mac
 
     @property
     def cra_flag_name(self) -> str:
@@ -175,7 +213,7 @@ class GbcsMessage:
         return None if code is None else alert_code_name(code)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GbtBlock:
     """One General Block Transfer block with its routing header (GBCS v5.x section 8.2).
 
@@ -189,6 +227,9 @@ class GbtBlock:
         block_number: 1 for the first block.
         block_number_ack: the block number acknowledged.
         block_data: this block's slice of the whole message (``b""`` for an ack).
+
+    Treat it as immutable; ``__init__`` is written out so that the compiled build
+    constructs it natively (issue 15).
     """
 
     cra_flag: int
@@ -204,6 +245,24 @@ class GbtBlock:
     block_number: int
     block_number_ack: int
     block_data: bytes
+
+    def __init__(self, cra_flag: int, originator_counter: int, originator_system_title: Eui64,
+                 recipient_system_title: Eui64, message_code: int, security_control: int,
+                 invocation_counter: int, last_block: bool, streaming: bool, window: int,
+                 block_number: int, block_number_ack: int, block_data: bytes) -> None:
+        self.cra_flag = cra_flag
+        self.originator_counter = originator_counter
+        self.originator_system_title = originator_system_title
+        self.recipient_system_title = recipient_system_title
+        self.message_code = message_code
+        self.security_control = security_control
+        self.invocation_counter = invocation_counter
+        self.last_block = last_block
+        self.streaming = streaming
+        self.window = window
+        self.block_number = block_number
+        self.block_number_ack = block_number_ack
+        self.block_data = block_data
 
     @property
     def transaction_key(self) -> tuple[Eui64, int]:
@@ -372,12 +431,19 @@ def _read_date_time(r: _Reader) -> bytes:
     return r.take(length, "date-time")
 
 
-class _Addressing(NamedTuple):
-    cra_flag: int
-    originator_counter: int
-    originator: Eui64
-    recipient: Eui64
-    date_time_raw: bytes
+class _Addressing:
+    """Transaction-id, system titles and date-time of a grouping or routing header."""
+
+    __slots__ = ("cra_flag", "date_time_raw", "originator", "originator_counter",
+                 "recipient")
+
+    def __init__(self, cra_flag: int, originator_counter: int, originator: Eui64,
+                 recipient: Eui64, date_time_raw: bytes) -> None:
+        self.cra_flag = cra_flag
+        self.originator_counter = originator_counter
+        self.originator = originator
+        self.recipient = recipient
+        self.date_time_raw = date_time_raw
 
 
 def _read_addressing(r: _Reader, tag: int, tag_name: str) -> _Addressing:
@@ -397,9 +463,10 @@ def _read_general_signing(r: _Reader, mac_header: MacHeader | None = None,
                           mac: bytes | None = None) -> GbcsMessage:
     """General Signing APDU from ``r.pos`` up to ``r.end`` exactly (GBCS v5.x 4.3.1.3);
     ``mac_header`` and ``mac`` of the General Ciphering around it, if any."""
-    cra_flag, originator_counter, originator, recipient, date_time_raw = _read_addressing(
-        r, GENERAL_SIGNING_TAG, "General Signing tag"
-    )
+    grouping = _read_addressing(r, GENERAL_SIGNING_TAG, "General Signing tag")
+    cra_flag, originator_counter = grouping.cra_flag, grouping.originator_counter
+    originator, recipient = grouping.originator, grouping.recipient
+    date_time_raw = grouping.date_time_raw
     other_length = r.ber_length("other-information length")
     other_start = r.pos
     other_end = r.bounded(other_length, "other-information length")

@@ -13,9 +13,8 @@ module reads the *tunnel data*, whose first octet is the GBCS tunnel command:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from types import MappingProxyType
 from typing import Final
 
@@ -47,7 +46,7 @@ _HEADER_LENGTH: Final[MappingProxyType[int, int]] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TunnelPayload:
     """GBCS tunnel data as read from one TransferData payload (after the tunnel ID).
 
@@ -57,6 +56,9 @@ class TunnelPayload:
         message_bytes: the GBCS message octets (``b""`` for GET or on error).
         message_offset: offset of ``message_bytes`` in the tunnel data.
         error: why the tunnel header could not be read, or ``None``.
+
+    Treat it as immutable; ``__init__`` is written out so that the compiled build
+    constructs it natively (issue 15).
     """
 
     command: int | None
@@ -64,6 +66,20 @@ class TunnelPayload:
     message_bytes: bytes
     message_offset: int
     error: GbcsParseError | None = None
+    _message: GbcsMessage | GbtBlock | GbcsParseError | None = field(
+        default=None, init=False, repr=False, compare=False)
+    _parsed: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __init__(self, command: int | None, remaining_messages: int | None,
+                 message_bytes: bytes, message_offset: int,
+                 error: GbcsParseError | None = None) -> None:
+        self.command = command
+        self.remaining_messages = remaining_messages
+        self.message_bytes = message_bytes
+        self.message_offset = message_offset
+        self.error = error
+        self._message = None
+        self._parsed = False
 
     @property
     def command_name(self) -> str:
@@ -72,18 +88,19 @@ class TunnelPayload:
             return UNKNOWN
         return TUNNEL_COMMAND_NAMES.get(self.command, UNKNOWN)
 
-    @cached_property
+    @property
     def message(self) -> GbcsMessage | GbtBlock | GbcsParseError | None:
         """The GBCS message header, parsed on first access; ``None`` if no message is carried.
 
         A :class:`GbcsParseError` has its offset counted from the start of the tunnel data.
         """
-        if not self.message_bytes:
-            return None
-        parsed = parse_gbcs_message(self.message_bytes)
-        if isinstance(parsed, GbcsParseError):
-            return parsed.shifted(self.message_offset)
-        return parsed
+        if not self._parsed:
+            self._parsed = True
+            if self.message_bytes:
+                parsed = parse_gbcs_message(self.message_bytes)
+                self._message = (parsed.shifted(self.message_offset)
+                                 if isinstance(parsed, GbcsParseError) else parsed)
+        return self._message
 
 
 def parse_tunnel_payload(data: bytes) -> TunnelPayload:

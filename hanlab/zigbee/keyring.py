@@ -139,6 +139,9 @@ class Keyring:
         #: (key_id, sorted devices) -> link key candidates in trial order (the one that
         #: worked last first); emptied whenever a link key is added or learned again.
         self._link_orders: dict[tuple[int, tuple[int, ...]], list[tuple[str, CcmKey]]] = {}
+        #: (key_id, devices as the caller gave them) -> the pair's order (no sort per frame)
+        self._link_calls: dict[tuple[int, tuple[int | None, ...]],
+                               list[tuple[str, CcmKey]]] = {}
 
     def _find(self, entries: list[KeyEntry], key: bytes) -> KeyEntry | None:
         for entry in entries:
@@ -207,9 +210,9 @@ class Keyring:
         if found is not None:
             if found.origin == ORIGIN_LEARNED and origin == ORIGIN_LEARNED:
                 self._relearned(self.link_keys, found)
-                self._link_orders.clear()
+                self._forget_link_orders()
             return found
-        self._link_orders.clear()
+        self._forget_link_orders()
         entry = KeyEntry(KIND_LINK, key, label or f"link{len(self.link_keys)}",
                          devices=tuple(devices), learned_from=learned_from, origin=origin)
         if origin == ORIGIN_LEARNED:
@@ -254,11 +257,15 @@ class Keyring:
         key that decrypted a frame of this pair (:meth:`link_key_worked`) is tried first
         next time. The list returned is the pair's own (cached until a link key is added).
         """
+        call = (key_id, devices)
+        order = self._link_calls.get(call)
+        if order is not None:
+            return order
         wanted = tuple(sorted({d for d in devices if d is not None}))
         order = self._link_orders.get((key_id, wanted))
         if order is None:
             if len(self._link_orders) >= MAX_LINK_ORDERS:  # a capture of random addresses
-                self._link_orders.clear()
+                self._forget_link_orders()
             pair = set(wanted)
             both = [e for e in self.link_keys if len(pair) == 2 and pair <= set(e.devices)]
             first = {id(e) for e in both}
@@ -268,7 +275,15 @@ class Keyring:
             rest = [e for e in self.link_keys if e.devices and not pair.intersection(e.devices)]
             order = self._link_orders[(key_id, wanted)] = [
                 (e.label, e.for_key_id(key_id)) for e in both + bound + unbound + rest]
+        if len(self._link_calls) >= 2 * MAX_LINK_ORDERS:
+            self._link_calls.clear()
+        self._link_calls[call] = order
         return order
+
+    def _forget_link_orders(self) -> None:
+        """The link keys changed: every pair's order is built again on its next frame."""
+        self._link_orders.clear()
+        self._link_calls.clear()
 
     @staticmethod
     def link_key_worked(candidates: list[tuple[str, CcmKey]], label: str | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Final, NamedTuple
 import orjson
 
 from hanlab.capture.reader import read_frames
-from hanlab.frames import Band, Frame
+from hanlab.frames import BAND_TEXT, Frame
 from hanlab.zigbee.aps import APS_COMMAND_NAMES, PROFILE_NAMES
 from hanlab.zigbee.common import eui64_str, name_of
 from hanlab.zigbee.frame import DecodedFrame, Decoder
@@ -41,7 +41,6 @@ def _short(addr: int | None) -> str | None:
 
 
 #: the file names of the bands (``Band.value`` is a slow enum property, per frame).
-_BAND_TEXT: Final[dict[Band, str]] = {band: band.value for band in Band}
 #: ``2.4GHz/0:11`` strings by ``page << 8 | channel`` (a capture has few).
 _WHERE: Final[dict[int, str]] = {}
 
@@ -51,7 +50,7 @@ def _where(frame: Frame) -> str:
     key = frame.page << 8 | frame.channel
     text = _WHERE.get(key)
     if text is None:
-        text = _WHERE[key] = f"{_BAND_TEXT[frame.band]}/{frame.page}:{frame.channel}"
+        text = _WHERE[key] = f"{BAND_TEXT[frame.band]}/{frame.page}:{frame.channel}"
     return text
 
 
@@ -100,7 +99,7 @@ def frame_fields(frame: Frame, d: DecodedFrame, gbcs: Callable[[bytes], Any] | N
     """
     d.decode_all()
     out: dict[str, Any] = {
-        "index": d.index, "ts_ns": frame.ts_ns, "band": _BAND_TEXT[frame.band], "page": frame.page,
+        "index": d.index, "ts_ns": frame.ts_ns, "band": BAND_TEXT[frame.band], "page": frame.page,
         "channel": frame.channel, "fcs_ok": frame.fcs_ok,
     }
     mac = d.mac
