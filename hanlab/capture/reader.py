@@ -108,6 +108,9 @@ class CaptureReader:
         self.linktypes: set[int] = set()
         self.first_bad: str | None = None
         self._bands: dict[tuple[int, int], Band] = {}
+        self._last_page = -1
+        self._last_channel = -1
+        self._last_band = Band.GHZ_2_4
 
     def __iter__(self) -> Iterator[Frame]:
         try:
@@ -181,10 +184,14 @@ class CaptureReader:
             page = self.page
         if channel is None:
             channel = self.channel
-        key = (page, channel)
-        band = self._bands.get(key)
-        if band is None:
-            band = self._bands[key] = band_for(page, channel)
+        if page == self._last_page and channel == self._last_channel:
+            band = self._last_band  # the channel of the frame before (no tuple, no hash)
+        else:
+            key = (page, channel)
+            known = self._bands.get(key)
+            band = known if known is not None else band_for(page, channel)
+            self._bands[key] = band
+            self._last_page, self._last_channel, self._last_band = page, channel, band
         return tuple.__new__(Frame, (ts_ns, self.sniffer_id, band, page, channel, psdu,  # fast
                                      fcs_ok, rssi, lqi, TsSource.CAPTURE, None))
 
@@ -292,7 +299,8 @@ class CaptureReader:
                 self.records += 1
                 raw = (ts_hi << 32) | ts_lo
                 if iface.div == 1 and not iface.shift:
-                    ts_ns = raw * iface.mul  # µs or ns resolution: no division
+                    # µs or ns resolution: no division (ns: not even a multiplication)
+                    ts_ns = raw if iface.mul == 1 else raw * iface.mul
                 else:
                     ts_ns = (raw * iface.mul // iface.div) >> iface.shift
                 if iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS and caplen >= 2:

@@ -281,7 +281,14 @@ class Correlator:
                  on_ota: Callable[[Frame, DecodedFrame], None] | None = None) -> None:
         self.settings = settings or CorrelatorSettings()
         self.decoder = Decoder(keyring)
-        self.counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+        # the per-frame fates as native ints (a Counter update costs ~1,500 instructions
+        # compiled; these are added to :attr:`counts` when it is read)
+        self._frames = 0
+        self._bad_fcs = 0
+        self._mac_other = 0
+        self._nwk_other = 0
+        self._idle = 0
         self._roles = {Eui64.parse(k).value: v.upper() for k, v in (device_roles or {}).items()}
         self._on_exchange = on_exchange
         self._keep = keep
@@ -310,6 +317,20 @@ class Correlator:
         self._closed = False
         #: the first frame that could not be read, ``"ts_ns N: reason"`` (or ``None``)
         self.first_malformed: str | None = None
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Frames and messages by fate (``frames``, ``frames_bad_fcs``, ``frames_idle``,
+        ``frames_matched`` …, ``exchanges``, ``duis_request`` …); missing keys count 0.
+        Every frame fed is counted once under ``frames`` and once under its fate."""
+        counts = self._counts
+        for name, value in (("frames", self._frames), ("frames_bad_fcs", self._bad_fcs),
+                            ("frames_mac_other", self._mac_other),
+                            ("frames_nwk_other", self._nwk_other),
+                            ("frames_idle", self._idle)):
+            if value:
+                counts[name] = value
+        return counts
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -346,21 +367,20 @@ class Correlator:
             self._finish_local()
 
     def _malformed(self, ts_ns: int, exc: Exception) -> None:
-        self.counts["frames_malformed"] += 1
+        self._counts["frames_malformed"] += 1
         if self.first_malformed is None:
             self.first_malformed = f"ts_ns {ts_ns}: {exc.__class__.__name__}: {exc}"
 
     def _feed_frame(self, frame: Frame) -> None:
         ts = frame.ts_ns
-        counts = self.counts
-        counts["frames"] += 1
+        self._frames += 1
         self._now = ts
         if ts >= self._next_tick:
             self._tick(ts)
         if self._open:
             self._close_gaps(ts)
         if frame.fcs_ok is False:
-            counts["frames_bad_fcs"] += 1
+            self._bad_fcs += 1
             try:
                 bad = decode_mac(frame.psdu)
             except (LayerError, BadInputError, ValueError, IndexError) as exc:
@@ -376,13 +396,16 @@ class Correlator:
                 state = self._by_mac_seq.get(mac.seq)
                 if state is not None and ts - state[2] <= ACK_WINDOW_NS:
                     state[1] = 1
-            counts["frames_mac_other" if mac is not None else "frames_unreadable"] += 1
+            if mac is not None:
+                self._mac_other += 1
+            else:
+                self._counts["frames_unreadable"] += 1
             return
         tx = (self._attempt(mac.src_addr, mac.dst_addr, mac.seq, ts)
               if mac.seq is not None and mac.ack_request else None)
         nwk = d.nwk
         if nwk is None or nwk.frame_type != 0 or nwk.src is None or nwk.dst is None:
-            counts["frames_nwk_other"] += 1
+            self._nwk_other += 1
             return
         if self._on_ota is not None:  # live only: every data frame's APS header is read
             ota = d.aps
@@ -400,7 +423,7 @@ class Correlator:
         if dev is None:
             if not nwk.security:
                 d.aps_payload  # noqa: B018 - learn keys from Transport Key commands
-            counts["frames_idle"] += 1
+            self._idle += 1
             return
         if nwk.payload is None:
             self._address_time(dev, frame, src, dst, up, nwk.seq, tx)
@@ -410,7 +433,7 @@ class Correlator:
                 or aps.counter is None:
             if not nwk.security:
                 d.aps_payload  # noqa: B018 - key learning
-            counts["frames_not_tunnel"] += 1
+            self._counts["frames_not_tunnel"] += 1
             return
         key = (frame.band, src, aps.counter)
         msg = self._groups.get(key)
@@ -494,7 +517,7 @@ class Correlator:
         if tx is not None and not any(state is tx for state in msg.tx):
             msg.tx.append(tx)
         if msg.sink is not None:
-            self.counts[msg.sink] += 1
+            self._counts[msg.sink] += 1
         msg.frames += 1
         if self._on_frames is not None:
             if msg.members is None:
@@ -531,13 +554,13 @@ class Correlator:
         """Count ``msg``'s frames under ``sink``; later retransmissions follow them."""
         if msg.sink is None:
             msg.sink = sink
-            self.counts[sink] += msg.frames
+            self._counts[sink] += msg.frames
 
     def _address_time(self, dev: _Device, frame: Frame, src: int, dst: int, up: bool,
                       nwk_seq: int | None, tx: list[int] | None) -> None:
         link = (src, dst)
         if len(frame.psdu) < self._min_octets:
-            self.counts["frames_tunnel_control"] += 1
+            self._counts["frames_tunnel_control"] += 1
             for key in (link, (dst, src)):
                 msg = dev.open.get(key)
                 if msg is not None:
@@ -644,7 +667,7 @@ class Correlator:
         return None
 
     def _unmatched(self, msg: _Msg) -> None:
-        self.counts["messages_unmatched"] += 1
+        self._counts["messages_unmatched"] += 1
         self._settle(msg, "frames_unmatched")
 
     def _pick_response(self, dev: _Device, sr: _Sr, until_ts: int) -> None:
@@ -689,7 +712,7 @@ class Correlator:
         try:
             self._feed_duis(event)
         except Exception:  # one odd DUIS log line must not stop a run
-            self.counts["duis_malformed"] += 1
+            self._counts["duis_malformed"] += 1
         if self._local_done:
             self._finish_local()
 
@@ -704,13 +727,13 @@ class Correlator:
         self._now = event.ts_ns
         if event.ts_ns >= self._next_tick:
             self._tick(event.ts_ns)
-        self.counts[f"duis_{event.kind}"] += 1
+        self._counts[f"duis_{event.kind}"] += 1
         if event.kind == "alert":
             self._duis_alert(event)
             return
         rid = event.request_id
         if rid is None:
-            self.counts["duis_without_request_id"] += 1
+            self._counts["duis_without_request_id"] += 1
             return
         sr = self._srs.get(rid)
         if event.kind == "request":
@@ -724,7 +747,7 @@ class Correlator:
                 self._index_gbcs(sr, event.gbcs_originator_counter)
             return
         if sr is None:
-            self.counts[f"duis_{event.kind}_unmatched"] += 1
+            self._counts[f"duis_{event.kind}_unmatched"] += 1
             return
         self._index_gbcs(sr, event.gbcs_originator_counter)
         if event.kind == "ack":
@@ -751,7 +774,7 @@ class Correlator:
             try:
                 target_int = Eui64.parse(event.target).value
             except BadInputError:
-                self.counts["duis_bad_target"] += 1
+                self._counts["duis_bad_target"] += 1
         sr = _Sr(event, target_int)
         sr.role = self._roles.get(target_int)
         self._srs[sr.request_id] = sr
@@ -813,7 +836,7 @@ class Correlator:
                 del self._devices[dev.eui]
 
     def _emit(self, exchange: Exchange, *messages: _Msg | None) -> None:
-        self.counts["exchanges"] += 1
+        self._counts["exchanges"] += 1
         for msg in messages:
             if msg is not None:
                 self._settle(msg, "frames_matched")
@@ -916,7 +939,7 @@ class Correlator:
         for group_key in stale:
             msg = self._groups.pop(group_key)
             if not msg.done:
-                self.counts["messages_incomplete"] += 1
+                self._counts["messages_incomplete"] += 1
                 self._unmatched(msg)
 
     # -- reading out --------------------------------------------------------------------
@@ -941,7 +964,7 @@ class Correlator:
                 self._emit_alert(self._han_alerts.pop(key), key[0], None)
             for msg in self._groups.values():
                 if not msg.done:
-                    self.counts["messages_incomplete"] += 1
+                    self._counts["messages_incomplete"] += 1
                     self._unmatched(msg)
             self._groups.clear()
         return self.pop_exchanges()

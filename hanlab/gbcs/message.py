@@ -470,8 +470,8 @@ def _read_general_signing(r: _Reader, mac_header: MacHeader | None = None,
     other_length = r.ber_length("other-information length")
     other_start = r.pos
     other_end = r.bounded(other_length, "other-information length")
-    if other_length < 2 or other_length in range(3, 10) or other_length in range(11, 18) or (
-        other_length in range(19, 26)
+    if other_length < 2 or 3 <= other_length < 10 or 11 <= other_length < 18 or (
+        19 <= other_length < 26
     ):
         raise _Stop(other_start, f"other-information length {other_length} is not 2, 10, 18 "
                     "or 26 and more")
@@ -517,12 +517,18 @@ def _read_general_signing(r: _Reader, mac_header: MacHeader | None = None,
     )
 
 
+#: the six zero length octets of a General Ciphering MAC header (GBCS v5.x 4.3.1.4)
+_MAC_HEADER_LENGTHS: Final = tuple(
+    f"MAC header {element} length" for element in (
+        "transaction-id", "originator system title", "recipient system title", "date-time",
+        "other-information", "key-info"))
+
+
 def _read_general_ciphering(r: _Reader) -> GbcsMessage:
     """General Ciphering MAC header, General Signing APDU and MAC (GBCS v5.x 4.3.1.4)."""
     r.expect(GENERAL_CIPHERING_TAG, "General Ciphering tag")
-    for element in ("transaction-id", "originator system title", "recipient system title",
-                    "date-time", "other-information", "key-info"):
-        r.expect(0x00, f"MAC header {element} length")
+    for what in _MAC_HEADER_LENGTHS:
+        r.expect(0x00, what)
     length = r.ber_length("ciphered content length")
     end = r.bounded(length, "ciphered content length")
     if end != r.end:
@@ -590,18 +596,18 @@ def parse_gbcs_message(data: bytes) -> GbcsMessage | GbtBlock | GbcsParseError:
         (offset into ``data``) when a length lies, the input is truncated or has trailing
         bytes, or the first octet is no GBCS tag. Never raises.
     """
-    r = _Reader(bytes(data))
+    r = _Reader(data if type(data) is bytes else bytes(data))
     try:
-        first = r.data[:1]
-        if first == bytes([GENERAL_SIGNING_TAG]):
+        if not r.data:
+            return GbcsParseError(0, "empty GBCS message")
+        first = r.data[0]
+        if first == GENERAL_SIGNING_TAG:
             return _read_general_signing(r)
-        if first == bytes([GENERAL_CIPHERING_TAG]):
-            if r.data[1:2] == bytes([TRANSACTION_ID_LENGTH]):
+        if first == GENERAL_CIPHERING_TAG:
+            if len(r.data) > 1 and r.data[1] == TRANSACTION_ID_LENGTH:
                 return _read_gbt_block(r)
             return _read_general_ciphering(r)
-        if not first:
-            return GbcsParseError(0, "empty GBCS message")
-        return GbcsParseError(0, f"unknown GBCS APDU tag 0x{first[0]:02X}")
+        return GbcsParseError(0, f"unknown GBCS APDU tag 0x{first:02X}")
     except _Stop as stop:
         return GbcsParseError(stop.offset, stop.reason)
 

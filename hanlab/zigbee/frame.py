@@ -69,6 +69,23 @@ class Decoder:
         self.address_map: dict[int, int] = {}
         self._count = 0
 
+    def learn_addresses(self, psdu: bytes, fcs_ok: bool | None = None) -> None:
+        """Learn from ``psdu`` what :meth:`decode` would put in :attr:`address_map`, and
+        nothing else: no decryption, no frame object, errors ignored. ``hanlab decode
+        --jobs`` scans the frames before a process's run with it (issue 15)."""
+        if fcs_ok is False or len(psdu) < 2:
+            return
+        fc = psdu[0] | psdu[1] << 8
+        if fc & 0x0F != 0x01 or (fc >> 10) & 3 != 2 or fc >> 14 < 2:
+            return  # not an unsecured data frame short -> short/extended: no NWK frame
+        try:
+            mac = decode_mac(psdu)
+            nwk = nwk_of(psdu, mac)
+        except Exception:  # what decode() records as the frame's error
+            return
+        if nwk is not None:
+            learn_addresses(self.address_map, mac, nwk)
+
     def decode(self, psdu: bytes, ts_ns: int = 0, index: int | None = None,
                fcs_ok: bool | None = None) -> DecodedFrame:
         """A lazily decoded view of ``psdu`` (FCS excluded).
@@ -88,6 +105,38 @@ class Decoder:
             frame._done |= _NWK  # no NWK frame: stays None
             frame.error = DecodeError("mac", len(psdu), "bad FCS: MAC payload not decoded")
         return frame
+
+
+def nwk_of(psdu: bytes, mac: MacFrame) -> NwkFrame | None:
+    """The NWK frame (ZigBee §3.3) in ``mac``'s payload, not decrypted; ``None`` when the
+    MAC frame is not a ZigBee NWK frame (the heuristic: an unsecured MAC data frame to a
+    short address from a short or extended address, NWK protocol version 1 or 2, a
+    defined NWK frame type).
+
+    Raises:
+        LayerError: the NWK header does not parse (with its byte offset in ``psdu``).
+    """
+    if (mac.frame_type != 1 or mac.security or mac.dst_mode != 2 or mac.src_mode < 2
+            or len(mac.payload) < 2):
+        return None
+    off = mac.payload_offset
+    fc = psdu[off]
+    if not 1 <= (fc >> 2) & 0xF <= 2 or fc & 3 == 2:
+        return None
+    return decode_nwk(psdu, off)
+
+
+def learn_addresses(address_map: dict[int, int], mac: MacFrame, nwk: NwkFrame) -> None:
+    """Add what a NWK frame tells of short addresses to ``address_map`` (short -> EUI-64):
+    its IEEE source and destination fields (ZigBee §3.3.1.6-7) and the auxiliary header's
+    source for the MAC sender (§4.5.1, extended nonce)."""
+    if nwk.src64 is not None and nwk.src is not None:
+        address_map[nwk.src] = nwk.src64
+    if nwk.dst64 is not None and nwk.dst is not None:
+        address_map[nwk.dst] = nwk.dst64
+    aux = nwk.aux
+    if aux is not None and aux.src64 is not None and mac.src_mode == 2:
+        address_map[mac.src_addr] = aux.src64  # type: ignore[index]
 
 
 class DecodedFrame:
@@ -157,42 +206,21 @@ class DecodedFrame:
             self._done |= _NWK
             nwk: NwkFrame | None = None
             mac = self.mac
-            if (
-                mac is not None
-                and mac.frame_type == 1
-                and not mac.security
-                and mac.dst_mode == 2
-                and mac.src_mode >= 2
-                and len(mac.payload) >= 2
-            ):
-                psdu = self.psdu
-                off = mac.payload_offset
-                fc = psdu[off]
-                if 1 <= (fc >> 2) & 0xF <= 2 and fc & 3 != 2:
-                    try:
-                        nwk = decode_nwk(psdu, off)
-                    except LayerError as exc:
-                        self._fail("nwk", exc.offset, exc.reason)
-                        nwk = None
-                    except Exception as exc:  # safety net
-                        self._fail("nwk", off, f"internal decoder error: {exc!r}")
-                        nwk = None
-                    if nwk is not None:
-                        self._learn_addresses(mac, nwk)
-                        if nwk.security:
-                            self._decrypt_nwk(nwk)
+            if mac is not None:
+                try:
+                    nwk = nwk_of(self.psdu, mac)
+                except LayerError as exc:
+                    self._fail("nwk", exc.offset, exc.reason)
+                    nwk = None
+                except Exception as exc:  # safety net
+                    self._fail("nwk", mac.payload_offset, f"internal decoder error: {exc!r}")
+                    nwk = None
+                if nwk is not None:
+                    learn_addresses(self.decoder.address_map, mac, nwk)
+                    if nwk.security:
+                        self._decrypt_nwk(nwk)
             self._nwk = nwk
         return self._nwk
-
-    def _learn_addresses(self, mac: MacFrame, nwk: NwkFrame) -> None:
-        amap = self.decoder.address_map
-        if nwk.src64 is not None and nwk.src is not None:
-            amap[nwk.src] = nwk.src64
-        if nwk.dst64 is not None and nwk.dst is not None:
-            amap[nwk.dst] = nwk.dst64
-        aux = nwk.aux
-        if aux is not None and aux.src64 is not None and mac.src_mode == 2:
-            amap[mac.src_addr] = aux.src64  # type: ignore[index]
 
     def _decrypt_nwk(self, nwk: NwkFrame) -> None:
         keyring = self.decoder.keyring

@@ -300,10 +300,9 @@ def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False
     gbcs = _gbcs_parser()
     frames = read_frames(file)
     if start:
-        scan = Decoder(Keyring(well_known_tc_link_key=False))
-        scan.address_map = decoder.address_map
-        for index, frame in zip(range(start), frames, strict=False):
-            scan.decode(frame.psdu, frame.ts_ns, index, frame.fcs_ok).nwk  # noqa: B018
+        learn = decoder.learn_addresses
+        for _, frame in zip(range(start), frames, strict=False):
+            learn(frame.psdu, frame.fcs_ok)
     lines: list[str] = []  # the one-line form, encoded once per batch
     blobs: list[bytes] = []  # JSON
     written = 0
