@@ -62,6 +62,11 @@ def _ts_scale(tsresol: int) -> tuple[int, int, int]:
     return 1, 10 ** (exp - 9), 0
 
 
+def _u32le(data: bytes, at: int) -> int:
+    """The little-endian unsigned 32-bit integer at ``data[at:at + 4]``."""
+    return data[at] | data[at + 1] << 8 | data[at + 2] << 16 | data[at + 3] << 24
+
+
 class _Interface:
     __slots__ = ("decap", "div", "linktype", "mul", "name", "shift")
 
@@ -256,6 +261,7 @@ class CaptureReader:
         band = band_for(page, channel)
         CAPTURE = TsSource.CAPTURE
         prev_ts = -1
+        head = b""
         # declared ints: compiled, the fields unpacked below are then native integers
         btype: int
         blen: int
@@ -267,7 +273,13 @@ class CaptureReader:
         while off < n:
             if off + 12 > n:
                 raise CaptureFormatError(self.path, off, "truncated block header")
-            btype, blen = hdr(buf, off)
+            if endian == "<":
+                # one slice, fields read by index: compiled, no struct call, no tuple
+                head = buf[off : off + 28]
+                btype = _u32le(head, 0)
+                blen = _u32le(head, 4)
+            else:
+                btype, blen = hdr(buf, off)
             if btype == PCAPNG_SHB:
                 bom = struct.unpack_from("<I", buf, off + 8)[0]
                 if bom == PCAPNG_BYTE_ORDER_MAGIC:
@@ -289,7 +301,14 @@ class CaptureReader:
                     f" {n - off} present)"
                 )
             if btype == PCAPNG_EPB:
-                if_id, ts_hi, ts_lo, caplen, orig = epb(buf, off + 8)
+                if endian == "<" and len(head) == 28:
+                    if_id = _u32le(head, 8)
+                    ts_hi = _u32le(head, 12)
+                    ts_lo = _u32le(head, 16)
+                    caplen = _u32le(head, 20)
+                    orig = _u32le(head, 24)
+                else:
+                    if_id, ts_hi, ts_lo, caplen, orig = epb(buf, off + 8)
                 if if_id >= len(ifaces) or 28 + caplen > blen:
                     raise CaptureFormatError(
                         self.path, off, f"enhanced packet block names interface {if_id} "

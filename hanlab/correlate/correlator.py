@@ -56,7 +56,7 @@ from hanlab.zigbee.aps import APS_DATA, FRAGMENT_FIRST, FRAGMENT_NONE
 from hanlab.zigbee.common import LayerError
 from hanlab.zigbee.frame import DecodedFrame, Decoder
 from hanlab.zigbee.keyring import Keyring
-from hanlab.zigbee.mac import decode_mac
+from hanlab.zigbee.mac import decode_mac, imm_ack_seq
 from hanlab.zigbee.zcl_tables import CLUSTER_OTA_UPGRADE, CLUSTER_TUNNELING
 
 __all__ = ["Correlator", "CorrelatorSettings"]
@@ -388,6 +388,14 @@ class Correlator:
                 return
             if bad.frame_type == 1 and bad.seq is not None and bad.ack_request:
                 self._attempt(bad.src_addr, bad.dst_addr, bad.seq, ts)
+            return
+        ack_seq = imm_ack_seq(frame.psdu)
+        if ack_seq >= 0:  # a MAC ACK: no frame object (what the general path does below)
+            self.decoder.skip()
+            state = self._by_mac_seq.get(ack_seq)
+            if state is not None and ts - state[2] <= ACK_WINDOW_NS:
+                state[1] = 1
+            self._mac_other += 1
             return
         d = self.decoder.decode(frame.psdu, ts)
         mac = d.mac

@@ -69,6 +69,11 @@ class Decoder:
         self.address_map: dict[int, int] = {}
         self._count = 0
 
+    def skip(self) -> None:
+        """Count one frame of the stream that is not decoded: its index is used up, so
+        the frames after it keep the indices :meth:`decode` would give them."""
+        self._count += 1
+
     def learn_addresses(self, psdu: bytes, fcs_ok: bool | None = None) -> None:
         """Learn from ``psdu`` what :meth:`decode` would put in :attr:`address_map`, and
         nothing else: no decryption, no frame object, errors ignored. ``hanlab decode
