@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from sys import intern
 from typing import Any
 
 from hanlab.errors import BadInputError
@@ -108,8 +109,8 @@ class DuisEvent:
         originator = target = None
         counter: int | None = None
         if isinstance(rid, dict):
-            originator = _opt_str(rid.get("originator"))
-            target = _opt_str(rid.get("target"))
+            originator = _opt_text(rid.get("originator"))
+            target = _opt_text(rid.get("target"))
             raw_counter = rid.get("counter")
             counter = raw_counter if isinstance(raw_counter, int) else None
         text = _opt_str(fields.get("request_id_text"))
@@ -118,15 +119,15 @@ class DuisEvent:
         if text is not None and (originator is None or counter is None):
             parts = text.split(":")
             if len(parts) == 3 and parts[2].isascii() and parts[2].isdigit():
-                originator, target, counter = parts[0], parts[1], int(parts[2])
+                originator, target, counter = intern(parts[0]), intern(parts[1]), int(parts[2])
         gbcs = fields.get("gbcs_originator_counter")
         cv = fields.get("command_variant")
         return DuisEvent(
-            ts_ns=ts_ns, direction=str(fields.get("direction") or ""), kind=str(kind),
-            request_id=text, originator=originator, target=target, counter=counter,
-            sr_variant=_opt_str(fields.get("sr_variant")),
+            ts_ns=ts_ns, direction=intern(str(fields.get("direction") or "")),
+            kind=intern(kind), request_id=text, originator=originator, target=target,
+            counter=counter, sr_variant=_opt_text(fields.get("sr_variant")),
             command_variant=cv if isinstance(cv, int) else None,
-            response_code=_opt_str(fields.get("response_code")),
+            response_code=_opt_text(fields.get("response_code")),
             gbcs_originator_counter=gbcs if isinstance(gbcs, int) else None,
             response_id=_opt_str(fields.get("response_id")),
             alert_code=_opt_str(fields.get("alert_code")),
@@ -136,6 +137,12 @@ class DuisEvent:
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _opt_text(value: object) -> str | None:
+    """:func:`_opt_str`, interned: the few devices, SR variants and response codes of a
+    night's log are then held once each, not once per line (issue 15: memory)."""
+    return None if value is None else intern(str(value))
 
 
 StreamItem = Frame | DuisEvent
