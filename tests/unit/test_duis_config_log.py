@@ -116,3 +116,23 @@ def test_plan_command() -> None:
     assert plan_command("4.1.1", "GPF").use_case == "GCS13a"  # the GPF answers for the GSME
     with pytest.raises(CommandMappingError):
         plan_command("8.2", "ESME")  # non-device: no GBCS at all
+
+
+def test_jsonl_streams_and_names_a_bad_line_that_is_not_the_last(tmp_path: Path) -> None:
+    from hanlab.duis.jsonl import iter_json_lines
+
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n{"b": NaN}\n{"c": 2\n{"d": 4}\n')
+    records = iter_json_lines(path)
+    assert next(records) == {"a": 1}
+    nan = next(records)["b"]  # read by json where orjson refuses NaN
+    assert nan != nan
+    with pytest.raises(BadInputError, match=r"log\.jsonl:4: not JSON"):
+        next(records)
+    path.write_bytes(b'{"a": 1}\n\xff\xfe\n{"b": 2}\n')
+    with pytest.raises(BadInputError, match=r"log\.jsonl:2: not JSON"):
+        list(iter_json_lines(path))
+    path.write_bytes(b'{"a": 1}\n{"torn": ')
+    assert list(iter_json_lines(path)) == [{"a": 1}]
+    with pytest.raises(BadInputError, match="missing"):
+        list(iter_json_lines(tmp_path / "missing.jsonl"))

@@ -168,3 +168,21 @@ def test_eui64_forms() -> None:
     assert str(Eui64.parse("00-db-12-34-56-78-90-a0")) == "00-DB-12-34-56-78-90-A0"
     with pytest.raises(BadInputError):
         Eui64.parse("00-DB-12")
+
+
+def test_eui64_is_a_value_with_a_checked_range() -> None:
+    # a written-out __init__ (issue 15): still hashable, ordered, equal by value, checked
+    assert {Eui64(1): "a"}[Eui64.from_bytes(bytes(7) + b"\x01")] == "a"
+    assert sorted([Eui64(3), Eui64(1)]) == [Eui64(1), Eui64(3)]
+    assert Eui64.parse("00DB1234567890A0") == Eui64(0x00DB1234567890A0)
+    for bad in (-1, 1 << 64):
+        with pytest.raises(BadInputError, match="outside"):
+            Eui64(bad)
+
+
+def test_tunnel_message_is_parsed_once() -> None:
+    assert parse_tunnel_payload(build_tunnel_payload(TunnelCommand.GET)).message is None
+    tunnel = parse_tunnel_payload(bytes([0x02, 0x00, 0xDF, 0x09]))
+    message = tunnel.message
+    assert isinstance(message, GbcsParseError) and message.offset >= 2
+    assert tunnel.message is message  # kept from the first access
