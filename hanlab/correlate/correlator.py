@@ -392,18 +392,14 @@ class Correlator:
         ack_seq = imm_ack_seq(frame.psdu)
         if ack_seq >= 0:  # a MAC ACK: no frame object (what the general path does below)
             self.decoder.skip()
-            state = self._by_mac_seq.get(ack_seq)
-            if state is not None and ts - state[2] <= ACK_WINDOW_NS:
-                state[1] = 1
+            self._acked(ack_seq, ts)
             self._mac_other += 1
             return
         d = self.decoder.decode(frame.psdu, ts)
         mac = d.mac
         if mac is None or mac.frame_type != 1:
             if mac is not None and mac.frame_type == 2 and mac.seq is not None:
-                state = self._by_mac_seq.get(mac.seq)
-                if state is not None and ts - state[2] <= ACK_WINDOW_NS:
-                    state[1] = 1
+                self._acked(mac.seq, ts)
             if mac is not None:
                 self._mac_other += 1
             else:
@@ -493,6 +489,13 @@ class Correlator:
                 self._route_heuristic(dev, msg)
             else:
                 self._discard(msg, "frames_tunnel_control")
+
+    def _acked(self, seq: int, ts: int) -> None:
+        """A MAC ACK with sequence number ``seq``: the last data frame sent with it within
+        :data:`ACK_WINDOW_NS` was acknowledged (IEEE 802.15.4-2015 §6.7.4.2)."""
+        state = self._by_mac_seq.get(seq)
+        if state is not None and ts - state[2] <= ACK_WINDOW_NS:
+            state[1] = 1
 
     def _fold_incomplete(self, key: tuple[Band, int, int], msg: _Msg) -> None:
         """An APS message that lost a block is sent again whole under a new APS counter
