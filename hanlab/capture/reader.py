@@ -62,6 +62,10 @@ def _ts_scale(tsresol: int) -> tuple[int, int, int]:
     return 1, 10 ** (exp - 9), 0
 
 
+#: stands for a frame that ``skip_frames`` passes over without building it
+_SKIPPED: Final = Frame(0, "", Band.GHZ_2_4, 0, 11, b"", None)
+
+
 def _u32le(data: bytes, at: int) -> int:
     """The little-endian unsigned 32-bit integer at ``data[at:at + 4]``."""
     return data[at] | data[at + 1] << 8 | data[at + 2] << 16 | data[at + 3] << 24
@@ -85,9 +89,14 @@ class CaptureReader:
         sniffer_id: the ``sniffer_id`` given to every frame.
         page, channel: used where the capture carries no channel (DLT 195/230); frames
             from TAP or ZEP keep their own.
+        skip_frames: this many frames at the start are read and counted but not yielded,
+            so the first frame yielded is frame ``skip_frames`` (0-based); with DLT 195
+            they are not even built (no slice, no FCS check). ``hanlab decode --jobs``
+            starts a process's run this way (issue 15).
 
     Attributes (valid during and after iteration):
-        records: packets read; frames: frames yielded; out_of_order: frames whose
+        records: packets read; frames: frames read (yielded or skipped); out_of_order:
+        frames whose
         timestamp is older than the previous frame's; bad_packets: packets that could not
         be decapsulated; not_802154: packets that carry no 802.15.4 frame;
         linktypes: link types seen.
@@ -99,9 +108,11 @@ class CaptureReader:
     """
 
     def __init__(
-        self, path: Path | str, sniffer_id: str = "file", page: int = 0, channel: int = 11
+        self, path: Path | str, sniffer_id: str = "file", page: int = 0, channel: int = 11,
+        *, skip_frames: int = 0,
     ) -> None:
         self.path = Path(path)
+        self.skip_frames = skip_frames
         self.sniffer_id = sniffer_id
         self.page = page
         self.channel = channel
@@ -219,6 +230,7 @@ class CaptureReader:
         u16 = struct.Struct("<H").unpack_from
         off = 24
         prev_ts = -1
+        skip = self.skip_frames
         while off < n:
             if off + 16 > n:
                 raise CaptureFormatError(self.path, off, "truncated record header")
@@ -231,15 +243,21 @@ class CaptureReader:
                 )
             self.records += 1
             ts_ns = sec * 1_000_000_000 + frac * mul
-            data = buf[off + 16 : end]
+            frame: Frame | None
             if fast_withfcs and incl >= 2 and orig <= incl:
-                psdu = data[:-2]
-                frame: Frame | None = tuple.__new__(Frame, (  # = Frame(...), without its
-                    ts_ns, sid, band, page, channel, psdu,  # Python-level __new__
-                    fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE, None,
-                ))
+                if skip:
+                    frame = _SKIPPED  # a frame for certain: counted below, not built
+                else:
+                    data = buf[off + 16 : end]
+                    psdu = data[:-2]
+                    frame = tuple.__new__(Frame, (  # = Frame(...), without its Python-level
+                        ts_ns, sid, band, page, channel, psdu,  # __new__
+                        fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE,
+                        None,
+                    ))
             else:
-                frame = self._frame(iface, ts_ns, data, off, orig) if decap else None
+                frame = (self._frame(iface, ts_ns, buf[off + 16 : end], off, orig) if decap
+                         else None)
             off = end
             if frame is None:
                 continue
@@ -247,7 +265,10 @@ class CaptureReader:
                 self.out_of_order += 1
             prev_ts = ts_ns
             self.frames += 1
-            yield frame
+            if skip:
+                skip -= 1
+            else:
+                yield frame
 
     def _pcapng(self, buf: mmap.mmap) -> Iterator[Frame]:
         n = len(buf)
@@ -261,6 +282,7 @@ class CaptureReader:
         band = band_for(page, channel)
         CAPTURE = TsSource.CAPTURE
         prev_ts = -1
+        skip = self.skip_frames
         head = b""
         # declared ints: compiled, the fields unpacked below are then native integers
         btype: int
@@ -324,14 +346,19 @@ class CaptureReader:
                     ts_ns = (raw * iface.mul // iface.div) >> iface.shift
                 if iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS and caplen >= 2:
                     # hot path for DLT 195, the common sniffer format
-                    if orig > caplen:  # snaplen cut the FCS off
-                        psdu = buf[off + 28 : off + 26 + min(caplen + 2, orig)]
-                        fcs_ok = None
+                    frame: Frame | None
+                    if skip:
+                        frame = _SKIPPED  # a frame for certain: counted below, not built
                     else:
-                        psdu = buf[off + 28 : off + 26 + caplen]
-                        fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
-                    frame: Frame | None = tuple.__new__(Frame, (  # = Frame(...), faster
-                        ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None, CAPTURE, None))
+                        if orig > caplen:  # snaplen cut the FCS off
+                            psdu = buf[off + 28 : off + 26 + min(caplen + 2, orig)]
+                            fcs_ok = None
+                        else:
+                            psdu = buf[off + 28 : off + 26 + caplen]
+                            fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
+                        frame = tuple.__new__(Frame, (  # = Frame(...), faster
+                            ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None, CAPTURE,
+                            None))
                 else:
                     frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off,
                                         orig)
@@ -340,7 +367,10 @@ class CaptureReader:
                         self.out_of_order += 1
                     prev_ts = ts_ns
                     self.frames += 1
-                    yield frame
+                    if skip:
+                        skip -= 1
+                    else:
+                        yield frame
             elif btype == PCAPNG_IDB:
                 linktype = struct.unpack_from(endian + "H", buf, off + 8)[0]
                 self._check_linktype(linktype, off + 8)
@@ -364,7 +394,10 @@ class CaptureReader:
                 frame = self._frame(iface, ts_ns, buf[data_off : data_off + caplen], off, orig)
                 if frame is not None:
                     self.frames += 1
-                    yield frame
+                    if skip:
+                        skip -= 1
+                    else:
+                        yield frame
             off = end
 
     def _idb_options(
@@ -384,7 +417,9 @@ class CaptureReader:
 
 
 def read_frames(
-    path: Path | str, sniffer_id: str = "file", page: int = 0, channel: int = 11
+    path: Path | str, sniffer_id: str = "file", page: int = 0, channel: int = 11,
+    *, skip_frames: int = 0,
 ) -> Iterator[Frame]:
-    """Yield the 802.15.4 frames of a pcap/pcapng file; see :class:`CaptureReader`."""
-    return iter(CaptureReader(path, sniffer_id, page, channel))
+    """Yield the 802.15.4 frames of a pcap/pcapng file, from frame ``skip_frames``
+    (0-based); see :class:`CaptureReader`."""
+    return iter(CaptureReader(path, sniffer_id, page, channel, skip_frames=skip_frames))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NamedTuple
 
 import typer
 
@@ -29,6 +29,9 @@ from hanlab.zigbee.listing import (
     frame_fields,
     frame_line,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["FIELD_NAMES", "_gbcs_parser", "decode_parallel", "decode_to", "frame_fields",
            "frame_line"]
@@ -60,8 +63,9 @@ def _parse_filters(filters: list[str]) -> list[tuple[str, str]]:
 
 #: below this many frames per process, ``--jobs`` decodes in one process.
 MIN_FRAMES_PER_JOB = 10_000
-#: cost of a frame before a process's run (headers only) relative to one it writes.
-SCAN_COST = 0.35
+#: cost of a frame skipped before a process's run (read, not built) relative to one it
+#: writes: 0.05-0.06 for DLT 195 (issue 15); other link types build what they skip.
+SKIP_COST = 0.05
 #: frames after a run's nominal end where it may hand over to the next run (the two
 #: decoders' APS reassembly must agree there: at most the reassembly time-out after it).
 OVERLAP_FRAMES = 4_000
@@ -71,8 +75,8 @@ JOIN_STEP = 4
 
 def _chunk_bounds(total: int, jobs: int) -> list[int]:
     """Frame indices where each process's run starts (and ``total``), balanced so that
-    every process does the same work: process k also scans the frames before its run."""
-    weights = [(1 - SCAN_COST) ** k for k in range(jobs)]
+    every process does the same work: process k also skips the frames before its run."""
+    weights = [(1 - SKIP_COST) ** k for k in range(jobs)]
     load = 1 / sum(weights)
     bounds = [0]
     for k in range(jobs - 1):
@@ -95,38 +99,70 @@ def _estimate_frames(file: Path) -> int:
 
 
 def _decode_job(file: Path, keys: Path | None, as_json: bool, filters: list[tuple[str, str]],
-                start: int, stop: int | None, join_points: frozenset[int], out_path: Path
-                ) -> ChunkSummary:
+                start: int, stop: int | None, join_points: frozenset[int],
+                addresses_at: int | None, scan: bool, out_path: Path) -> ChunkSummary:
     ring = Keyring.load(keys) if keys is not None else Keyring()
     with out_path.open("wb") as out:
         return decode_to(out, file, ring, as_json=as_json, filters=filters, start=start,
-                         stop=stop, join_points=join_points)
+                         stop=stop, join_points=join_points, scan=scan,
+                         addresses_at=addresses_at)
 
 
-def _joins(summaries: list[ChunkSummary]) -> list[tuple[int, int | None]] | None:
-    """``(first octet, end octet or None)`` of each run's output to copy, or ``None`` where
-    one process must decode the file.
+class _Join(NamedTuple):
+    """Where run k-1 hands over to run k: ``frame`` (``None``: nowhere) and whether run k
+    must be decoded again with the scan of the frames before it (``rescan``)."""
 
-    Runs k and k+1 are joined at the first frame of the overlap where both decoders held
-    the same APS fragments: there their whole state is the same (the exact address map
-    from the scan, the file's keys, the same reassembly), so run k+1 prints from there
-    what one process would. A key learned before the last run could change what later
-    runs print, so then one process decodes the file.
+    frame: int | None
+    rescan: bool
+
+
+def _join(before: ChunkSummary, after: ChunkSummary, known: frozenset[int]) -> _Join:
+    """The first frame of the overlap where run ``after`` prints what one process would.
+
+    There both decoders held the same APS fragments, so their state is the same but for
+    the address map: ``after`` began with an empty one (no scan), and one process would
+    also hold ``known``, the short addresses learned before ``after``'s run. That changes
+    nothing from a frame on after which ``after`` never looked up one of them in vain
+    (its ``address_misses``). A run that did is decoded again with the scan
+    (``rescan``); a run that began with the scan has no such misses.
     """
+    common = sorted(i for i in before.joins.keys() & after.joins.keys()
+                    if before.joins[i][0] == after.joins[i][0])
+    if not common:
+        return _Join(None, False)
+    after_miss = max((i for a, i in after.address_misses.items() if a in known), default=-1)
+    frame = next((i for i in common if i > after_miss), None)
+    return _Join(frame, frame is None)
+
+
+def _spans(summaries: list[ChunkSummary], joins: list[_Join]) -> list[tuple[int, int | None]]:
+    """``(first octet, end octet or None)`` of each run's output to copy."""
     spans: list[tuple[int, int | None]] = []
     begin = 0
-    for k, summary in enumerate(summaries):
-        if k == len(summaries) - 1:
-            spans.append((begin, None))
-            break
-        after = summaries[k + 1]
-        common = sorted(i for i in summary.joins.keys() & after.joins.keys()
-                        if summary.joins[i][0] == after.joins[i][0])
-        if summary.learned_keys or not common:
-            return None
-        spans.append((begin, summary.joins[common[0]][1]))
-        begin = after.joins[common[0]][1]
+    for k, join in enumerate(joins):
+        assert join.frame is not None
+        spans.append((begin, summaries[k].joins[join.frame][1]))
+        begin = summaries[k + 1].joins[join.frame][1]
+    spans.append((begin, None))
     return spans
+
+
+def _joins(summaries: list[ChunkSummary]) -> list[_Join] | None:
+    """The :class:`_Join` of each pair of neighbouring runs, or ``None`` where one process
+    must decode the file: a key learned before the last run could change what later runs
+    print, and runs whose overlap holds no common state cannot be joined."""
+    joins: list[_Join] = []
+    known: frozenset[int] = frozenset()
+    for k in range(1, len(summaries)):
+        before = summaries[k - 1]
+        if before.learned_keys or before.addresses is None:
+            return None
+        known |= before.addresses
+        join = _join(before, summaries[k], known)
+        if join.frame is None and not join.rescan:
+            return None
+        joins.append(join)
+    return joins
 
 
 def decode_parallel(out: BinaryIO, file: Path, ring: Keyring, keys: Path | None, jobs: int, *,
@@ -134,12 +170,14 @@ def decode_parallel(out: BinaryIO, file: Path, ring: Keyring, keys: Path | None,
                     min_frames_per_job: int = MIN_FRAMES_PER_JOB) -> None:
     """``hanlab decode --jobs N``: decode ``file`` in ``jobs`` processes, in frame order.
 
-    The output is byte for byte that of one process. Process k decodes its run of frames
-    after scanning the headers of every frame before it (the address map), and goes on
-    :data:`OVERLAP_FRAMES` past its run's end; the outputs are joined where both runs
-    held the same APS fragments (see :func:`_joins`), else the file is decoded in one process.
-    Each run goes to a temporary file, copied to ``out`` in order, so memory does not grow
-    with the capture.
+    The output is byte for byte that of one process. Process k skips the frames before
+    its run unread and decodes from there with an empty address map, going on
+    :data:`OVERLAP_FRAMES` past its run's end. The outputs are joined where both runs
+    held the same APS fragments and the empty map has stopped mattering (see
+    :func:`_join`); a run for which it never stopped is decoded again after scanning
+    the headers of every frame before it (the exact map), and where no join exists one
+    process decodes the file. Each run goes to a temporary file, copied to ``out`` in
+    order, so memory does not grow with the capture.
 
     Args:
         ring: the keys of ``keys`` (used as they are where one process decodes).
@@ -147,7 +185,6 @@ def decode_parallel(out: BinaryIO, file: Path, ring: Keyring, keys: Path | None,
         jobs: processes; fewer when the file has under ``min_frames_per_job`` per process.
     """
     import multiprocessing
-    import shutil
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
 
@@ -161,35 +198,55 @@ def decode_parallel(out: BinaryIO, file: Path, ring: Keyring, keys: Path | None,
     windows = [frozenset(range(b, b + OVERLAP_FRAMES, JOIN_STEP)) for b in bounds]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with tempfile.TemporaryDirectory(prefix="hanlab-decode-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hanlab-decode-") as tmp, \
+            ProcessPoolExecutor(jobs, mp_context=context) as pool:
         paths = [Path(tmp) / f"run{k}" for k in range(jobs)]
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(
+
+        def run(k: int, scan: bool) -> Future[ChunkSummary]:
+            last = k == jobs - 1
+            return pool.submit(
                 _decode_job, file, keys, as_json, filters, bounds[k],
-                bounds[k + 1] + OVERLAP_FRAMES if k < jobs - 1 else None,
-                (windows[k] if k else frozenset()) | (windows[k + 1] if k < jobs - 1
-                                                      else frozenset()),
-                paths[k]) for k in range(jobs)]
-            try:
-                spans = _joins([future.result() for future in futures])
-            except Exception:
-                spans = None  # e.g. a damaged file: one process reports it exactly
-        if spans is None:
+                None if last else bounds[k + 1] + OVERLAP_FRAMES,
+                (windows[k] if k else frozenset()) | (frozenset() if last else windows[k + 1]),
+                None if last else bounds[k + 1], scan, paths[k])
+
+        joins: list[_Join] | None = None
+        try:
+            summaries = [future.result() for future in [run(k, False) for k in range(jobs)]]
+            joins = _joins(summaries)
+            rescans = [k for k, join in enumerate(joins or [], 1) if join.rescan]
+            if rescans:
+                again = {k: run(k, True) for k in rescans}
+                for k, future in again.items():
+                    summaries[k] = future.result()
+                joins = _joins(summaries)
+                if joins is not None and any(join.frame is None for join in joins):
+                    joins = None
+        except Exception:
+            joins = None  # e.g. a damaged file: one process reports it exactly
+        if joins is None:
             decode_to(out, file, ring, as_json=as_json, filters=filters)
             return
-        for path, (first, end) in zip(paths, spans, strict=True):
-            with path.open("rb") as run:
-                run.seek(first)
-                if end is None:
-                    shutil.copyfileobj(run, out, 1 << 20)
-                else:
-                    left = end - first
-                    while left > 0:
-                        block = run.read(min(left, 1 << 20))
-                        if not block:
-                            break
-                        out.write(block)
-                        left -= len(block)
+        _copy_runs(out, paths, _spans(summaries, joins))
+
+
+def _copy_runs(out: BinaryIO, paths: list[Path], spans: list[tuple[int, int | None]]) -> None:
+    """Copy each run's span of output to ``out``, in order."""
+    import shutil
+
+    for path, (first, end) in zip(paths, spans, strict=True):
+        with path.open("rb") as run:
+            run.seek(first)
+            if end is None:
+                shutil.copyfileobj(run, out, 1 << 20)
+            else:
+                left = end - first
+                while left > 0:
+                    block = run.read(min(left, 1 << 20))
+                    if not block:
+                        break
+                    out.write(block)
+                    left -= len(block)
 
 
 def decode(

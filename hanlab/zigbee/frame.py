@@ -67,6 +67,10 @@ class Decoder:
         self.learn_keys = learn_keys
         #: short address -> EUI-64 learned from NWK headers and auxiliary headers.
         self.address_map: dict[int, int] = {}
+        #: short address -> index of the last frame whose APS decryption looked it up in
+        #: :attr:`address_map` and did not find it. ``hanlab decode --jobs`` starts a run
+        #: with an empty map and checks these against what the frames before it taught.
+        self.address_misses: dict[int, int] = {}
         self._count = 0
 
     def skip(self) -> None:
@@ -281,9 +285,13 @@ class DecodedFrame:
         src64 = nwk.src64
         if src64 is None and nwk.src is not None:
             src64 = decoder.address_map.get(nwk.src)
+            if src64 is None:
+                decoder.address_misses[nwk.src] = self.index
         dst64 = nwk.dst64
         if dst64 is None and nwk.dst is not None:
             dst64 = decoder.address_map.get(nwk.dst)
+            if dst64 is None:
+                decoder.address_misses[nwk.dst] = self.index
         keyring = decoder.keyring
         if aux.key_id == KEY_ID_NETWORK:
             decrypt_aps(buf, aps, keyring.network_candidates(), src64, decoder.security_level)

@@ -276,11 +276,14 @@ WRITE_BATCH: Final = 2048
 def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False,
               filters: list[tuple[str, str]] | None = None, start: int = 0,
               stop: int | None = None, decoder: Decoder | None = None,
-              join_points: frozenset[int] = frozenset()) -> ChunkSummary:
+              join_points: frozenset[int] = frozenset(), scan: bool = True,
+              addresses_at: int | None = None) -> ChunkSummary:
     """Decode frames ``start`` (0-based) up to ``stop`` of ``file`` and write them to ``out``.
 
-    Frames before ``start`` are decoded only as deep as the state later frames need
-    (MAC and NWK headers: the short-to-EUI-64 address map), without decryption.
+    With ``scan``, frames before ``start`` are decoded only as deep as the state later
+    frames need (MAC and NWK headers: the short-to-EUI-64 address map), without
+    decryption. Without it they are skipped unread and the map starts empty: what that
+    changed is in the summary's ``address_misses`` (``hanlab decode --jobs``).
 
     Args:
         out: a binary stream; UTF-8 lines (one-line form, or JSON with ``as_json``).
@@ -291,6 +294,9 @@ def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False
         decoder: the decoding session to use (a new one on ``ring`` if ``None``).
         join_points: frame indices at which to note the APS reassembly state and how many
             octets have been written (where two runs' outputs can be joined).
+        scan: learn the address map from the frames before ``start`` (see above).
+        addresses_at: the frame index at which to note the short addresses the map holds
+            (``addresses`` of the summary).
 
     Returns:
         What later frames of the capture could depend on (see :class:`ChunkSummary`).
@@ -298,11 +304,12 @@ def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False
     decoder = decoder if decoder is not None else Decoder(ring)
     keys_before = len(ring.network_keys) + len(ring.link_keys)
     gbcs = _gbcs_parser()
-    frames = read_frames(file)
-    if start:
+    frames = read_frames(file, skip_frames=0 if scan else start)
+    if start and scan:
         learn = decoder.learn_addresses
         for _, frame in zip(range(start), frames, strict=False):
             learn(frame.psdu, frame.fcs_ok)
+    addresses: frozenset[int] | None = None
     lines: list[str] = []  # the one-line form, encoded once per batch
     blobs: list[bytes] = []  # JSON
     written = 0
@@ -315,6 +322,8 @@ def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False
         if index in join_points:
             written += _flush(out, lines, blobs)
             joins[index] = (reassembler.state_digest(), written)
+        if index == addresses_at:
+            addresses = frozenset(decoder.address_map)
         d = decoder.decode(frame.psdu, frame.ts_ns, index, frame.fcs_ok)  # a native call
         index += 1
         if as_json or filters:
@@ -330,10 +339,14 @@ def decode_to(out: BinaryIO, file: Path, ring: Keyring, *, as_json: bool = False
         if len(lines) + len(blobs) >= WRITE_BATCH:
             written += _flush(out, lines, blobs)
     _flush(out, lines, blobs)
+    if addresses is None and index == addresses_at:
+        addresses = frozenset(decoder.address_map)  # at the end of the file
     return ChunkSummary(
         frames=index - start,
         learned_keys=len(ring.network_keys) + len(ring.link_keys) - keys_before,
         joins=joins,
+        addresses=addresses,
+        address_misses=dict(decoder.address_misses),
     )
 
 
@@ -359,10 +372,16 @@ class ChunkSummary(NamedTuple):
         learned_keys: keys learned from Transport Key commands.
         joins: frame index -> (APS reassembly state digest, octets written before it) at
             each of the ``join_points``.
+        addresses: the short addresses in the address map at frame ``addresses_at``
+            (``None`` if the run did not reach it).
+        address_misses: short address -> last frame index where an APS decryption found
+            no EUI-64 for it in the map (:attr:`~hanlab.zigbee.frame.Decoder.address_misses`).
     """
 
     frames: int
     learned_keys: int
     joins: dict[int, tuple[bytes, int]]
+    addresses: frozenset[int] | None
+    address_misses: dict[int, int]
 
 

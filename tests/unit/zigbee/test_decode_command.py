@@ -122,9 +122,10 @@ def test_jobs_on_emulated_traffic_with_fragments_and_gbcs(
     assert b"+gbcs" in one and b"aps:decrypted" in one
     for jobs in (2, 3):
         assert _decode_bytes(writer.path, keys, jobs, False) == one
-    # two runs are joined, not decoded again in one process (with three shorter runs the
-    # overlap may hold no common point, and one process decodes the file: same output)
-    assert len(joined) == 2 and joined[0]
+    # two runs are joined, not decoded again in one process, and the second run, begun
+    # without the scan, needs no second pass (with three shorter runs the overlap may hold
+    # no common point, and one process decodes the file: same output)
+    assert len(joined) == 2 and joined[0] == [command._Join(joined[0][0].frame, False)]
 
 
 def test_jobs_cli(captures_dir: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
@@ -133,3 +134,83 @@ def test_jobs_cli(captures_dir: Path, capsysbinary: pytest.CaptureFixture[bytes]
     two = capsysbinary.readouterr().out
     main(["decode", path])
     assert capsysbinary.readouterr().out == two
+
+
+def _summary(joins: dict[int, bytes], misses: dict[int, int] | None = None,
+             addresses: frozenset[int] = frozenset()) -> object:
+    from hanlab.zigbee.listing import ChunkSummary
+
+    return ChunkSummary(frames=0, learned_keys=0,
+                        joins={i: (digest, 10 * i) for i, digest in joins.items()},
+                        addresses=addresses, address_misses=misses or {})
+
+
+def test_a_run_started_without_the_scan_joins_after_its_last_harmful_miss() -> None:
+    """Run k begins with an empty address map: it hands over only after the last frame
+    where it looked up in vain an address the frames before it taught."""
+    from hanlab.commands.decode import _Join, _join
+
+    before = _summary({100: b"a", 104: b"x", 108: b"b", 112: b"b"})
+    clean = _summary({100: b"a", 104: b"y", 108: b"b", 112: b"b"})
+    assert _join(before, clean, frozenset({0x1234})) == _Join(100, False)
+    # a miss of an address nobody knew before the run: one process missed it too
+    unknown = _summary({100: b"a", 108: b"b"}, misses={0x9999: 105})
+    assert _join(before, unknown, frozenset({0x1234})) == _Join(100, False)
+    # a miss of a known address at frame 105: the first common state after it is 108
+    late = _summary({100: b"a", 108: b"b", 112: b"b"}, misses={0x1234: 105, 0x9999: 111})
+    assert _join(before, late, frozenset({0x1234})) == _Join(108, False)
+    # missed to the end of the overlap: decode the run again after the scan
+    always = _summary({100: b"a", 108: b"b", 112: b"b"}, misses={0x1234: 90_000})
+    assert _join(before, always, frozenset({0x1234})) == _Join(None, True)
+    # no common state at all: nothing to rescan, one process decodes the file
+    apart = _summary({100: b"z", 108: b"z"})
+    assert _join(before, apart, frozenset()) == _Join(None, False)
+
+
+def test_joins_need_the_address_map_where_the_next_run_starts() -> None:
+    from hanlab.commands.decode import _joins
+
+    first = _summary({100: b"a"}, addresses=frozenset({1, 2}))
+    second = _summary({100: b"a", 200: b"c"}, misses={3: 150}, addresses=frozenset({3}))
+    third = _summary({200: b"c"}, misses={3: 250})
+    joins = _joins([first, second, third])  # type: ignore[list-item]
+    assert joins is not None and [j.rescan for j in joins] == [False, True]
+    unreached = first._replace(addresses=None)  # type: ignore[attr-defined]
+    assert _joins([unreached, second]) is None  # type: ignore[list-item]
+
+
+def test_jobs_decode_a_run_again_when_its_empty_address_map_mattered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the second half no frame from the CH (short address 0x0000) is heard, so only
+    the frames before the second run teach its EUI-64, which the APS link-key decryption
+    of every frame to it needs: the second run, begun without the scan, misses it to its
+    end, is decoded again after the scan, and the output is one process's."""
+    import hanlab.commands.decode as command
+    from hanlab.capture.pcapng import PcapngWriter
+    from hanlab.correlate.simulate import simulate
+    from hanlab.zigbee.mac import decode_mac
+
+    found: list[list[bool] | None] = []
+    joins = command._joins
+
+    def spy(summaries: list[object]) -> object:
+        result = joins(summaries)  # type: ignore[arg-type]
+        found.append(None if result is None else [j.rescan for j in result])
+        return result
+
+    monkeypatch.setattr(command, "OVERLAP_FRAMES", 1_200)
+    monkeypatch.setattr(command, "_joins", spy)
+    run = simulate(150.0, seed=3)
+    half = len(run.frames) // 2
+    kept = [f for i, f in enumerate(run.frames)
+            if i < half or decode_mac(f.psdu).src_addr != 0x0000]
+    writer = PcapngWriter(tmp_path / "no-ch.pcapng")
+    ifaces = {band: writer.interface(f"emu-{band.value}", band.value) for band in Band}
+    for frame in kept:
+        writer.write(ifaces[frame.band], frame)
+    writer.close()
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(run.keyring.dump_yaml())
+    one = _decode_bytes(writer.path, keys, 1, False)
+    assert _decode_bytes(writer.path, keys, 2, False) == one
+    assert found == [[True], [False]]  # rescanned once, then joined

@@ -2,7 +2,8 @@
 
 ``imm_ack_seq`` must accept exactly the frames ``decode_mac`` reads as a plain
 acknowledgement with a sequence number, and ``Decoder.learn_addresses`` (the ``--jobs``
-scan) must build the address map that decoding every frame builds.
+scan) must build the address map that decoding every frame builds. ``skip_frames``
+(where a ``--jobs`` run starts) must leave what the reader yields after it unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hanlab.capture.reader import read_frames
+from hanlab.capture.reader import CaptureReader, read_frames
 from hanlab.errors import CaptureFormatError
 from hanlab.zigbee.common import LayerError
 from hanlab.zigbee.frame import Decoder
@@ -69,3 +70,29 @@ def test_learn_addresses_builds_the_decoders_map(captures_dir: Path) -> None:
         assert scanned.address_map == decoded.address_map, name
         mapped += len(decoded.address_map)
     assert mapped >= 26  # the Sinope capture alone maps 26 short addresses
+
+
+def _read(path: Path, skip: int = 0) -> tuple[list[object], str | None, tuple[int, ...]]:
+    reader = CaptureReader(path, skip_frames=skip)
+    frames: list[object] = []
+    error = None
+    try:
+        frames.extend(reader)
+    except CaptureFormatError as exc:
+        error = str(exc)
+    return frames, error, (reader.records, reader.frames, reader.out_of_order,
+                           reader.bad_packets, reader.not_802154)
+
+
+def test_skip_frames_yields_what_follows_and_counts_the_same(captures_dir: Path) -> None:
+    """A run of ``hanlab decode --jobs`` starts with ``skip_frames``: the frames after the
+    skipped ones, the same errors at the same offsets and the same counters, on every
+    corpus capture (pcap and pcapng, damaged ones, other link types)."""
+    checked = 0
+    for path in sorted(captures_dir.glob("*.pcap*")):
+        frames, error, counts = _read(path)
+        for skip in sorted({1, len(frames) // 3, len(frames) - 1, len(frames), len(frames) + 7}):
+            assert _read(path, max(skip, 0)) == (frames[max(skip, 0):], error, counts), \
+                (path.name, skip)
+        checked += len(frames)
+    assert checked > 38_350  # the Sinope capture and the others
