@@ -36,6 +36,8 @@ SNAPLEN: Final = 0xFFFF
 _EPB_HEAD: Final = struct.Struct("<IIIIIII")
 _U32: Final = struct.Struct("<I")
 _PADDING: Final = (b"", b"\0", b"\0\0", b"\0\0\0")
+#: captured length -> an EPB's padding and trailing block length, built once per length
+_EPB_TRAILERS: Final[dict[int, bytes]] = {}
 _TLV_RSS: Final = struct.Struct("<HHf")
 #: TAP FCS type TLV: type 0, length 1, value (0 none, 1 16-bit CRC), 3 padding octets.
 _TLV_FCS16: Final = struct.pack("<HHB3x", 0, 1, 1)
@@ -163,6 +165,10 @@ class PcapngWriter:
         self._buf = bytearray()
         self._channel_tlvs: dict[tuple[int, int], bytes] = {}
         self._plain_headers: dict[tuple[tuple[int, int], bool], bytes] = {}
+        #: the plain TAP header last written, and its channel and FCS type
+        self._last_page = self._last_channel = -1
+        self._last_no_fcs = False
+        self._last_head = b""
         self.size_bytes = len(head)
         self.frames = 0
         #: frames that could not be written (out of range), skipped
@@ -198,21 +204,32 @@ class PcapngWriter:
             del self._buf[mark:]
             self.skipped += 1
 
-    def _write(self, if_id: int, frame: Frame) -> None:
+    def _tap_head(self, frame: Frame) -> bytes:
+        """The TAP header of ``frame``; a constant one per (channel, FCS type) is cached."""
         key = (frame.page, frame.channel)
         ctlv = self._channel_tlvs.get(key)
         if ctlv is None:
             ctlv = self._channel_tlvs[key] = channel_tlv(frame.page, frame.channel)
+        if frame.rssi_dbm is not None or frame.lqi is not None:
+            return tap_header(frame, ctlv)
+        hkey = (key, frame.fcs_ok is None)
+        head = self._plain_headers.get(hkey)
+        if head is None:
+            head = self._plain_headers[hkey] = tap_header(frame, ctlv)
+        return head
+
+    def _write(self, if_id: int, frame: Frame) -> None:
         psdu = frame.psdu
         fcs_ok = frame.fcs_ok
-        if frame.rssi_dbm is None and frame.lqi is None:
-            # common case: a constant header per (FCS type, channel), cached
-            hkey = (key, fcs_ok is None)
-            head = self._plain_headers.get(hkey)
-            if head is None:
-                head = self._plain_headers[hkey] = tap_header(frame, ctlv)
+        if (frame.channel == self._last_channel and frame.page == self._last_page
+                and (fcs_ok is None) is self._last_no_fcs and frame.rssi_dbm is None
+                and frame.lqi is None):
+            head = self._last_head  # the plain header of the frame before: no tuple, no hash
         else:
-            head = tap_header(frame, ctlv)
+            head = self._tap_head(frame)
+            if frame.rssi_dbm is None and frame.lqi is None:
+                self._last_page, self._last_channel = frame.page, frame.channel
+                self._last_no_fcs, self._last_head = fcs_ok is None, head
         if fcs_ok is None:
             data = head + psdu
         else:
@@ -230,9 +247,10 @@ class PcapngWriter:
             buf += _filler_before(self.size_bytes + len(buf), blen)
         buf += _EPB_HEAD.pack(6, blen, if_id, ts >> 32, ts & 0xFFFFFFFF, caplen, caplen)
         buf += data
-        if pad:
-            buf += _PADDING[pad]
-        buf += _U32.pack(blen)
+        trailer = _EPB_TRAILERS.get(caplen)
+        if trailer is None:
+            trailer = _EPB_TRAILERS[caplen] = _PADDING[pad] + _U32.pack(blen)
+        buf += trailer
         self.frames += 1
 
     def _append(self, block: bytes) -> None:

@@ -338,12 +338,16 @@ class CaptureReader:
                     )
                 iface = ifaces[if_id]
                 self.records += 1
-                raw = (ts_hi << 32) | ts_lo
+                mul = iface.mul
                 if iface.div == 1 and not iface.shift:
-                    # µs or ns resolution: no division (ns: not even a multiplication)
-                    ts_ns = raw if iface.mul == 1 else raw * iface.mul
+                    # µs or ns resolution: no division (ns: not even a multiplication).
+                    # µs: three products of operands below 2^31, which compiled stay
+                    # machine-word arithmetic (raw * 1000 would go through Python ints)
+                    ts_ns = ((ts_hi << 32) | ts_lo) if mul == 1 else (
+                        ((ts_hi * mul) << 32) + (((ts_lo >> 16) * mul) << 16)
+                        + (ts_lo & 0xFFFF) * mul)
                 else:
-                    ts_ns = (raw * iface.mul // iface.div) >> iface.shift
+                    ts_ns = (((ts_hi << 32) | ts_lo) * mul // iface.div) >> iface.shift
                 if iface.linktype == LINKTYPE_IEEE802_15_4_WITHFCS and caplen >= 2:
                     # hot path for DLT 195, the common sniffer format
                     frame: Frame | None

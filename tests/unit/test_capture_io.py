@@ -6,6 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hanlab.capture.linktypes import decap_tap, decap_zep
 from hanlab.capture.pcapng import PcapngWriter
@@ -205,3 +207,48 @@ def test_a_cut_at_any_page_boundary_leaves_whole_blocks(tmp_path: Path) -> None:
         part.write_bytes(data[:cut])
         got = [f.psdu for f in read_frames(part)]  # no CaptureFormatError
         assert got == psdus[: len(got)]
+
+
+_CHANNELS = [(0, 11), (0, 26), (28, 3), (29, 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_CHANNELS), st.sampled_from([True, False, None]),
+                          st.sampled_from([None, -80.5]), st.sampled_from([None, 7]),
+                          st.binary(min_size=0, max_size=9)), min_size=1, max_size=40))
+def test_writer_headers_follow_each_frame(tmp_path_factory: pytest.TempPathFactory,
+                                          specs: list[tuple[tuple[int, int], bool | None,
+                                                            float | None, int | None, bytes]]
+                                          ) -> None:
+    """Runs of frames that change channel, FCS type, RSSI or LQI from one frame to the next
+    (the writer reuses the header of the frame before only where all are the same)."""
+    path = tmp_path_factory.mktemp("mix") / "w.pcapng"
+    writer = PcapngWriter(path)
+    if_id = writer.interface("s1", "mixed")
+    frames = [frame(1_700_000_000_000_000_000 + i, DATA + tail, page=page, channel=channel,
+                    fcs_ok=fcs_ok, rssi_dbm=rssi, lqi=lqi)
+              for i, ((page, channel), fcs_ok, rssi, lqi, tail) in enumerate(specs)]
+    for f in frames:
+        writer.write(if_id, f)
+    writer.close()
+    fields = [(f.ts_ns, f.psdu, f.fcs_ok, f.page, f.channel, f.rssi_dbm, f.lqi) for f in frames]
+    assert [(f.ts_ns, f.psdu, f.fcs_ok, f.page, f.channel, f.rssi_dbm, f.lqi)
+            for f in read_frames(path)] == fields
+
+
+def test_microsecond_pcapng_timestamps_across_the_32_bit_halves(tmp_path: Path) -> None:
+    """``if_tsresol`` 6 (µs, the pcapng default): the ns time is the raw count × 1000 for
+    low halves below and above 2^31 (the reader multiplies in pieces)."""
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = struct.pack("<IIHHI", 1, 20, 195, 0, 65535) + struct.pack("<I", 20)
+    raws = [0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, (395_000 << 32) | 0xDEADBEEF,
+            (0xFFFFFFFF << 32) | 0xFFFFFFFF]
+    blocks = b""
+    psdu = ACK + fcs16_bytes(ACK)
+    for raw in raws:
+        body = struct.pack("<IIIII", 0, raw >> 32, raw & 0xFFFFFFFF, len(psdu), len(psdu))
+        body += psdu + bytes(-len(psdu) % 4)
+        blocks += struct.pack("<II", 6, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    path = tmp_path / "us.pcapng"
+    path.write_bytes(shb + idb + blocks)
+    assert [f.ts_ns for f in read_frames(path)] == [raw * 1000 for raw in raws]
