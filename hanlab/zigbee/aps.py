@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections import OrderedDict
 from typing import Final
 
 from hanlab.zigbee.common import LayerError, need
@@ -434,6 +433,19 @@ def decode_transport_key(payload: bytes) -> TransportKey:
     return TransportKey(key_type, key, key_seq, dst64, src64, initiator)
 
 
+class _Message:
+    """One incomplete APS message: its first fragment's time, block count (``None`` until
+    the first fragment is seen), blocks by index and their octets."""
+
+    __slots__ = ("blocks", "first_ts", "octets", "total")
+
+    def __init__(self, first_ts: int) -> None:
+        self.first_ts = first_ts
+        self.total: int | None = None
+        self.blocks: dict[int, bytes] = {}
+        self.octets = 0
+
+
 class Reassembler:
     """APS fragment reassembly with bounded memory and a time-out (§2.2.8.4.5).
 
@@ -452,10 +464,11 @@ class Reassembler:
         self.max_messages = max_messages
         self.max_octets = max_octets
         self.timeout_ns = timeout_ns
-        self._pending: OrderedDict[tuple[int, int], tuple[int, int | None, dict[int, bytes]]] = (
-            OrderedDict()
-        )
+        #: incomplete messages, oldest first (a dict keeps the order of insertion)
+        self._pending: dict[tuple[int, int], _Message] = {}
         self._octets = 0
+        #: at most the earliest first-fragment time held (while any message is held)
+        self._oldest_ns = 0
         self.dropped = 0
 
     @property
@@ -472,14 +485,21 @@ class Reassembler:
         """A digest of everything that decides what later fragments reassemble to: the
         incomplete messages in order, their first fragment's time, block count and blocks
         (16 octets, the same for the same state in any process)."""
-        state = [(key, first_ts, total, sorted(blocks.items()))
-                 for key, (first_ts, total, blocks) in self._pending.items()]
+        state = [(key, m.first_ts, m.total, sorted(m.blocks.items()))
+                 for key, m in self._pending.items()]
         return hashlib.blake2b(repr(state).encode(), digest_size=16).digest()
 
     def _drop(self, key: tuple[int, int]) -> None:
-        _, _, blocks = self._pending.pop(key)
-        self._octets -= sum(len(b) for b in blocks.values())
+        self._octets -= self._pending.pop(key).octets
         self.dropped += 1
+
+    def _time_out(self, ts_ns: int) -> None:
+        """Drop every message whose first fragment is more than the time-out before
+        ``ts_ns``, in the order they are held."""
+        timeout_ns = self.timeout_ns
+        for key in [k for k, m in self._pending.items() if ts_ns - m.first_ts > timeout_ns]:
+            self._drop(key)
+        self._oldest_ns = min((m.first_ts for m in self._pending.values()), default=0)
 
     def add(self, src: int, counter: int, fragmentation: int, block: int, payload: bytes,
             ts_ns: int) -> bytes | None:
@@ -494,31 +514,34 @@ class Reassembler:
             payload: this fragment's plaintext payload.
             ts_ns: the frame's time, ns since the epoch (for the time-out).
         """
-        for key in [k for k, v in self._pending.items() if ts_ns - v[0] > self.timeout_ns]:
-            self._drop(key)
+        pending = self._pending
+        if pending and ts_ns - self._oldest_ns > self.timeout_ns:
+            self._time_out(ts_ns)  # only when some message may be due
         key = (src, counter)
-        entry = self._pending.get(key)
-        if entry is None:
-            entry = (ts_ns, None, {})
-            self._pending[key] = entry
-        first_ts, total, blocks = entry
+        message = pending.get(key)
+        if message is None:
+            if not pending or ts_ns < self._oldest_ns:
+                self._oldest_ns = ts_ns
+            message = pending[key] = _Message(ts_ns)
         if fragmentation == FRAGMENT_FIRST:
-            total = max(block, 1)
+            message.total = max(block, 1)
             index = 0
         else:
             index = block
+        blocks = message.blocks
         old = blocks.get(index)
         if old is not None:
+            message.octets -= len(old)
             self._octets -= len(old)
         blocks[index] = payload
+        message.octets += len(payload)
         self._octets += len(payload)
-        self._pending[key] = (first_ts, total, blocks)
-        if total is not None and all(i in blocks for i in range(total)):
-            self._pending.pop(key)
-            self._octets -= sum(len(b) for b in blocks.values())
-            return b"".join(blocks[i] for i in range(total))
-        while self._pending and (
-            len(self._pending) > self.max_messages or self._octets > self.max_octets
-        ):
-            self._drop(next(iter(self._pending)))
+        total = message.total
+        if total is not None and len(blocks) >= total and all(
+                i in blocks for i in range(total)):
+            del pending[key]
+            self._octets -= message.octets
+            return b"".join([blocks[i] for i in range(total)])
+        while pending and (len(pending) > self.max_messages or self._octets > self.max_octets):
+            self._drop(next(iter(pending)))
         return None

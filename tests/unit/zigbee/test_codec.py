@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,60 @@ def test_reassembly_is_bounded_and_timed_out() -> None:
     assert r.pending <= 4 and r.held_octets <= 1000
     r.add(2, 0, 1, 2, b"y", ts_ns=100)
     assert r.pending == 1  # the old ones timed out
+
+
+class _ModelReassembler:
+    """The reassembly rules written plainly (a sweep of time-outs on every fragment):
+    the model :class:`Reassembler` must agree with."""
+
+    def __init__(self, max_messages: int, max_octets: int, timeout_ns: int) -> None:
+        self.max_messages, self.max_octets, self.timeout_ns = max_messages, max_octets, timeout_ns
+        self.pending: dict[tuple[int, int], tuple[int, int | None, dict[int, bytes]]] = {}
+        self.dropped = 0
+
+    def octets(self) -> int:
+        return sum(len(b) for _, _, blocks in self.pending.values() for b in blocks.values())
+
+    def add(self, src: int, counter: int, fragmentation: int, block: int, payload: bytes,
+            ts_ns: int) -> bytes | None:
+        for key in [k for k, v in self.pending.items() if ts_ns - v[0] > self.timeout_ns]:
+            del self.pending[key]
+            self.dropped += 1
+        first_ts, total, blocks = self.pending.setdefault((src, counter), (ts_ns, None, {}))
+        total, index = (max(block, 1), 0) if fragmentation == 1 else (total, block)
+        blocks[index] = payload
+        self.pending[(src, counter)] = (first_ts, total, blocks)
+        if total is not None and all(i in blocks for i in range(total)):
+            del self.pending[(src, counter)]
+            return b"".join(blocks[i] for i in range(total))
+        while self.pending and (len(self.pending) > self.max_messages
+                                or self.octets() > self.max_octets):
+            del self.pending[next(iter(self.pending))]
+            self.dropped += 1
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.sampled_from([1, 2]),
+                          st.integers(0, 4), st.binary(max_size=40), st.integers(0, 60)),
+                max_size=60))
+def test_reassembly_agrees_with_the_plain_rules(
+        fragments: list[tuple[int, int, int, int, bytes, int]]) -> None:
+    """Whole messages, drops, held octets and the state digest, fragment by fragment, with
+    out-of-order times, repeated blocks, bogus block numbers and every bound reached."""
+    fast = Reassembler(max_messages=3, max_octets=100, timeout_ns=20)
+    model = _ModelReassembler(3, 100, 20)
+    ts_ns = 1_000
+    for src, counter, fragmentation, block, payload, step in fragments:
+        ts_ns += step - 10  # now and then older than the fragment before
+        assert fast.add(src, counter, fragmentation, block, payload, ts_ns) == model.add(
+            src, counter, fragmentation, block, payload, ts_ns)
+        assert (fast.pending, fast.held_octets, fast.dropped) == (
+            len(model.pending), model.octets(), model.dropped)
+        state = [(key, first_ts, total, sorted(blocks.items()))
+                 for key, (first_ts, total, blocks) in model.pending.items()]
+        assert fast.state_digest() == hashlib.blake2b(repr(state).encode(),
+                                                      digest_size=16).digest()
 
 
 def test_psdu_too_long_for_the_phy() -> None:
