@@ -111,6 +111,33 @@ class Frame(NamedTuple):
 FrameBatch = list[Frame]
 
 
+def batch_counts(batch: FrameBatch) -> tuple[int, int]:
+    """(PSDU octets, frames with a failed FCS) of ``batch``: a rig's live statistics."""
+    octets = fcs_errors = 0
+    for frame in batch:
+        octets += len(frame.psdu)
+        if frame.fcs_ok is False:
+            fcs_errors += 1
+    return octets, fcs_errors
+
+
+def by_band(batch: FrameBatch) -> list[tuple[Band, FrameBatch]]:
+    """``batch`` split by band, each part in frame order, bands in :class:`Band` order;
+    ``[(band, batch)]`` itself when every frame is of one band (the common case)."""
+    band = batch[0].band if batch else Band.GHZ_2_4
+    for frame in batch:
+        if frame.band is not band:
+            break
+    else:
+        return [(band, batch)] if batch else []
+    parts: list[tuple[Band, FrameBatch]] = []
+    for b in Band:
+        part = [f for f in batch if f.band is b]
+        if part:
+            parts.append((b, part))
+    return parts
+
+
 #: ``ts_ns`` must lie in [0, TS_NS_LIMIT): a pcapng timestamp is 64 bits, and every
 #: consumer treats ``ts_ns`` as a signed 64-bit count (about year 2262).
 TS_NS_LIMIT: Final = 1 << 63
@@ -177,15 +204,21 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
         frame), else a new list in the same order.
     """
     lo, hi = RSSI_DBM_MIN, RSSI_DBM_MAX
+    ghz_2_4, sub_ghz, capture = Band.GHZ_2_4, Band.SUB_GHZ, TsSource.CAPTURE
+    page = -1
+    channels: range | None = None
     for frame in batch:
         ts_ns, rssi, lqi = frame.ts_ns, _raw_rssi(frame), frame.lqi
-        channels = PAGE_CHANNELS.get(frame.page)
+        if frame.page != page:  # most batches hold one page: one lookup
+            page = frame.page
+            channels = PAGE_CHANNELS.get(page)
         if not (0 <= ts_ns < TS_NS_LIMIT and channels is not None
                 and frame.channel in channels
-                and len(frame.psdu) <= _psdu_limit(frame)
+                and len(frame.psdu) <= (CAPTURED_PSDU_MAX_OCTETS if frame.ts_source is capture
+                                        else _psdu_limit(frame))
                 and (rssi is None or lo <= rssi <= hi)
                 and (lqi is None or 0 <= lqi <= LQI_MAX)
-                and frame.band is (Band.GHZ_2_4 if frame.page == 0 else Band.SUB_GHZ)):
+                and frame.band is (ghz_2_4 if page == 0 else sub_ghz)):
             break
     else:
         return batch

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -217,6 +217,17 @@ class PcapngWriter:
         if head is None:
             head = self._plain_headers[hkey] = tap_header(frame, ctlv)
         return head
+
+    def write_frames(self, frames: Sequence[Frame], if_id_of: Callable[[str], int]) -> None:
+        """:meth:`write` each of ``frames`` on the interface ``if_id_of(sniffer id)`` gives
+        (called when the sniffer id changes from the frame before): one compiled loop."""
+        sid: str | None = None
+        if_id = 0
+        for frame in frames:
+            if frame.sniffer_id != sid:
+                sid = frame.sniffer_id
+                if_id = if_id_of(sid)
+            self.write(if_id, frame)
 
     def _write(self, if_id: int, frame: Frame) -> None:
         psdu = frame.psdu

@@ -420,6 +420,20 @@ class CaptureReader:
             off += 4 + ((length + 3) & ~3)
 
 
+def fill_batch(frames: Iterator[Frame], batch: list[Frame], size: int) -> None:
+    """Append frames of ``frames`` to ``batch`` until it holds ``size`` or ``frames`` ends.
+
+    One compiled loop (a file source's batches). Errors of ``frames`` propagate, with
+    the frames read before them already in ``batch``.
+    """
+    if len(batch) >= size:
+        return
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= size:
+            return
+
+
 def read_frames(
     path: Path | str, sniffer_id: str = "file", page: int = 0, channel: int = 11,
     *, skip_frames: int = 0,

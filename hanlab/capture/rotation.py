@@ -117,14 +117,7 @@ class BandCaptureFiles:
         writer = self._writer
         if writer is None or self._needs_rotation(writer, frames[0].ts_ns):
             writer = self._open(frames[0].ts_ns, frames[0].sniffer_id)
-        sid = ""
-        if_id = 0
-        write = writer.write
-        for frame in frames:
-            if frame.sniffer_id != sid:
-                sid = frame.sniffer_id
-                if_id = self._if_id(writer, sid)
-            write(if_id, frame)
+        writer.write_frames(frames, lambda sid: self._if_id(writer, sid))
         self.frames += len(frames)
 
     def write_gap(self, sniffer_id: str, start_ns: int, end_ns: int, reason: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from hanlab.capture.retention import apply_retention
 from hanlab.capture.rotation import BandCaptureFiles
 from hanlab.events.bus import CLOSED, BusEvent, Subscription
-from hanlab.frames import Band, Frame
+from hanlab.frames import Band, Frame, by_band
 from hanlab.sources.base import SourceEvent
 
 FLUSH_PENDING_BYTES = 256 * 1024
@@ -105,14 +105,8 @@ class CaptureSink:
         return [p for files in self.bands.values() for p in files.files]
 
     def _write(self, batch: list[Frame]) -> None:
-        band = batch[0].band
-        if all(f.band is band for f in batch):
-            self.bands[band].write(batch)
-        else:
-            for b in Band:
-                part = [f for f in batch if f.band is b]
-                if part:
-                    self.bands[b].write(part)
+        for band, part in by_band(batch):
+            self.bands[band].write(part)
         self._sniffer_band[batch[0].sniffer_id] = batch[-1].band
 
     def _event(self, event: SourceEvent | BusEvent) -> None:

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from hanlab.capture.reader import CaptureReader
+from hanlab.capture.reader import CaptureReader, fill_batch
 from hanlab.errors import CaptureFormatError, SourceError, os_error_text
 from hanlab.frames import Frame, FrameBatch
 from hanlab.sources.base import DriverSettings, FrameSource
@@ -137,21 +137,19 @@ class PcapReplaySource(FrameSource[PcapReplaySettings]):
 
     @staticmethod
     async def _fast(reader: CaptureReader, size: int) -> AsyncIterator[FrameBatch]:
-        batch: list[Frame] = []
-        append = batch.append
-        try:
-            for frame in reader:
-                append(frame)
-                if len(batch) >= size:
+        frames = iter(reader)
+        while True:
+            batch: list[Frame] = []
+            try:
+                fill_batch(frames, batch, size)  # compiled: no bytecode per frame
+            except CaptureFormatError:
+                if batch:  # the frames before a damaged block are delivered too
                     yield batch
-                    batch = []
-                    append = batch.append
-        except CaptureFormatError:
-            if batch:  # the frames before a damaged block are delivered too
+                raise
+            if batch:
                 yield batch
-            raise
-        if batch:
-            yield batch
+            if len(batch) < size:
+                return
 
     @staticmethod
     async def _recorded(reader: CaptureReader, scale: float) -> AsyncIterator[FrameBatch]:
