@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from hanlab.capture.linktypes import (
     DECAPSULATORS,
@@ -62,6 +62,9 @@ def _ts_scale(tsresol: int) -> tuple[int, int, int]:
     return 1, 10 ** (exp - 9), 0
 
 
+#: ``tuple.__new__``, looked up once: ``_new_frame(Frame, fields)`` is ``Frame(*fields)``
+#: without the NamedTuple's Python-level ``__new__`` (the reader builds every frame)
+_new_frame: Final = cast(Callable[..., Frame], tuple.__new__)
 #: stands for a frame that ``skip_frames`` passes over without building it
 _SKIPPED: Final = Frame(0, "", Band.GHZ_2_4, 0, 11, b"", None)
 
@@ -208,7 +211,7 @@ class CaptureReader:
             band = known if known is not None else band_for(page, channel)
             self._bands[key] = band
             self._last_page, self._last_channel, self._last_band = page, channel, band
-        return tuple.__new__(Frame, (ts_ns, self.sniffer_id, band, page, channel, psdu,  # fast
+        return _new_frame(Frame, (ts_ns, self.sniffer_id, band, page, channel, psdu,  # fast
                                      fcs_ok, rssi, lqi, TsSource.CAPTURE, None))
 
     def _pcap(self, buf: mmap.mmap) -> Iterator[Frame]:
@@ -250,7 +253,7 @@ class CaptureReader:
                 else:
                     data = buf[off + 16 : end]
                     psdu = data[:-2]
-                    frame = tuple.__new__(Frame, (  # = Frame(...), without its Python-level
+                    frame = _new_frame(Frame, (  # = Frame(...), without its Python-level
                         ts_ns, sid, band, page, channel, psdu,  # __new__
                         fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE,
                         None,
@@ -360,7 +363,7 @@ class CaptureReader:
                         else:
                             psdu = buf[off + 28 : off + 26 + caplen]
                             fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
-                        frame = tuple.__new__(Frame, (  # = Frame(...), faster
+                        frame = _new_frame(Frame, (  # = Frame(...), faster
                             ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None, CAPTURE,
                             None))
                 else:
