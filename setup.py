@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
@@ -31,8 +31,26 @@ def notice(text: str) -> None:
     sys.stderr.write(f"hanlab: {text}\n")
 
 
+#: the commands pip runs for a build's requirements and metadata, which need no C code
+METADATA_COMMANDS = {"egg_info", "dist_info", "sdist"}
+
+
 class OptionalBuildExt(build_ext):
-    """``build_ext`` that falls back to the pure-Python modules when compiling fails."""
+    """``build_ext`` that runs mypyc when it runs, and falls back to the pure-Python modules
+    when compiling fails.
+
+    mypyc (type analysis and C generation, about half a minute) runs when this command
+    is set up for a build rather than whenever ``setup.py`` is read: pip runs it three
+    times for one install (build requirements, metadata, the build), and only the build
+    needs the C code.
+    """
+
+    def finalize_options(self) -> None:
+        # the mypyc extensions in place of the placeholder; none for a metadata step
+        # (``egg_info`` sets this command up to list the extensions' sources)
+        metadata_only = set(self.distribution.commands) <= METADATA_COMMANDS
+        self.distribution.ext_modules = [] if metadata_only else ext_modules()
+        super().finalize_options()
 
     def run(self) -> None:
         try:
@@ -68,4 +86,8 @@ def ext_modules() -> list[Any]:
         os.unlink(config.name)
 
 
-setup(ext_modules=ext_modules(), cmdclass={"build_ext": OptionalBuildExt})
+#: stands for the mypyc extensions until ``build_ext`` runs (it makes setuptools run
+#: ``build_ext`` at all); it is never built
+PLACEHOLDER = Extension(f"{COMPILED['GROUP']}__placeholder", sources=[])
+
+setup(ext_modules=[PLACEHOLDER], cmdclass={"build_ext": OptionalBuildExt})

@@ -214,3 +214,15 @@ def test_jobs_decode_a_run_again_when_its_empty_address_map_mattered(
     one = _decode_bytes(writer.path, keys, 1, False)
     assert _decode_bytes(writer.path, keys, 2, False) == one
     assert found == [[True], [False]]  # rescanned once, then joined
+
+
+@pytest.mark.parametrize(("ts_ns", "text"), [
+    (0, "0.000000000"), (7, "0.000000007"), (999_999_999, "0.999999999"),
+    (1_000_000_000, "1.000000000"), (1_706_748_028_894_546_000, "1706748028.894546000"),
+    (4_102_444_800_000_000_001, "4102444800.000000001"),  # 2100: beyond machine words
+    ((1 << 63) - 1, "9223372036.854775807"),
+])
+def test_one_line_time_is_seconds_with_nine_decimals(ts_ns: int, text: str) -> None:
+    from hanlab.zigbee.listing import _seconds
+
+    assert _seconds(ts_ns) == text
