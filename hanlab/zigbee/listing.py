@@ -55,12 +55,11 @@ def _where(frame: Frame) -> str:
 
 
 def _seconds(ts_ns: int) -> str:
-    """``ts_ns`` as seconds with 9 decimals (``1706748028.894546000``).
-
-    Compiled, the second and the nanoseconds are machine-word integers (until 2038),
-    and ``str(ns + 10**9)[1:]`` zero-pads without a format specification."""
-    sec = ts_ns // 1_000_000_000
-    return f"{sec}.{str(ts_ns - sec * 1_000_000_000 + 1_000_000_000)[1:]}"
+    """``ts_ns`` as seconds with 9 decimals (``1706748028.894546000``)."""
+    if ts_ns >= 1_000_000_000:
+        digits = str(ts_ns)
+        return f"{digits[:-9]}.{digits[-9:]}"
+    return f"{ts_ns // 1_000_000_000}.{ts_ns % 1_000_000_000:09d}"
 
 
 #: the decimal strings of 0-255 (sequence numbers, radius, TSN: most numbers of a line).
