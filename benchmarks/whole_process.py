@@ -193,6 +193,24 @@ def check_tshark_decrypts(tshark: str, keys: Path, env: dict[str, str]) -> None:
         sys.exit("tshark did not decrypt with the UAT key")
 
 
+def codec_mode(hanlab: list[str], env: dict[str, str]) -> str:
+    """What ``hanlab --version`` says of the codec: ``compiled (mypyc)`` or ``pure Python
+    (why)``."""
+    out = subprocess.run([*hanlab, "--version"], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    return out.strip().partition("(codec: ")[2].removesuffix(")")
+
+
+def same_codec(hanlab: list[str], env: dict[str, str], started: str, where: str) -> None:
+    """Stop the run when the codec's mode changed since it started (a compiled module
+    edited during the run makes hanlab fall back to the pure-Python modules: every figure
+    after that would measure something else)."""
+    now = codec_mode(hanlab, env)
+    if now != started:
+        sys.exit(f"{where}: the codec changed during the run ({started} -> {now}); "
+                 f"the figures from here on would not be comparable")
+
+
 def main() -> None:
     """Run every row at every size and print the table (and ``--json-out`` rows)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -225,7 +243,9 @@ def main() -> None:
         keys.chmod(0o600)
         tiny = tmp / "tiny15.pcapng"
         subprocess.run([editcap, "-r", str(SINOPE), str(tiny), "1-15"], check=True)
-        print(f"hanlab: {' '.join(hanlab)} (PYTHONPATH={REPO_ROOT}); peers: {tshark}, {editcap}")
+        codec = codec_mode(hanlab, env)
+        print(f"hanlab: {' '.join(hanlab)} (PYTHONPATH={REPO_ROOT}; codec: {codec}); "
+              f"peers: {tshark}, {editcap}")
         check_tshark_decrypts(tshark, keys, env)
 
         print("\nstart-up (15-frame file)")
@@ -236,6 +256,7 @@ def main() -> None:
         row("hanlab decode (15 frames)", 1, 15, ours, theirs, "tshark -r", "target <= 0.3 s")
 
         for size in sizes:
+            same_codec(hanlab, env, codec, f"before x{size}")
             rounds = args.rounds if size < 100 else args.large_rounds
             big = build_sinope(tmp, size)
             frames = 38_350 * size
@@ -289,6 +310,7 @@ def main() -> None:
             shutil.rmtree(tmp / f"emu_x{size}")
             if big != SINOPE:
                 big.unlink()
+        same_codec(hanlab, env, codec, "at the end")
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(ROWS, indent=1) + "\n")
 
