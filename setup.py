@@ -36,8 +36,8 @@ METADATA_COMMANDS = {"egg_info", "dist_info", "sdist"}
 
 
 class OptionalBuildExt(build_ext):
-    """``build_ext`` that runs mypyc when it runs, and falls back to the pure-Python modules
-    when compiling fails.
+    """``build_ext`` whose extensions mypyc generates when a build sets it up, and that
+    falls back to the pure-Python modules when compiling fails.
 
     mypyc (type analysis and C generation, about half a minute) runs when this command
     is set up for a build rather than whenever ``setup.py`` is read: pip runs it three

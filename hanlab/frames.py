@@ -124,12 +124,14 @@ def batch_counts(batch: FrameBatch) -> tuple[int, int]:
 def by_band(batch: FrameBatch) -> list[tuple[Band, FrameBatch]]:
     """``batch`` split by band, each part in frame order, bands in :class:`Band` order;
     ``[(band, batch)]`` itself when every frame is of one band (the common case)."""
-    band = batch[0].band if batch else Band.GHZ_2_4
+    if not batch:
+        return []
+    band = batch[0].band
     for frame in batch:
         if frame.band is not band:
             break
     else:
-        return [(band, batch)] if batch else []
+        return [(band, batch)]
     parts: list[tuple[Band, FrameBatch]] = []
     for b in Band:
         part = [f for f in batch if f.band is b]
@@ -151,9 +153,13 @@ LQI_MAX: Final = 255
 CAPTURED_PSDU_MAX_OCTETS: Final = 0xFFFF - 64
 
 
+#: looked up once: an enum member read from its class is an attribute lookup per frame
+_CAPTURE: Final = TsSource.CAPTURE
+
+
 def _psdu_limit(frame: Frame) -> int:
-    """Longest PSDU (without FCS) kept for ``frame``."""
-    if frame.ts_source == TsSource.CAPTURE:
+    """Longest PSDU (without FCS) kept for ``frame``, in octets."""
+    if frame.ts_source == _CAPTURE:
         return CAPTURED_PSDU_MAX_OCTETS
     return MAX_PSDU_OCTETS - (0 if frame.fcs_ok is None else 2)
 
@@ -204,7 +210,7 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
         frame), else a new list in the same order.
     """
     lo, hi = RSSI_DBM_MIN, RSSI_DBM_MAX
-    ghz_2_4, sub_ghz, capture = Band.GHZ_2_4, Band.SUB_GHZ, TsSource.CAPTURE
+    ghz_2_4, sub_ghz = Band.GHZ_2_4, Band.SUB_GHZ
     page = -1
     channels: range | None = None
     for frame in batch:
@@ -214,8 +220,7 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
             channels = PAGE_CHANNELS.get(page)
         if not (0 <= ts_ns < TS_NS_LIMIT and channels is not None
                 and frame.channel in channels
-                and len(frame.psdu) <= (CAPTURED_PSDU_MAX_OCTETS if frame.ts_source is capture
-                                        else _psdu_limit(frame))
+                and len(frame.psdu) <= _psdu_limit(frame)
                 and (rssi is None or lo <= rssi <= hi)
                 and (lqi is None or 0 <= lqi <= LQI_MAX)
                 and frame.band is (ghz_2_4 if page == 0 else sub_ghz)):

@@ -232,13 +232,13 @@ class PcapngWriter:
     def _write(self, if_id: int, frame: Frame) -> None:
         psdu = frame.psdu
         fcs_ok = frame.fcs_ok
-        if (frame.channel == self._last_channel and frame.page == self._last_page
-                and (fcs_ok is None) is self._last_no_fcs and frame.rssi_dbm is None
-                and frame.lqi is None):
+        plain = frame.rssi_dbm is None and frame.lqi is None
+        if (plain and frame.channel == self._last_channel and frame.page == self._last_page
+                and (fcs_ok is None) is self._last_no_fcs):
             head = self._last_head  # the plain header of the frame before: no tuple, no hash
         else:
             head = self._tap_head(frame)
-            if frame.rssi_dbm is None and frame.lqi is None:
+            if plain:
                 self._last_page, self._last_channel = frame.page, frame.channel
                 self._last_no_fcs, self._last_head = fcs_ok is None, head
         if fcs_ok is None:

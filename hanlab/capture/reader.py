@@ -99,9 +99,8 @@ class CaptureReader:
 
     Attributes (valid during and after iteration):
         records: packets read; frames: frames read (yielded or skipped); out_of_order:
-        frames whose
-        timestamp is older than the previous frame's; bad_packets: packets that could not
-        be decapsulated; not_802154: packets that carry no 802.15.4 frame;
+        frames whose timestamp is older than the previous frame's; bad_packets: packets
+        that could not be decapsulated; not_802154: packets that carry no 802.15.4 frame;
         linktypes: link types seen.
 
     Raises (from iteration):
@@ -253,8 +252,8 @@ class CaptureReader:
                 else:
                     data = buf[off + 16 : end]
                     psdu = data[:-2]
-                    frame = _new_frame(Frame, (  # = Frame(...), without its Python-level
-                        ts_ns, sid, band, page, channel, psdu,  # __new__
+                    frame = _new_frame(Frame, (  # = Frame(...) without the Python-level __new__
+                        ts_ns, sid, band, page, channel, psdu,
                         fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE,
                         None,
                     ))
