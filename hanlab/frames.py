@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from enum import IntEnum, StrEnum
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from hanlab.errors import BadInputError
 
@@ -76,7 +76,14 @@ def band_of(page: int, channel: int) -> Band:
     return Band.GHZ_2_4 if page == 0 else Band.SUB_GHZ
 
 
-class Frame(NamedTuple):
+#: the fields of a :class:`Frame`, in order (its ``repr``, equality and ``_replace``)
+FRAME_FIELDS: Final[tuple[str, ...]] = (
+    "ts_ns", "sniffer_id", "band", "page", "channel", "psdu", "fcs_ok", "rssi_dbm", "lqi",
+    "ts_source", "sniffer_ts_ns",
+)
+
+
+class Frame:
     """One PSDU as heard by one sniffer.
 
     Attributes:
@@ -92,19 +99,73 @@ class Frame(NamedTuple):
         lqi: link quality indicator 0-255, or ``None``.
         ts_source: where ``ts_ns`` came from (:class:`TsSource`).
         sniffer_ts_ns: the sniffer's own raw clock reading in ns before alignment, or ``None``.
+
+    Immutable: its fields are ``Final`` (compiled, assigning one raises
+    ``AttributeError``); :meth:`_replace` gives a changed copy. Frames compare equal and
+    hash alike when every field does.
+
+    A class rather than a ``NamedTuple``: compiled, it is a native class, built with one
+    allocation and read field by field without a tuple lookup. Every frame of a capture
+    is built once by a reader or a driver, and that was a fifth of ``hanlab capture``'s
+    work per frame (issue 15). Compiled, the constructor checks each field's type
+    (``TypeError`` for, e.g., a ``float`` ``ts_ns`` or a ``str`` band); a value of the
+    right type but out of range (an RSSI of 10**400, a channel of 70,000) is clamped or
+    dropped by :func:`checked_frames` (issue 14 item 8).
     """
 
-    ts_ns: int
-    sniffer_id: str
-    band: Band
-    page: int
-    channel: int
-    psdu: bytes
-    fcs_ok: bool | None
-    rssi_dbm: float | None = None
-    lqi: int | None = None
-    ts_source: TsSource = TsSource.CAPTURE
-    sniffer_ts_ns: int | None = None
+    __slots__ = ("band", "channel", "fcs_ok", "lqi", "page", "psdu", "rssi_dbm", "sniffer_id",
+                 "sniffer_ts_ns", "ts_ns", "ts_source")
+
+    def __init__(self, ts_ns: int, sniffer_id: str, band: Band, page: int, channel: int,
+                 psdu: bytes, fcs_ok: bool | None, rssi_dbm: float | None = None,
+                 lqi: int | None = None, ts_source: TsSource = TsSource.CAPTURE,
+                 sniffer_ts_ns: int | None = None) -> None:
+        self.ts_ns: Final = ts_ns
+        self.sniffer_id: Final = sniffer_id
+        self.band: Final = band
+        self.page: Final = page
+        self.channel: Final = channel
+        self.psdu: Final = psdu
+        self.fcs_ok: Final = fcs_ok
+        self.rssi_dbm: Final = rssi_dbm
+        self.lqi: Final = lqi
+        self.ts_source: Final = ts_source
+        self.sniffer_ts_ns: Final = sniffer_ts_ns
+
+    def _values(self) -> tuple[Any, ...]:
+        """The fields' values in :data:`FRAME_FIELDS` order."""
+        return (self.ts_ns, self.sniffer_id, self.band, self.page, self.channel, self.psdu,
+                self.fcs_ok, _raw_rssi(self), self.lqi, self.ts_source, self.sniffer_ts_ns)
+
+    def _replace(self, **changes: Any) -> Frame:
+        """A copy with the fields named in ``changes`` replaced.
+
+        Raises:
+            TypeError: a name that is not a field.
+        """
+        fields = dict(zip(FRAME_FIELDS, self._values(), strict=True))
+        for name in changes:
+            if name not in fields:
+                raise TypeError(f"Frame has no field {name!r}")
+        fields.update(changes)
+        return Frame(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return self._values() != other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        values = zip(FRAME_FIELDS, self._values(), strict=True)
+        return "Frame(" + ", ".join(f"{name}={value!r}" for name, value in values) + ")"
 
 
 #: A batch of frames from one source, in the order the source delivered them.

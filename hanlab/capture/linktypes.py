@@ -79,10 +79,18 @@ def _crc32_fcs_ok(psdu: bytes, fcs: bytes) -> bool:
     return binascii.crc32(psdu) == int.from_bytes(fcs, "little")
 
 
-def decap_tap(data: bytes) -> Decap | None:
-    """LINKTYPE 283: parse the TAP header and TLVs; FCS per the FCS-type TLV.
+#: what a TAP header says: (header length, FCS length in octets, page or None, channel or
+#: None, rssi_dbm or None, lqi or None)
+TapFields = tuple[int, int, int | None, int | None, float | None, int | None]
 
-    A TAP header without an FCS-type TLV means no FCS follows the PSDU.
+
+def tap_fields(data: bytes) -> TapFields:
+    """The TAP header at the start of ``data`` (IEEE 802.15.4 TAP: version 0, reserved,
+    2-octet length, then TLVs padded to 4 octets): its length and what its TLVs say.
+
+    Raises:
+        ValueError: truncated, another version, a length outside 4..``len(data)``, or a
+            TLV that overruns the header (with the packet byte offset).
     """
     n = len(data)
     if n < 4:
@@ -115,16 +123,31 @@ def decap_tap(data: bytes) -> Decap | None:
         elif tlv_type == TAP_LQI and tlv_len >= 1:
             lqi = data[value]
         off = value + ((tlv_len + 3) & ~3)
+    return hdr_len, fcs_len, page, channel, rssi, lqi
+
+
+def tap_fcs_ok(psdu: bytes, fcs: bytes) -> bool:
+    """Whether ``fcs`` (2 or 4 octets, as sent: least significant first) is the FCS of
+    ``psdu``: CRC-16 (IEEE 802.15.4-2015 §7.2.10) or, for 4 octets, CRC-32 (§7.2.10.2)."""
+    if len(fcs) == 2:
+        return fcs16(psdu) == fcs[0] | (fcs[1] << 8)
+    return _crc32_fcs_ok(psdu, fcs)
+
+
+def decap_tap(data: bytes) -> Decap | None:
+    """LINKTYPE 283: parse the TAP header and TLVs (:func:`tap_fields`); FCS per the
+    FCS-type TLV.
+
+    A TAP header without an FCS-type TLV means no FCS follows the PSDU.
+    """
+    n = len(data)
+    hdr_len, fcs_len, page, channel, rssi, lqi = tap_fields(data)
     if fcs_len == 0:
         return data[hdr_len:], None, page, channel, rssi, lqi
     if n - hdr_len < fcs_len:
         raise ValueError(f"at packet byte {hdr_len}: shorter than its {fcs_len}-octet FCS")
     psdu = data[hdr_len:n - fcs_len]
-    if fcs_len == 2:
-        ok = fcs16(psdu) == data[n - 2] | (data[n - 1] << 8)
-    else:
-        ok = _crc32_fcs_ok(psdu, data[n - 4:])
-    return psdu, ok, page, channel, rssi, lqi
+    return psdu, tap_fcs_ok(psdu, data[n - fcs_len:]), page, channel, rssi, lqi
 
 
 def decap_zep(udp_payload: bytes, base: int = 0) -> Decap | None:

@@ -15,11 +15,12 @@ and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final, cast
+from typing import Final
 
 from hanlab.capture.linktypes import (
     DECAPSULATORS,
@@ -29,6 +30,8 @@ from hanlab.capture.linktypes import (
     Decapsulator,
     decap_nofcs,
     decap_tap,
+    tap_fcs_ok,
+    tap_fields,
 )
 from hanlab.errors import CaptureFormatError, CaptureOpenError
 from hanlab.fcs import fcs16
@@ -62,11 +65,47 @@ def _ts_scale(tsresol: int) -> tuple[int, int, int]:
     return 1, 10 ** (exp - 9), 0
 
 
-#: ``tuple.__new__``, looked up once: ``_new_frame(Frame, fields)`` is ``Frame(*fields)``
-#: without the NamedTuple's Python-level ``__new__`` (the reader builds every frame)
-_new_frame: Final = cast(Callable[..., Frame], tuple.__new__)
+class _Tap:
+    """What one TAP header says of its frames (the reader's defaults filled in)."""
+
+    __slots__ = ("band", "channel", "fcs_len", "length", "lqi", "page", "rssi")
+
+    def __init__(self, length: int, fcs_len: int, page: int, channel: int,
+                 rssi: float | None, lqi: int | None, band: Band) -> None:
+        self.length = length
+        self.fcs_len = fcs_len
+        self.page = page
+        self.channel = channel
+        self.rssi = rssi
+        self.lqi = lqi
+        self.band = band
+
+
+#: distinct TAP headers a reader keeps (RSSI and LQI make a live sniffer's vary)
+_TAPS_HELD: Final = 4096
+
 #: stands for a frame that ``skip_frames`` passes over without building it
 _SKIPPED: Final = Frame(0, "", Band.GHZ_2_4, 0, 11, b"", None)
+
+
+#: octets read between two releases of the map's pages already read (:func:`_release`)
+RELEASE_OCTETS: Final = 8 << 20
+_MADV_DONTNEED: Final[int] = int(getattr(mmap, "MADV_DONTNEED", -1))  # -1: not offered
+
+
+def _release(buf: mmap.mmap, start: int, end: int) -> int:
+    """Take the map's pages in ``[start, end)`` (whole pages) out of this process's
+    resident set with ``madvise(MADV_DONTNEED)``; the file's pages stay in the page cache
+    and are read again if touched. A capture is read once, front to back, so a reader's
+    resident memory stays at a few MiB of the file instead of all of it (``hanlab
+    capture`` of Sinope ×100, 288 MB: issue 15). Returns the new start."""
+    end -= end % mmap.PAGESIZE
+    if end <= start:
+        return start
+    if _MADV_DONTNEED >= 0:
+        with contextlib.suppress(OSError, ValueError):  # refused: the pages just stay
+            buf.madvise(_MADV_DONTNEED, start, end - start)
+    return end
 
 
 def _u32le(data: bytes, at: int) -> int:
@@ -94,7 +133,7 @@ class CaptureReader:
             from TAP or ZEP keep their own.
         skip_frames: this many frames at the start are read and counted but not yielded,
             so the first frame yielded is frame ``skip_frames`` (0-based); with DLT 195
-            they are not even built (no slice, no FCS check). ``hanlab decode --jobs``
+            and TAP they are not even built (no PSDU slice, no FCS check). ``hanlab decode --jobs``
             starts a process's run this way (issue 15).
 
     Attributes (valid during and after iteration):
@@ -210,8 +249,8 @@ class CaptureReader:
             band = known if known is not None else band_for(page, channel)
             self._bands[key] = band
             self._last_page, self._last_channel, self._last_band = page, channel, band
-        return _new_frame(Frame, (ts_ns, self.sniffer_id, band, page, channel, psdu,  # fast
-                                     fcs_ok, rssi, lqi, TsSource.CAPTURE, None))
+        return Frame(ts_ns, self.sniffer_id, band, page, channel, psdu, fcs_ok, rssi, lqi,
+                     TsSource.CAPTURE, None)
 
     def _pcap(self, buf: mmap.mmap) -> Iterator[Frame]:
         n = len(buf)
@@ -233,7 +272,10 @@ class CaptureReader:
         off = 24
         prev_ts = -1
         skip = self.skip_frames
+        released = 0
         while off < n:
+            if off - released >= RELEASE_OCTETS:
+                released = _release(buf, released, off)
             if off + 16 > n:
                 raise CaptureFormatError(self.path, off, "truncated record header")
             sec, frac, incl, orig = rec(buf, off)
@@ -252,11 +294,9 @@ class CaptureReader:
                 else:
                     data = buf[off + 16 : end]
                     psdu = data[:-2]
-                    frame = _new_frame(Frame, (  # = Frame(...) without the Python-level __new__
-                        ts_ns, sid, band, page, channel, psdu,
-                        fcs16(psdu) == u16(data, incl - 2)[0], None, None, TsSource.CAPTURE,
-                        None,
-                    ))
+                    frame = Frame(ts_ns, sid, band, page, channel, psdu,
+                                  fcs16(psdu) == u16(data, incl - 2)[0], None, None,
+                                  TsSource.CAPTURE, None)
             else:
                 frame = (self._frame(iface, ts_ns, buf[off + 16 : end], off, orig) if decap
                          else None)
@@ -285,6 +325,8 @@ class CaptureReader:
         CAPTURE = TsSource.CAPTURE
         prev_ts = -1
         skip = self.skip_frames
+        released = 0
+        taps: dict[bytes, _Tap] = {}
         head = b""
         # declared ints: compiled, the fields unpacked below are then native integers
         btype: int
@@ -295,6 +337,8 @@ class CaptureReader:
         caplen: int
         orig: int
         while off < n:
+            if off - released >= RELEASE_OCTETS:
+                released = _release(buf, released, off)
             if off + 12 > n:
                 raise CaptureFormatError(self.path, off, "truncated block header")
             if endian == "<":
@@ -362,9 +406,29 @@ class CaptureReader:
                         else:
                             psdu = buf[off + 28 : off + 26 + caplen]
                             fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
-                        frame = _new_frame(Frame, (  # = Frame(...), faster
-                            ts_ns, sid, band, page, channel, psdu, fcs_ok, None, None, CAPTURE,
-                            None))
+                        frame = Frame(ts_ns, sid, band, page, channel, psdu, fcs_ok, None,
+                                      None, CAPTURE, None)
+                elif iface.linktype == LINKTYPE_IEEE802_15_4_TAP and orig == caplen:
+                    # hot path for TAP (what hanlab writes): one slice, and a header seen
+                    # before in this file is not parsed again
+                    data = buf[off + 28 : off + 28 + caplen]
+                    tap = self._tap(taps, data)
+                    if tap is None:  # malformed: the general path counts it
+                        frame = self._frame(iface, ts_ns, data, off, orig)
+                    elif skip:
+                        frame = _SKIPPED
+                    else:
+                        fcs_len = tap.fcs_len
+                        stop = caplen - fcs_len
+                        psdu = data[tap.length : stop]
+                        if fcs_len == 0:
+                            fcs_ok = None
+                        elif fcs_len == 2:
+                            fcs_ok = fcs16(psdu) == data[stop] | (data[stop + 1] << 8)
+                        else:
+                            fcs_ok = tap_fcs_ok(psdu, data[stop:])
+                        frame = Frame(ts_ns, sid, tap.band, tap.page, tap.channel, psdu,
+                                      fcs_ok, tap.rssi, tap.lqi, CAPTURE, None)
                 else:
                     frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off,
                                         orig)
@@ -405,6 +469,35 @@ class CaptureReader:
                     else:
                         yield frame
             off = end
+
+    def _tap(self, taps: dict[bytes, _Tap], packet: bytes) -> _Tap | None:
+        """What the TAP header of ``packet`` says, from ``taps`` (the headers seen before
+        in this file) or parsed and added; ``None`` if the header is malformed or the
+        packet too short for its FCS (the general path then counts it as a bad packet,
+        with the error's offset)."""
+        if len(packet) < 4 or packet[0] != 0:
+            return None
+        length = packet[2] | (packet[3] << 8)
+        if length < 4 or length > len(packet):
+            return None
+        header = packet[:length]
+        tap = taps.get(header)
+        if tap is None:
+            try:
+                _, fcs_len, page, channel, rssi, lqi = tap_fields(header)
+            except ValueError:
+                return None
+            if page is None:
+                page = self.page
+            if channel is None:
+                channel = self.channel
+            if len(taps) >= _TAPS_HELD:
+                taps.clear()
+            tap = taps[header] = _Tap(length, fcs_len, page, channel, rssi, lqi,
+                                      band_for(page, channel))
+        if len(packet) - length < tap.fcs_len:
+            return None
+        return tap
 
     def _idb_options(
         self, buf: mmap.mmap, off: int, end: int, endian: str, iface: _Interface

@@ -7,6 +7,11 @@ later kinds such as exchanges). Data flows one way: sources → bus → sinks.
 A slow sink never blocks a live source: :meth:`EventBus.publish_nowait` drops what a full
 queue cannot take and counts it per sink and per sniffer. Replay from a file may instead
 use :meth:`EventBus.publish`, which waits for room (no frame of a file is ever dropped).
+Room for that wait is counted in frames as well as items: a file replayed at full speed
+keeps at most :data:`LOSSLESS_FRAMES` frames queued per sink, not ``maxsize`` batches of
+hundreds of frames each (issue 15: a capture's memory, and the cyclic garbage
+collector's work on frames that would otherwise live long enough to reach its oldest
+generation).
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ class BusEvent:
 
 BusItem = FrameBatch | SourceEvent | BusEvent
 
+#: frames a sink's queue holds before :meth:`EventBus.publish` waits (a lossless source:
+#: file replay). Eight batches of a file source's 512 frames: enough for the source and
+#: the sink to take turns without waiting on each other.
+LOSSLESS_FRAMES = 4096
+
 
 class _Closed:
     """Sentinel that ends a subscription."""
@@ -45,16 +55,57 @@ class _Closed:
 CLOSED = _Closed()
 
 
+class _FrameQueue(asyncio.Queue["BusItem | _Closed"]):
+    """An :class:`asyncio.Queue` that also counts the frames of the batches it holds.
+
+    ``_put``/``_get`` are the hooks :class:`asyncio.Queue` subclasses override
+    (``PriorityQueue``, ``LifoQueue``): every way in and out goes through them, so the
+    sinks keep calling ``get()``/``get_nowait()`` unchanged.
+    """
+
+    def __init__(self, maxsize: int, room_frames: int) -> None:
+        super().__init__(maxsize)
+        #: frames in the batches now queued
+        self.frames_queued = 0
+        self.room_frames = room_frames
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def _put(self, item: BusItem | _Closed) -> None:
+        super()._put(item)
+        if isinstance(item, list):
+            self.frames_queued += len(item)
+            if self.frames_queued >= self.room_frames:
+                self._room.clear()
+
+    def _get(self) -> BusItem | _Closed:
+        item = super()._get()
+        if isinstance(item, list):
+            self.frames_queued -= len(item)
+            if self.frames_queued < self.room_frames:
+                self._room.set()
+        return item
+
+    async def frames_room(self) -> None:
+        """Return once fewer than ``room_frames`` frames are queued."""
+        while self.frames_queued >= self.room_frames:
+            await self._room.wait()
+
+
 @dataclass(eq=False)
 class Subscription:
     """One sink's bounded queue and what it dropped.
 
     Attributes:
         name: the sink's name (for reports).
+        maxsize: most items queued (batches and events).
         frames: whether the sink receives frame batches.
         events: whether the sink receives source and bus events.
         dropped_frames: frames dropped per sniffer id because the queue was full.
         dropped_events: events dropped because the queue was full.
+        lossless_frames: frames queued before :meth:`EventBus.publish` waits for the
+            sink to take some (never a cause to drop: :meth:`EventBus.publish_nowait`
+            only drops on ``maxsize``).
     """
 
     name: str
@@ -63,9 +114,10 @@ class Subscription:
     events: bool = True
     dropped_frames: Counter[str] = field(default_factory=Counter)
     dropped_events: int = 0
+    lossless_frames: int = LOSSLESS_FRAMES
 
     def __post_init__(self) -> None:
-        self.queue: asyncio.Queue[BusItem | _Closed] = asyncio.Queue(self.maxsize)
+        self.queue: _FrameQueue = _FrameQueue(self.maxsize, self.lossless_frames)
 
     async def get(self) -> BusItem | _Closed:
         """The next item, or :data:`CLOSED` once the bus is closed and drained."""
@@ -108,10 +160,14 @@ class EventBus:
                     sub.dropped_events += 1
 
     async def publish(self, item: BusItem) -> None:
-        """Give ``item`` to every interested sink, waiting for room (backpressure)."""
+        """Give ``item`` to every interested sink, waiting for room (backpressure): a
+        free item slot and, for a batch, fewer than the sink's ``lossless_frames`` frames
+        queued."""
         is_frames = isinstance(item, list)
         for sub in self._subs:
             if sub.frames if is_frames else sub.events:
+                if is_frames:
+                    await sub.queue.frames_room()
                 await sub.queue.put(item)
 
     async def close(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+import mmap
 import struct
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from hanlab.frames import Band, Frame, TsSource
 
 ACK = bytes.fromhex("0200d7")
 DATA = bytes.fromhex("6188a1341200000000") + b"payload"
+T0_NS = 1_714_564_800_000_000_000
 
 
 def pcap(records: list[tuple[int, bytes]], linktype: int = 195, *, nanos: bool = False,
@@ -252,3 +255,135 @@ def test_microsecond_pcapng_timestamps_across_the_32_bit_halves(tmp_path: Path) 
     path = tmp_path / "us.pcapng"
     path.write_bytes(shb + idb + blocks)
     assert [f.ts_ns for f in read_frames(path)] == [raw * 1000 for raw in raws]
+
+
+def _pcapng_block(btype: int, body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def _tap_pcapng(packets: list[tuple[int, bytes, int]]) -> bytes:
+    """A pcapng file of one TAP interface (µs timestamps) with these (ts_us, packet bytes,
+    original length) EPBs, the packets as given, malformed ones included."""
+    out = _pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += _pcapng_block(1, struct.pack("<HHI", 283, 0, 0))
+    for ts_us, data, orig in packets:
+        out += _pcapng_block(6, struct.pack("<IIIII", 0, ts_us >> 32, ts_us & 0xFFFFFFFF,
+                                            len(data), orig) + data)
+    return out
+
+
+def _tlv(tlv_type: int, value: bytes) -> bytes:
+    return struct.pack("<HH", tlv_type, len(value)) + value + bytes(-len(value) % 4)
+
+
+@st.composite
+def _tap_packet(draw: st.DrawFn) -> tuple[int, bytes, int]:
+    """A TAP packet as a sniffer or a damaged file may hold it: TLVs from a few values
+    (so headers repeat), a good or bad FCS of the announced type, or a broken header."""
+    fcs_type = draw(st.sampled_from([None, 0, 1, 2]))
+    tlvs = b"" if fcs_type is None else _tlv(0, bytes([fcs_type]))
+    if draw(st.booleans()):
+        page, channel = draw(st.sampled_from([(0, 11), (0, 26), (28, 12), (29, 30), (31, 5)]))
+        tlvs += _tlv(3, struct.pack("<HB", channel, page))
+    if draw(st.booleans()):
+        tlvs += _tlv(1, struct.pack("<f", draw(st.sampled_from([-71.5, -90.0, 3.25]))))
+    if draw(st.booleans()):
+        tlvs += _tlv(10, bytes([draw(st.sampled_from([0, 200, 255]))]))
+    psdu = draw(st.binary(max_size=12))
+    fcs = {None: b"", 0: b"", 1: fcs16_bytes(psdu),
+           2: struct.pack("<I", binascii.crc32(psdu))}[fcs_type]
+    if fcs and draw(st.booleans()):
+        fcs = bytes([fcs[0] ^ 0xFF]) + fcs[1:]  # a bad FCS
+    header = struct.pack("<BBH", 0, 0, 4 + len(tlvs)) + tlvs
+    damage = draw(st.sampled_from(["none"] * 6 + ["version", "length", "overrun", "short",
+                                                   "tiny", "snaplen"]))
+    packet, extra = header + psdu + fcs, 0
+    if damage == "version":
+        packet = b"\x01" + packet[1:]
+    elif damage == "length":
+        packet = packet[:2] + struct.pack("<H", len(packet) + 4) + packet[4:]
+    elif damage == "overrun":
+        packet = struct.pack("<BBH", 0, 0, 8) + struct.pack("<HH", 1, 40) + psdu
+    elif damage == "short":
+        packet = header + fcs[: len(fcs) // 2] if fcs else header
+    elif damage == "tiny":
+        packet = packet[: draw(st.integers(0, 3))]
+    elif damage == "snaplen":
+        extra = draw(st.integers(1, 4))
+    return draw(st.integers(0, 2**40)), packet, len(packet) + extra
+
+
+def _tap_reference(packets: list[tuple[int, bytes, int]]) -> tuple[list[Frame], int]:
+    """What reading these packets means, one :func:`decap_tap` each: the frames (the
+    reader's default page 0, channel 11 where no TLV says) and the bad-packet count."""
+    frames: list[Frame] = []
+    bad = 0
+    for ts_us, data, _orig in packets:
+        try:
+            result = decap_tap(data)
+        except ValueError:
+            bad += 1
+            continue
+        assert result is not None
+        psdu, ok, page, channel, rssi, lqi = result
+        page = 0 if page is None else page
+        frames.append(Frame(ts_us * 1000, "file", Band.GHZ_2_4 if page == 0 else Band.SUB_GHZ,
+                            page, 11 if channel is None else channel, psdu, ok, rssi, lqi,
+                            TsSource.CAPTURE))
+    return frames, bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(packets=st.lists(_tap_packet(), min_size=1, max_size=40), data=st.data())
+def test_tap_hot_path_reads_what_decap_tap_reads(tmp_path_factory: pytest.TempPathFactory,
+                                                 packets: list[tuple[int, bytes, int]],
+                                                 data: st.DataObject) -> None:
+    """The reader's TAP path (a header seen before is not parsed again) gives, packet
+    for packet, what the general path through :func:`decap_tap` gives: the same frames,
+    the same bad packets, and with ``skip_frames`` the frames after the skipped ones."""
+    path = tmp_path_factory.mktemp("tap") / "tap.pcapng"
+    path.write_bytes(_tap_pcapng(packets))
+    expected, bad = _tap_reference(packets)
+    if not expected:
+        with pytest.raises(CaptureFormatError, match="holds no IEEE 802.15.4 frames"):
+            list(read_frames(path))
+        return
+    reader = CaptureReader(path)
+    assert list(reader) == expected
+    assert (reader.records, reader.frames, reader.bad_packets) == (len(packets),
+                                                                   len(expected), bad)
+    skip = data.draw(st.integers(0, len(expected)))
+    assert list(read_frames(path, skip_frames=skip)) == expected[skip:]
+
+
+def _resident_octets() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * mmap.PAGESIZE
+
+
+def test_a_big_capture_is_read_without_keeping_it_resident(tmp_path: Path) -> None:
+    """The reader gives back the pages of the file it has read (``madvise``): reading a
+    64 MB capture front to back raises the process's resident memory by a fraction of it,
+    not by all of it, and every frame is read."""
+    path = tmp_path / "big.pcapng"
+    writer = PcapngWriter(path)
+    iface = writer.interface("s1", "2.4GHz")
+    psdu = DATA * 6
+    count = 0
+    while writer.size_bytes < 64 * 1024 * 1024:
+        writer.write_frames([frame(T0_NS + (count + i) * 1000, psdu) for i in range(10_000)],
+                            lambda _sid: iface)
+        count += 10_000
+        writer.flush()
+    writer.close()
+    size = path.stat().st_size
+    before = _resident_octets()
+    grown = 0
+    read = 0
+    for read, got in enumerate(read_frames(path), start=1):
+        if read % 20_000 == 0:
+            grown = max(grown, _resident_octets() - before)
+            assert got.psdu == psdu
+    assert read == count
+    assert grown < size // 4, (grown, size)

@@ -12,7 +12,7 @@ import pytest
 from hanlab.capture.reader import read_frames
 from hanlab.config import RigConfig, SnifferConfig
 from hanlab.errors import SourceError
-from hanlab.events.bus import CLOSED, BusEvent, EventBus
+from hanlab.events.bus import CLOSED, LOSSLESS_FRAMES, BusEvent, EventBus
 from hanlab.frames import Band, Frame, FrameBatch
 from hanlab.runtime.rig import RigOptions, RigRuntime
 from hanlab.sources import DRIVERS
@@ -54,6 +54,43 @@ async def test_publish_waits_for_room_and_close_ends_after_queued() -> None:
     await bus.close()
     await task
     assert len(got) == 5 and not sub.dropped_frames
+
+
+async def test_publish_holds_at_most_lossless_frames_queued() -> None:
+    """A lossless source (a file at full speed) waits once the sink holds
+    ``lossless_frames`` frames, whatever room ``maxsize`` still leaves; a live source's
+    ``publish_nowait`` is bounded by ``maxsize`` only. Every frame arrives, in order."""
+    bus = EventBus()
+    sub = bus.subscribe("capture", maxsize=512)
+    assert sub.lossless_frames == LOSSLESS_FRAMES
+    batch = 512
+    most = 0
+    got: list[int] = []
+
+    async def produce() -> None:
+        for i in range(40):
+            await bus.publish(frames(batch, start_ns=i * batch))
+        await bus.close()
+
+    async def consume() -> None:
+        nonlocal most
+        while True:
+            await asyncio.sleep(0)  # a sink slower than the source
+            most = max(most, sum(len(item) for item in sub.queue._queue  # type: ignore[attr-defined]
+                                 if isinstance(item, list)))
+            item = await sub.get()
+            if item is CLOSED:
+                return
+            assert isinstance(item, list)
+            got.extend(f.ts_ns for f in item)
+
+    await asyncio.gather(produce(), consume())
+    assert got == list(range(40 * batch)) and not sub.dropped_frames
+    assert LOSSLESS_FRAMES <= most < LOSSLESS_FRAMES + batch
+    assert sub.queue.frames_queued == 0
+    for _ in range(LOSSLESS_FRAMES // batch + 8):  # live: no frame bound, only maxsize
+        bus.publish_nowait(frames(batch))
+    assert sub.queue.frames_queued == (LOSSLESS_FRAMES // batch + 8) * batch
 
 
 class FlakySettings(DriverSettings):
