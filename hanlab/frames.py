@@ -273,18 +273,22 @@ def checked_frames(batch: FrameBatch, counters: dict[str, int]) -> FrameBatch:
     lo, hi = RSSI_DBM_MIN, RSSI_DBM_MAX
     ghz_2_4, sub_ghz = Band.GHZ_2_4, Band.SUB_GHZ
     page = -1
-    channels: range | None = None
+    band = ghz_2_4
+    first_channel = last_channel = -1  # the page's channels, first and last
     for frame in batch:
-        ts_ns, rssi, lqi = frame.ts_ns, _raw_rssi(frame), frame.lqi
+        ts_ns, lqi, channel = frame.ts_ns, frame.lqi, frame.channel
         if frame.page != page:  # most batches hold one page: one lookup
             page = frame.page
             channels = PAGE_CHANNELS.get(page)
-        if not (0 <= ts_ns < TS_NS_LIMIT and channels is not None
-                and frame.channel in channels
+            first_channel, last_channel = ((channels.start, channels.stop - 1)
+                                           if channels is not None else (0, -1))
+            band = ghz_2_4 if page == 0 else sub_ghz
+        if not (ts_ns >= 0 and (ts_ns >> 62) <= 1  # < TS_NS_LIMIT, in machine words
+                and first_channel <= channel <= last_channel
                 and len(frame.psdu) <= _psdu_limit(frame)
-                and (rssi is None or lo <= rssi <= hi)
+                and (frame.rssi_dbm is None or lo <= _raw_rssi(frame) <= hi)
                 and (lqi is None or 0 <= lqi <= LQI_MAX)
-                and frame.band is (ghz_2_4 if page == 0 else sub_ghz)):
+                and frame.band is band):
             break
     else:
         return batch

@@ -34,6 +34,8 @@ LINKTYPE_IEEE802_15_4_TAP: Final = 283
 SNAPLEN: Final = 0xFFFF
 
 _EPB_HEAD: Final = struct.Struct("<IIIIIII")
+#: the bound ``pack`` of :data:`_EPB_HEAD`, looked up once (not by name per frame)
+_EPB_PACK: Final = _EPB_HEAD.pack
 _U32: Final = struct.Struct("<I")
 _PADDING: Final = (b"", b"\0", b"\0\0", b"\0\0\0")
 #: captured length -> an EPB's padding and trailing block length, built once per length
@@ -162,7 +164,10 @@ class PcapngWriter:
             os.unlink(part)
             raise
         os.unlink(part)
-        self._buf = bytearray()
+        #: blocks (and the parts of blocks) assembled since the last flush, in file order,
+        #: joined once by :meth:`flush`; a frame's PSDU goes in as it is, not copied
+        self._parts: list[bytes] = []
+        self._pending = 0  # octets in _parts
         self._channel_tlvs: dict[tuple[int, int], bytes] = {}
         self._plain_headers: dict[tuple[tuple[int, int], bool], bytes] = {}
         #: the plain TAP header last written, and its channel and FCS type
@@ -178,7 +183,7 @@ class PcapngWriter:
     @property
     def pending_bytes(self) -> int:
         """Bytes assembled but not yet written to the kernel."""
-        return len(self._buf)
+        return self._pending
 
     def interface(self, name: str, description: str) -> int:
         """The interface id of sniffer ``name``, adding its IDB on first use."""
@@ -197,11 +202,12 @@ class PcapngWriter:
         their frames first (:func:`hanlab.frames.checked_frames`), so this is the last
         guard.
         """
-        mark = len(self._buf)
+        mark, pending = len(self._parts), self._pending
         try:
             self._write(if_id, frame)
         except (struct.error, OverflowError, ValueError, TypeError, AttributeError):
-            del self._buf[mark:]
+            del self._parts[mark:]
+            self._pending = pending
             self.skipped += 1
 
     def _tap_head(self, frame: Frame) -> bytes:
@@ -241,32 +247,42 @@ class PcapngWriter:
             if plain:
                 self._last_page, self._last_channel = frame.page, frame.channel
                 self._last_no_fcs, self._last_head = fcs_ok is None, head
-        if fcs_ok is None:
-            data = head + psdu
-        else:
+        fcs_octets = b""
+        if fcs_ok is not None:
             fcs = fcs16(psdu)
             if not fcs_ok:
                 fcs ^= 0xFFFF
-            data = head + psdu + fcs.to_bytes(2, "little")
-        caplen = len(data)
+            fcs_octets = fcs.to_bytes(2, "little")
+        caplen = len(head) + len(psdu) + len(fcs_octets)
         pad = -caplen % 4
         blen = 32 + caplen + pad
         ts = frame.ts_ns
-        buf = self._buf
-        room = PAGE_OCTETS - (self.size_bytes + len(buf)) % PAGE_OCTETS
-        if blen > room or room - blen in (4, 8):
-            buf += _filler_before(self.size_bytes + len(buf), blen)
-        buf += _EPB_HEAD.pack(6, blen, if_id, ts >> 32, ts & 0xFFFFFFFF, caplen, caplen)
-        buf += data
+        epb = _EPB_PACK(6, blen, if_id, ts >> 32, ts & 0xFFFFFFFF, caplen, caplen)
         trailer = _EPB_TRAILERS.get(caplen)
         if trailer is None:
             trailer = _EPB_TRAILERS[caplen] = _PADDING[pad] + _U32.pack(blen)
-        buf += trailer
+        # everything is built: nothing below raises, so a skipped frame leaves no part
+        parts = self._parts
+        offset = self.size_bytes + self._pending
+        room = PAGE_OCTETS - offset % PAGE_OCTETS
+        if blen > room or room - blen in (4, 8):
+            filler = _filler_before(offset, blen)
+            parts.append(filler)
+            self._pending += len(filler)
+        parts.append(epb)
+        parts.append(head)
+        parts.append(psdu)
+        if fcs_octets:
+            parts.append(fcs_octets)
+        parts.append(trailer)
+        self._pending += blen
         self.frames += 1
 
     def _append(self, block: bytes) -> None:
         """Append a whole block, after a filler where it would cross a page."""
-        self._buf += _filler_before(self.size_bytes + len(self._buf), len(block)) + block
+        filler = _filler_before(self.size_bytes + self._pending, len(block))
+        self._parts.append(filler + block)
+        self._pending += len(filler) + len(block)
 
     def write_annotated(self, if_id: int, frame: Frame, comments: Sequence[str]) -> None:
         """Append one EPB for ``frame`` carrying each of ``comments`` as an
@@ -294,10 +310,12 @@ class PcapngWriter:
 
     def flush(self) -> None:
         """Hand every assembled block to the kernel in one write."""
-        if self._buf and not self.closed:
-            _write_all(self._fd, self._buf)
-            self.size_bytes += len(self._buf)
-            self._buf = bytearray()
+        if self._parts and not self.closed:
+            data = b"".join(self._parts)
+            _write_all(self._fd, data)
+            self.size_bytes += len(data)
+            self._parts = []
+            self._pending = 0
 
     def close(self) -> None:
         """Flush and close; safe to call twice."""

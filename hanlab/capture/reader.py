@@ -88,6 +88,9 @@ _TAPS_HELD: Final = 4096
 _SKIPPED: Final = Frame(0, "", Band.GHZ_2_4, 0, 11, b"", None)
 
 
+#: octets of the file copied at a time for reading its packet blocks (a block longer than
+#: this is copied whole)
+WINDOW_OCTETS: Final = 1 << 20
 #: octets read between two releases of the map's pages already read (:func:`_release`)
 RELEASE_OCTETS: Final = 8 << 20
 _MADV_DONTNEED: Final[int] = int(getattr(mmap, "MADV_DONTNEED", -1))  # -1: not offered
@@ -319,7 +322,6 @@ class CaptureReader:
         ifaces: list[_Interface] = []
         hdr = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
-        u16 = struct.Struct("<H").unpack_from
         sid, page, channel = self.sniffer_id, self.page, self.channel
         band = band_for(page, channel)
         CAPTURE = TsSource.CAPTURE
@@ -327,7 +329,10 @@ class CaptureReader:
         skip = self.skip_frames
         released = 0
         taps: dict[bytes, _Tap] = {}
-        head = b""
+        # a copy of the file from offset ``base``: an EPB is read from it with bytes
+        # operations (compiled: native slices and octets), not from the map
+        win = b""
+        base = 0
         # declared ints: compiled, the fields unpacked below are then native integers
         btype: int
         blen: int
@@ -341,11 +346,14 @@ class CaptureReader:
                 released = _release(buf, released, off)
             if off + 12 > n:
                 raise CaptureFormatError(self.path, off, "truncated block header")
+            rel = off - base
+            if rel + 28 > len(win):
+                win = buf[off : off + WINDOW_OCTETS]
+                base, rel = off, 0
             if endian == "<":
-                # one slice, fields read by index: compiled, no struct call, no tuple
-                head = buf[off : off + 28]
-                btype = _u32le(head, 0)
-                blen = _u32le(head, 4)
+                # fields read by index: compiled, no struct call, no tuple
+                btype = _u32le(win, rel)
+                blen = _u32le(win, rel + 4)
             else:
                 btype, blen = hdr(buf, off)
             if btype == PCAPNG_SHB:
@@ -369,12 +377,19 @@ class CaptureReader:
                     f" {n - off} present)"
                 )
             if btype == PCAPNG_EPB:
-                if endian == "<" and len(head) == 28:
-                    if_id = _u32le(head, 8)
-                    ts_hi = _u32le(head, 12)
-                    ts_lo = _u32le(head, 16)
-                    caplen = _u32le(head, 20)
-                    orig = _u32le(head, 24)
+                if rel + blen > len(win):  # the block runs past the window: a new one
+                    win = buf[off : off + max(WINDOW_OCTETS, blen)]
+                    base, rel = off, 0
+                if rel + 28 > len(win):  # a block shorter than its fields, at the end
+                    raise CaptureFormatError(
+                        self.path, off + 4, f"enhanced packet block of {blen} octets: "
+                        f"shorter than its 28 octets of fields")
+                if endian == "<":
+                    if_id = _u32le(win, rel + 8)
+                    ts_hi = _u32le(win, rel + 12)
+                    ts_lo = _u32le(win, rel + 16)
+                    caplen = _u32le(win, rel + 20)
+                    orig = _u32le(win, rel + 24)
                 else:
                     if_id, ts_hi, ts_lo, caplen, orig = epb(buf, off + 8)
                 if if_id >= len(ifaces) or 28 + caplen > blen:
@@ -400,18 +415,19 @@ class CaptureReader:
                     if skip:
                         frame = _SKIPPED  # a frame for certain: counted below, not built
                     else:
+                        at = rel + 26 + caplen  # the FCS, in the window
                         if orig > caplen:  # snaplen cut the FCS off
-                            psdu = buf[off + 28 : off + 26 + min(caplen + 2, orig)]
+                            psdu = win[rel + 28 : rel + 26 + min(caplen + 2, orig)]
                             fcs_ok = None
                         else:
-                            psdu = buf[off + 28 : off + 26 + caplen]
-                            fcs_ok = fcs16(psdu) == u16(buf, off + 26 + caplen)[0]
+                            psdu = win[rel + 28 : at]
+                            fcs_ok = fcs16(psdu) == win[at] | (win[at + 1] << 8)
                         frame = Frame(ts_ns, sid, band, page, channel, psdu, fcs_ok, None,
                                       None, CAPTURE, None)
                 elif iface.linktype == LINKTYPE_IEEE802_15_4_TAP and orig == caplen:
                     # hot path for TAP (what hanlab writes): one slice, and a header seen
                     # before in this file is not parsed again
-                    data = buf[off + 28 : off + 28 + caplen]
+                    data = win[rel + 28 : rel + 28 + caplen]
                     tap = self._tap(taps, data)
                     if tap is None:  # malformed: the general path counts it
                         frame = self._frame(iface, ts_ns, data, off, orig)
@@ -430,7 +446,7 @@ class CaptureReader:
                         frame = Frame(ts_ns, sid, tap.band, tap.page, tap.channel, psdu,
                                       fcs_ok, tap.rssi, tap.lqi, CAPTURE, None)
                 else:
-                    frame = self._frame(iface, ts_ns, buf[off + 28 : off + 28 + caplen], off,
+                    frame = self._frame(iface, ts_ns, win[rel + 28 : rel + 28 + caplen], off,
                                         orig)
                 if frame is not None:
                     if ts_ns < prev_ts:
