@@ -347,7 +347,7 @@ def test_tap_hot_path_reads_what_decap_tap_reads(tmp_path_factory: pytest.TempPa
     path.write_bytes(_tap_pcapng(packets))
     expected, bad = _tap_reference(packets)
     if not expected:
-        with pytest.raises(CaptureFormatError, match="holds no IEEE 802.15.4 frames"):
+        with pytest.raises(CaptureFormatError, match=r"holds no IEEE 802\.15\.4 frames"):
             list(read_frames(path))
         return
     reader = CaptureReader(path)
