@@ -193,11 +193,11 @@ def usage_error_line(exc: Exception) -> str:
 
 
 #: allocations of tracked objects between two collections of the cyclic garbage
-#: collector's youngest generation (CPython's default: 700; 3.13 raised it to 2,000).
+#: collector's youngest generation (CPython 3.11's default: 700).
 #: hanlab's hot paths allocate one tracked object per frame (its :class:`~hanlab.frames.Frame`)
 #: that lives for a batch of hundreds of frames: at 700, nearly every frame survived a
 #: young collection, and enough reached the oldest generation to set off full
-#: collections of the whole heap. ``hanlab capture`` of Sinope ×10: 581 collections
+#: collections of the whole heap. ``hanlab capture`` of Sinope ×10: 574 collections
 #: taking 0.13 s, against 7 taking 0.01 s at 10,000 (issue 15).
 GC_YOUNG_THRESHOLD = 10_000
 
