@@ -61,7 +61,7 @@ TI_PAIR = Pair("ti", "ti-smartrf-sniffer2", 28, 11, TiSnifferSettings, EmulatedT
     "turnaround_ns": ti_dongle.TURNAROUND_NS})
 DELAY_A_US, DELAY_B_US = 100, 500
 TOLERANCE_US = 100
-CLOCK_EVENTS = 6  # 1 s each: the last one is judged
+CLOCK_EVENTS = 10  # 1 s each: the last one is judged (its drift over a 10 s span)
 
 
 def rig_config(channels: dict[str, int], ports: dict[str, Path],
