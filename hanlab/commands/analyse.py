@@ -94,11 +94,14 @@ def analyse(
 
 
 def _print_table(result: AnalyseResult) -> None:
-    """The timing table and the frame accounting line."""
+    """The timing table (plain text, at most 80 columns, no cell ever cut: the same in a
+    terminal, a pipe and a saved report) and the frame accounting line."""
     from rich.console import Console
 
-    console = Console(highlight=False)
-    console.print(result.stats.table())
+    from hanlab.correlate.stats import text_table
+
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(text_table(result.stats.rows()), markup=False)
     levels: dict[str, int] = {}
     for exchange in result.exchanges:
         if exchange.kind == "sr":
@@ -112,7 +115,8 @@ def _print_table(result: AnalyseResult) -> None:
         f"{counts['frames_idle'] + counts['frames_tunnel_control']} polls and idle traffic, "
         f"{counts['frames_mac_other']} MAC ACKs and others, "
         f"{counts['frames_bad_fcs']} with a bad FCS"
-        + (f", {counts['frames_malformed']} malformed" if counts["frames_malformed"] else ""))
+        + (f", {counts['frames_malformed']} malformed" if counts["frames_malformed"] else ""),
+        markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -169,25 +169,6 @@ class TimingStats:
             writer.writerow(row)
         return buffer.getvalue()
 
-    def table(self) -> Any:
-        """A :class:`rich.table.Table` of the rows (times in ms), for the terminal."""
-        from rich.table import Table
-
-        table = Table(title="HAN timings (ms) per band × SR variant × device role")
-        for name in ("band", "SR", "role", "segment", "n", "min", "p50", "p90", "p99",
-                     "max", "target"):
-            table.add_column(name, justify="right" if name not in ("band", "SR", "role",
-                                                                   "segment") else "left")
-        for row in self.rows():
-            target = ("" if row["target_s"] is None
-                      else f"{row['within_target']}/{row['count']} ≤ {row['target_s']} s")
-            table.add_row(row["band"], row["sr_variant"], row["device_role"], row["segment"],
-                          str(row["count"]),
-                          *(f"{row[k] / 1000:.3f}" for k in ("min_us", "p50_us", "p90_us",
-                                                              "p99_us", "max_us")),
-                          target)
-        return table
-
 
 _TEXT_COLUMNS = (("band", "band", 6, "<"), ("SR", "sr_variant", 7, "<"),
                  ("role", "device_role", 7, "<"), ("segment", "segment", 12, "<"),
