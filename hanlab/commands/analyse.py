@@ -85,7 +85,7 @@ def analyse(
     if as_json:
         sys.stdout.write("".join(line + "\n" for line in lines))
     else:
-        _print_table(result)
+        _print_report(result)
     if result.damaged:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         for damage in result.damaged:
@@ -93,7 +93,7 @@ def analyse(
         raise typer.Exit(1)
 
 
-def _print_table(result: AnalyseResult) -> None:
+def _print_report(result: AnalyseResult) -> None:
     """The timing table (plain text, at most 80 columns, no cell ever cut: the same in a
     terminal, a pipe and a saved report) and the frame accounting line."""
     from rich.console import Console

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hanlab.commands import print_table
 from hanlab.config import load_lab
 from hanlab.hardware.devices import (
     configured_devices,
@@ -40,7 +41,7 @@ def devices(
         table.add_column(column)
     for p in ports:
         table.add_row(p.device, p.usb_id, p.serial_number or "-", p.description)
-    console.print(table)
+    print_table(console, table)
     if lab_file is None:
         return
     lab = load_lab(lab_file)
@@ -62,7 +63,7 @@ def devices(
             m.status,
             ", ".join(p.device for p in m.ports) or "-",
         )
-    console.print(configured)
+    print_table(console, configured)
     if unclaimed:
         console.print(
             "USB serial ports no sniffer claims: "

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hanlab.commands import print_table
 from hanlab.errors import BadInputError
 
 
@@ -111,7 +112,7 @@ def _print(view: dict[str, Any]) -> None:
     for name, t in view["transmitters"].items():
         table.add_row(name, t["state"], f"{t['duty_cycle_pct']:.3f}", f"{t['peak_pct']:.3f}",
                       str(t["frames"]), f"{t['airtime_s']:.3f}", str(len(t["changes"])))
-    console.print(table)
+    print_table(console, table)
     for name, t in view["transmitters"].items():
         for c in t["changes"]:
             console.print(f"{utc_ms(c['ts_ns'])}  {name}: {c['old']} -> {c['new']} at "

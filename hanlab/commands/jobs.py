@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hanlab.commands import print_table
 from hanlab.errors import HanlabError
 
 jobs_app = typer.Typer(help="Jobs on the lab's rigs: list, show, cancel, rerun.",
@@ -111,7 +112,7 @@ def list_jobs(
         table.add_row(job["id"], job["rig"], job["scenario"], job["state"],
                       f"{progress.get('steps_done', 0)}/{progress.get('steps_total', 0)}",
                       _when(job["submitted_ns"]), job.get("detail", ""))
-    console.print(table)
+    print_table(console, table)
 
 
 def _find(job_id: str, daemon: str | None, folder: Path) -> tuple[dict[str, Any], Any]:

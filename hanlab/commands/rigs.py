@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hanlab.commands import print_table
 from hanlab.errors import BadInputError, BrokerError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -104,7 +105,7 @@ def rigs(
         table.add_row(str(status.get("lab", "")), str(status.get("rig", "")),
                       str(status.get("state", "")), str(status.get("host", "")),
                       str(status.get("control_url", "")), sniffers)
-    console.print(table)
+    print_table(console, table)
     if not found:
         console.print("no rig found" + ("" if broker else " (no daemon runs here; give "
                                         "--broker to look at the lab's broker)"),

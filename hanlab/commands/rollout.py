@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hanlab.commands import print_table
 from hanlab.errors import BadInputError
 
 app = typer.Typer(help="CH firmware roll-outs (SECMP0024): plan an estate, list the rules.",
@@ -135,7 +136,7 @@ def plan_command(
     table = Table("planned activation", "CHs", "batches")
     for day, (count, batches) in result.dates.items():
         table.add_row(day, str(count), str(batches))
-    console.print(table)
+    print_table(console, table)
     console.print("steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.steps_s.items()))
 
 
@@ -152,7 +153,7 @@ def rules_command() -> None:
     table = Table("rule", "SECMP0024 clause")
     for rule, clause in CLAUSES.items():
         table.add_row(rule.value, clause)
-    console.print(table)
+    print_table(console, table)
 
 
 def register(root: typer.Typer) -> None:

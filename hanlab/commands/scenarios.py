@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hanlab.commands import print_table
 from hanlab.duis.catalogue import sr
 from hanlab.scenarios.loader import get_scenario, load_library
 from hanlab.scenarios.models import (
@@ -57,7 +58,7 @@ def list_scenarios(folder: FolderOption = None) -> None:
         srs += count
         table.add_row(scenario.name, scenario.seed, str(len(scenario.variants)), str(count),
                       scenario.title)
-    console.print(table)
+    print_table(console, table)
     console.print(f"{len(library)} scenarios, {variants} variants, {srs} SR steps",
                   markup=False)
 
@@ -131,7 +132,7 @@ def show(
     for alert in scenario.alerts:
         console.print(f"  alert {alert.code} ({alert.type}): {alert.trigger}", markup=False)
     for table in show_table(scenario, variant):
-        console.print(table)
+        print_table(console, table)
 
 
 def _devices(values: list[str]) -> dict[str, str]:

@@ -4,8 +4,6 @@ correlator gave on the same frames and DUIS events (issue 5 item 7)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from hanlab.correlate import Correlator, exchange_json, time_ordered
 from hanlab.correlate.simulate import simulate
 from hanlab.correlate.stats import text_table
 from hanlab.frames import Band
+from tests.integration.test_cli_errors import run_hanlab
 
 
 def test_analyse_reproduces_in_process_exchanges(tmp_path: Path) -> None:
@@ -53,10 +52,8 @@ def test_analyse_reproduces_in_process_exchanges(tmp_path: Path) -> None:
     for name in ("exchanges.jsonl", "timings.json", "timings.csv"):
         assert (again / name).read_bytes() == (out / name).read_bytes()
     # through a pipe, as a user saves a report: the whole table, no cell cut to fit
-    hanlab = shutil.which("hanlab")
-    assert hanlab is not None
-    proc = subprocess.run([hanlab, "analyse", *map(str, paths), "--duis-log", str(log),
-                           "--keys", str(keys)], capture_output=True, text=True, check=True)
+    proc = run_hanlab("analyse", *map(str, paths), "--duis-log", str(log), "--keys", str(keys))
+    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(text_table(timings["rows"]) + "\n"), proc.stdout
     assert "…" not in proc.stdout
     assert max(map(len, proc.stdout.splitlines()[:-1])) <= 80
