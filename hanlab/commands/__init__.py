@@ -11,15 +11,16 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-#: widest table printed through a pipe (columns); wider ones fold their cells, still whole
+#: widest table printed through a pipe (columns); rich fits a wider one to this width, as it
+#: would fit it to a terminal of this width
 PIPE_WIDTH_MAX = 400
 
 
 def print_table(console: Console, table: Table) -> None:
     """Print ``table``. In a terminal, rich fits it to the terminal. Through a pipe or
     into a file (where rich would assume 80 columns and cut cells to ``name…``) it is
-    printed as wide as its content needs, up to :data:`PIPE_WIDTH_MAX` columns, so
-    saved output keeps every name and number whole."""
+    printed as wide as its content needs (never narrower than the console), up to
+    :data:`PIPE_WIDTH_MAX` columns, so saved output keeps every name and number whole."""
     if console.is_terminal:
         console.print(table)
         return
